@@ -1,0 +1,143 @@
+// The backward walk. Starting from a scalar (or a tensor with a given gradient), it visits only the
+// nodes on a path to tensors that require grad, in reverse topological order, calls each rule with
+// the inputs that need gradients, accumulates into leaves' .grad (kept out of scopes) and frees
+// intermediate gradients as soon as they are consumed. The graph is freed afterwards unless
+// retainGraph is set; a second backward through a freed graph throws GraphFreedError.
+
+import { GraphFreedError, ShapeError, fmtShape } from '../tensor/errors.js';
+import type { GradNode } from '../tensor/grad-node.js';
+import { keep } from '../tensor/scope.js';
+import { shapesEqual } from '../tensor/shape.js';
+import { Storage } from '../tensor/storage.js';
+import { Tensor, inBackward } from '../tensor/tensor.js';
+import { noGrad } from './graph.js';
+
+export interface BackwardOpts {
+  /** Gradient of `root` (default: 1 for a one-element root). */
+  grad?: Tensor;
+  /** Keep the graph so backward can run through it again. */
+  retainGraph?: boolean;
+}
+
+/** Accumulates d(root)/d(leaf) into every leaf's .grad that requires grad. */
+export function backward(root: Tensor, opts: BackwardOpts = {}): void {
+  if (!root.requiresGrad) throw new Error(`[backward] Tensor of shape ${fmtShape(root.shape)} does not require grad (no input of its graph requires grad, or it was computed under noGrad)`);
+  noGrad(() => inBackward(() => run(root, opts)));
+}
+
+function run(root: Tensor, opts: BackwardOpts): void {
+  let seed: Tensor;
+  if (opts.grad) {
+    if (!shapesEqual(opts.grad.shape, root.shape)) {
+      throw new ShapeError(`[backward] Gradient of shape ${fmtShape(opts.grad.shape)} does not match the root's ${fmtShape(root.shape)}`);
+    }
+    seed = opts.grad;
+  } else {
+    if (root.numel !== 1) throw new ShapeError(`[backward] Implicit gradient needs a one-element root, got ${fmtShape(root.shape)}; pass opts.grad`);
+    seed = filled(root, 1);
+  }
+  if (!root.gradFn) {
+    accumulateLeaf(root, seed, opts.grad !== undefined);
+    return;
+  }
+  const order = topoOrder(root.gradFn);
+  const grads = new Map<GradNode, Tensor>([[root.gradFn, seed]]);
+  const ownedSeed = opts.grad === undefined;
+  for (const node of order) {
+    const dy = grads.get(node);
+    grads.delete(node);
+    if (!dy) continue; // not reached by any gradient (e.g. every consumer's rule returned null)
+    const rule = node.backwardFn;
+    if (!rule) {
+      throw new GraphFreedError(`[backward] The graph through "${node.op}" (output ${fmtShape(node.outShape)}) was already freed by an earlier backward(); pass { retainGraph: true } to the first call to backpropagate twice`);
+    }
+    const inputGrads = rule(dy, node.needs);
+    if (inputGrads.length !== node.inputs.length) {
+      throw new Error(`[backward] Rule of "${node.op}" returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
+    }
+    // Rules may pass dy through or return one tensor for several inputs: give each use its own
+    // handle (a view sharing the storage) so every consumer can dispose what it receives.
+    const used = new Set<Tensor>([dy]);
+    const handles = inputGrads.map((g) => {
+      if (!g) return null;
+      if (!used.has(g)) return used.add(g), g;
+      return new Tensor(g.storage, g.shape, g.strides, g.offset);
+    });
+    if (dy !== seed || ownedSeed) dy.dispose();
+    for (let i = 0; i < node.inputs.length; i++) {
+      const g = handles[i];
+      const input = node.inputs[i]!;
+      if (!g) continue;
+      if (!node.needs[i]) {
+        g.dispose();
+        continue;
+      }
+      if (!shapesEqual(g.shape, input.shape)) {
+        throw new ShapeError(`[backward] Rule of "${node.op}" returned a gradient of shape ${fmtShape(g.shape)} for input ${i} of shape ${fmtShape(input.shape)}`);
+      }
+      if (input.gradFn) {
+        const prev = grads.get(input.gradFn);
+        grads.set(input.gradFn, prev ? accumulate(prev, g) : g);
+      } else if (input.requiresGrad) {
+        accumulateLeaf(input, g, false);
+      } else g.dispose();
+    }
+    if (!opts.retainGraph) node.free();
+  }
+  for (const g of grads.values()) g.dispose();
+}
+
+/** Nodes reachable from `root` through inputs that require grad, root first, inputs after consumers. */
+function topoOrder(root: GradNode): GradNode[] {
+  const post: GradNode[] = [];
+  const seen = new Set<GradNode>([root]);
+  const stack: [GradNode, number][] = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [node, i] = top;
+    if (i < node.inputs.length) {
+      top[1]++;
+      const child = node.needs[i] ? node.inputs[i]!.gradFn : null;
+      if (child && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      post.push(node);
+      stack.pop();
+    }
+  }
+  return post.reverse();
+}
+
+function filled(like: Tensor, value: number): Tensor {
+  const t = new Tensor(Storage.alloc(like.backend, like.dtype, like.numel), like.shape);
+  like.backend.fill(t.view('backward'), value);
+  return t;
+}
+
+/** a + b into a fresh tensor (both are disposed). */
+function accumulate(a: Tensor, b: Tensor): Tensor {
+  const out = new Tensor(Storage.alloc(a.backend, a.dtype, a.numel), a.shape);
+  a.backend.binary('add', out.view('backward'), a.view('backward'), b.view('backward'));
+  a.dispose();
+  b.dispose();
+  return out;
+}
+
+/** leaf.grad += g, keeping the result out of any scope so it survives the training step. */
+function accumulateLeaf(leaf: Tensor, g: Tensor, borrowed: boolean): void {
+  const b = leaf.backend;
+  if (leaf.grad && !leaf.grad.disposed) {
+    const gv = leaf.grad.view('backward');
+    b.binary('add', gv, gv, g.view('backward'));
+    if (!borrowed) g.dispose();
+    return;
+  }
+  // A fresh contiguous tensor that owns its data (g may be a view of something else).
+  const own = new Tensor(Storage.alloc(b, leaf.dtype, leaf.numel), leaf.shape);
+  b.copy(own.view('backward'), g.view('backward'));
+  if (!borrowed) g.dispose();
+  own.name = leaf.name ? `${leaf.name}.grad` : '';
+  leaf.grad = keep(own);
+}

@@ -1,0 +1,55 @@
+// Recording the tape: gradient mode (noGrad / enableGrad) and record(), which every differentiable op
+// calls after computing its output. An output joins the graph only when grad mode is on and some input
+// requires grad; the rule later receives which inputs need a gradient, so frozen weights cost nothing.
+
+import { type BackwardFn, GradNode } from '../tensor/grad-node.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = enabled;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Runs fn without recording a graph (inference, evaluation, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs fn with recording on, even inside noGrad (used by activation checkpointing). */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+
+/**
+ * Attaches a backward rule to `out` when any input requires grad. The node holds the inputs, the
+ * output and `saved` (other tensors the rule reads) until backward frees it. `owned` lists
+ * intermediates the op made only for the rule (LayerNorm's mean and rstd, contiguous copies): record
+ * disposes them, so their storage lives exactly as long as the node.
+ */
+export function record(
+  op: string,
+  out: Tensor,
+  inputs: readonly Tensor[],
+  backward: BackwardFn,
+  owned: readonly Tensor[] = [],
+  saved: readonly Tensor[] = [],
+): Tensor {
+  const needs = inputs.map((t) => t.requiresGrad);
+  if (gradEnabled && needs.some(Boolean)) {
+    out.requiresGrad = true;
+    out.gradFn = new GradNode(op, inputs, needs, out.shape, backward, [...inputs, out, ...owned, ...saved]);
+  }
+  for (const t of owned) t.dispose();
+  return out;
+}

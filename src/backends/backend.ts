@@ -1,0 +1,250 @@
+// The contract every backend implements: buffers (alloc/free/upload/download) and a closed list of
+// kernels. The tensor front end (src/tensor, src/autograd) is written against this interface only;
+// model code never sees a backend. `js` (pure TypeScript) is the living definition of each kernel,
+// `native` (N-API + oneDNN) must agree with it, and a CUDA backend will implement the same list on
+// device pointers. Kernels never read results back to the host: only download() does.
+//
+// Conventions, shared by every kernel:
+// - A View is a strided window on a buffer; offsets and strides count elements, stride 0 broadcasts.
+// - "contiguous" below means row-major dense from `offset` (the front end guarantees it).
+// - Output views are contiguous unless the kernel says otherwise, and never alias an input, except
+//   that unary/scalar/binary/where may be given an out identical to a contiguous input of the same
+//   shape (same buffer and offset): elementwise in-place updates such as grad += g.
+// - Float kernels compute in f32 (f64 on the js backend when the views are f64). Integer inputs
+//   (ids, targets) are i32. Masks are 'bool' (one byte, 0 or 1).
+
+import type { DType, HostArray } from '../tensor/dtype.js';
+
+/** An opaque handle to a block of memory owned by one backend. */
+export interface BackendBuffer {
+  readonly byteLength: number;
+}
+
+export interface View {
+  readonly buf: BackendBuffer;
+  readonly dtype: DType;
+  readonly offset: number;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+}
+
+export type UnaryOp =
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'abs'
+  | 'sign'
+  | 'sin'
+  | 'cos'
+  | 'tanh'
+  | 'sigmoid'
+  | 'relu'
+  | 'gelu' // exact: x·Φ(x) with erf
+  | 'gelu_tanh' // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+  | 'silu'
+  | 'square'
+  | 'recip';
+
+/** Unary ops that take one scalar parameter `s`. Comparisons produce 'bool'. */
+export type ScalarOp =
+  | 'add_s' // x + s
+  | 'mul_s' // x · s
+  | 'pow_s' // x ** s
+  | 'rsub_s' // s − x
+  | 'max_s' // max(x, s)
+  | 'min_s' // min(x, s)
+  | 'eq_s'
+  | 'ne_s'
+  | 'lt_s'
+  | 'le_s'
+  | 'gt_s'
+  | 'ge_s';
+
+/** Binary ops with broadcasting (the front end passes broadcast strides). Comparisons produce 'bool'. */
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+/** Unary ops that have a fused derivative kernel: dx = dy · f'(x). */
+export type UnaryGradOp = 'gelu' | 'gelu_tanh' | 'silu' | 'tanh' | 'sigmoid' | 'relu';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+export interface AttentionOpts {
+  /** Multiplier of q·kᵀ, usually 1/√D. */
+  scale: number;
+  /** Query i may attend key j only when j ≤ i + (Tk − Tq) (queries are the last Tq positions). */
+  causal: boolean;
+  /** When > 0, query i may attend key j only when (i + Tk − Tq) − j < window (Mistral's sliding window). */
+  window: number;
+  /** Optional 'bool' [B, Tk] contiguous, 1 = attend, 0 = padding (HF's attention_mask). */
+  keyMask: View | null;
+}
+
+export interface CrossEntropyOpts {
+  ignoreIndex: number;
+  labelSmoothing: number;
+}
+
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count after this update, for bias correction. */
+  step: number;
+}
+
+export interface MemoryStats {
+  /** Bytes held by live buffers. */
+  allocated: number;
+  /** Bytes held by the backend's free-list cache, ready for reuse. */
+  cached: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly device: 'cpu' | 'cuda';
+  /** dtypes this backend can allocate and compute with (js adds f64). */
+  readonly dtypes: readonly DType[];
+
+  // ---- memory -------------------------------------------------------------------------------
+  /** Uninitialised storage for `numel` elements of `dtype`. */
+  alloc(dtype: DType, numel: number): BackendBuffer;
+  /** Returns the memory to the backend; the handle must not be used again. Idempotent. */
+  free(buf: BackendBuffer): void;
+  /** Copies a host array (whose length equals the buffer's element count at `offset`) into the buffer. */
+  upload(buf: BackendBuffer, dtype: DType, offset: number, data: HostArray): void;
+  /** Copies a strided view into a new contiguous host array of the view's dtype. */
+  download(v: View): HostArray;
+  memory(): MemoryStats;
+  /** Releases cached free memory back to the system. */
+  emptyCache(): void;
+  /** Waits for queued work (a no-op on synchronous CPU backends). */
+  sync(): void;
+  /** Number of worker threads used by kernels. */
+  getThreads(): number;
+  setThreads(n: number): void;
+
+  // ---- data movement ------------------------------------------------------------------------
+  /** out[i] = cast(a[i]) elementwise over out.shape == a.shape; both views may be strided. */
+  copy(out: View, a: View): void;
+  /** Sets every element of a contiguous view to `value`. */
+  fill(out: View, value: number): void;
+
+  // ---- elementwise --------------------------------------------------------------------------
+  unary(op: UnaryOp, out: View, a: View): void;
+  scalar(op: ScalarOp, out: View, a: View, s: number): void;
+  binary(op: BinaryOp, out: View, a: View, b: View): void;
+  /** dx = dy · f'(x); x and dy have out's shape (may be strided). */
+  unaryGrad(op: UnaryGradOp, dx: View, x: View, dy: View): void;
+  /** out = cond ? a : b, all three broadcast to out.shape; cond is 'bool'. */
+  where(out: View, cond: View, a: View, b: View): void;
+
+  // ---- reductions ---------------------------------------------------------------------------
+  /** Reduces `a` over `axes` into out, whose shape is a.shape with those axes set to 1. */
+  reduce(op: ReduceOp, out: View, a: View, axes: readonly number[]): void;
+  /** out[r] = index of the first maximum of row r of a contiguous [R, N] view; out is i32 [R]. */
+  argmax(out: View, a: View): void;
+  /** The k largest of each row of a contiguous [R, N] view, sorted descending (ties: lower index first). */
+  topk(values: View, indices: View, a: View, k: number): void;
+
+  // ---- linear algebra -----------------------------------------------------------------------
+  /**
+   * Batched GEMM on 3-D views: out[b] (+)= a[b] · b[b] with a [Bt, M, K], b [Bt, K, N], out [Bt, M, N]
+   * contiguous. For a and b one of the last two strides is 1 (row- or column-major); the batch stride
+   * is free (0 broadcasts). accumulate = true adds into out instead of overwriting.
+   */
+  matmul(out: View, a: View, b: View, accumulate: boolean): void;
+
+  // ---- fused neural-network kernels (forward/backward pairs) ---------------------------------
+  /** Softmax (or log-softmax) over the last axis of a contiguous [R, N] view. */
+  softmax(out: View, a: View, log: boolean): void;
+  /** dx from y (the forward output) and dy; log selects log-softmax's derivative. */
+  softmaxBackward(dx: View, y: View, dy: View, log: boolean): void;
+
+  /** LayerNorm over the last axis of contiguous x [R, C]; saves mean [R] and rstd [R]. w, b: [C] or null. */
+  layerNorm(out: View, mean: View, rstd: View, x: View, w: View | null, b: View | null, eps: number): void;
+  /** dx (overwrite); dw and db accumulate (+=) when not null. */
+  layerNormBackward(
+    dx: View | null,
+    dw: View | null,
+    db: View | null,
+    dy: View,
+    x: View,
+    w: View | null,
+    mean: View,
+    rstd: View,
+  ): void;
+  /** RMSNorm (Llama): out = x · rsqrt(mean(x²) + eps) · w; saves rstd [R]. w may be null. */
+  rmsNorm(out: View, rstd: View, x: View, w: View | null, eps: number): void;
+  rmsNormBackward(dx: View | null, dw: View | null, dy: View, x: View, w: View | null, rstd: View): void;
+
+  /** out[n] = weight[ids[n]] for ids i32 [N] (contiguous), weight [V, C] contiguous, out [N, C]. Throws on ids out of range. */
+  embedding(out: View, weight: View, ids: View): void;
+  /** dweight[ids[n]] += dy[n] (scatter-add), dy [N, C] contiguous. */
+  embeddingBackward(dweight: View, dy: View, ids: View): void;
+
+  /** torch.gather on contiguous views: out[..i..] = a[..index[..i..] along axis..]; index i32, out.shape = index.shape. */
+  gather(out: View, a: View, index: View, axis: number): void;
+  /** The adjoint of gather: out[..index[..i..] along axis..] += src[..i..]. */
+  scatterAdd(out: View, index: View, src: View, axis: number): void;
+
+  /**
+   * Scaled dot-product attention. q [B, Tq, Hq, D], k and v [B, Tk, Hkv, D] with the last stride 1
+   * (other strides free, so a fused qkv projection is read in place); Hq is a multiple of Hkv
+   * (grouped-query attention: query head h reads kv head ⌊h·Hkv/Hq⌋). out [B, Tq, Hq, D] contiguous;
+   * lse [B, Hq, Tq] contiguous receives each row's log-sum-exp of the scaled, masked scores (−∞ for a
+   * row with no visible key, whose output is 0). The T×T probabilities are never stored.
+   */
+  attention(out: View, lse: View, q: View, k: View, v: View, opts: AttentionOpts): void;
+  /** Gradients of attention (overwrite dq, dk, dv, which are contiguous in the forward input shapes). */
+  attentionBackward(
+    dq: View,
+    dk: View,
+    dv: View,
+    dout: View,
+    q: View,
+    k: View,
+    v: View,
+    out: View,
+    lse: View,
+    opts: AttentionOpts,
+  ): void;
+
+  /**
+   * Per-row cross-entropy of contiguous logits [N, V] against i32 targets [N]: loss [N] (0 for an
+   * ignored row), and lse [N] saved for the backward. With label smoothing ε the target distribution
+   * is (1 − ε)·onehot + ε/V, as torch defines it.
+   */
+  crossEntropy(loss: View, lse: View, logits: View, targets: View, opts: CrossEntropyOpts): void;
+  /** dlogits = dloss[n] · (softmax(logits[n]) − target distribution), 0 for ignored rows. */
+  crossEntropyBackward(
+    dlogits: View,
+    dloss: View,
+    logits: View,
+    lse: View,
+    targets: View,
+    opts: CrossEntropyOpts,
+  ): void;
+
+  /**
+   * Rotary embedding with HF's rotate_half layout over the last axis D of x [B, T, H, D] (last stride 1,
+   * others free): with x1 = x[..., :D/2], x2 = x[..., D/2:] and tables cos, sin [B or 1, T, D/2]
+   * contiguous (HF's cos/sin tables hold each angle twice; these hold it once),
+   *   out[..., :D/2] = x1·cos − x2·sin,   out[..., D/2:] = x2·cos + x1·sin,
+   * into out [B, T, H, D] contiguous. The backward is this kernel with `inverse` (sin negated).
+   */
+  rope(out: View, x: View, cos: View, sin: View, inverse: boolean): void;
+
+  /**
+   * Inverted dropout of a contiguous view: keep element i when u(seed, offset + i) ≥ p, scaling kept
+   * values by 1/(1 − p). u is the counter-based Philox4x32-10 uniform defined in src/backends/philox.ts,
+   * so every backend draws the same mask, and the backward is this kernel applied to dy.
+   */
+  dropout(out: View, a: View, p: number, seed: number, offset: number): void;
+
+  /** One AdamW step in place on contiguous param, m, v (torch.optim.AdamW's arithmetic). */
+  adamw(param: View, grad: View, m: View, v: View, hp: AdamWParams): void;
+}

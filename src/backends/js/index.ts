@@ -1,0 +1,91 @@
+// The pure-TypeScript backend: the reference definition of every kernel in backend.ts. Slow and
+// obvious on purpose; it runs anywhere, supports f64 for gradient checks, and is the fallback when
+// the native addon is not built.
+
+import type { Backend, BackendBuffer, MemoryStats, View } from '../backend.js';
+import type { DType, HostArray } from '../../tensor/dtype.js';
+import { ALL_DTYPES, DTYPE_BYTES, hostArray, hostArrayMatches } from '../../tensor/dtype.js';
+import { attention, attentionBackward } from './attention.js';
+import { JsBuffer, dataOf, viewOffsets } from './buffer.js';
+import { binary, copy, fill, scalar, unary, unaryGrad, where } from './elementwise.js';
+import { embedding, embeddingBackward, gather, scatterAdd } from './indexing.js';
+import { crossEntropy, crossEntropyBackward } from './loss.js';
+import { matmul } from './matmul.js';
+import { adamw, dropout, rope } from './misc.js';
+import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './norm.js';
+import { argmax, reduce, topk } from './reduce.js';
+
+export class JsBackend implements Backend {
+  readonly name = 'js';
+  readonly device = 'cpu';
+  readonly dtypes: readonly DType[] = ALL_DTYPES;
+  #allocated = 0;
+
+  alloc(dtype: DType, numel: number): BackendBuffer {
+    if (!Number.isSafeInteger(numel) || numel < 0) throw new Error(`[js alloc] Invalid element count ${numel}`);
+    this.#allocated += numel * DTYPE_BYTES[dtype];
+    return new JsBuffer(dtype, numel);
+  }
+
+  free(buf: BackendBuffer): void {
+    const b = buf as JsBuffer;
+    if (b.freed) return;
+    this.#allocated -= b.byteLength;
+    b.release();
+  }
+
+  upload(buf: BackendBuffer, dtype: DType, offset: number, data: HostArray): void {
+    const b = buf as JsBuffer;
+    if (b.dtype !== dtype || !hostArrayMatches(dtype, data)) throw new Error(`[js upload] Host data does not match dtype ${dtype}`);
+    if (offset < 0 || offset + data.length > b.data.length) throw new Error('[js upload] Data exceeds the buffer');
+    (b.data as Float32Array).set(data as Float32Array, offset);
+  }
+
+  download(v: View): HostArray {
+    const src = dataOf(v, 'download');
+    const offs = viewOffsets(v, 'download');
+    const out = hostArray(v.dtype, offs.length);
+    for (let i = 0; i < offs.length; i++) (out as Float64Array)[i] = (src as Float64Array)[offs[i]!]!;
+    return out;
+  }
+
+  memory(): MemoryStats {
+    return { allocated: this.#allocated, cached: 0 };
+  }
+
+  emptyCache(): void {}
+  sync(): void {}
+  getThreads(): number {
+    return 1;
+  }
+  setThreads(): void {}
+
+  copy = copy;
+  fill = fill;
+  unary = unary;
+  scalar = scalar;
+  binary = binary;
+  unaryGrad = unaryGrad;
+  where = where;
+  reduce = reduce;
+  argmax = argmax;
+  topk = topk;
+  matmul = matmul;
+  softmax = softmax;
+  softmaxBackward = softmaxBackward;
+  layerNorm = layerNorm;
+  layerNormBackward = layerNormBackward;
+  rmsNorm = rmsNorm;
+  rmsNormBackward = rmsNormBackward;
+  embedding = embedding;
+  embeddingBackward = embeddingBackward;
+  gather = gather;
+  scatterAdd = scatterAdd;
+  attention = attention;
+  attentionBackward = attentionBackward;
+  crossEntropy = crossEntropy;
+  crossEntropyBackward = crossEntropyBackward;
+  rope = rope;
+  dropout = dropout;
+  adamw = adamw;
+}

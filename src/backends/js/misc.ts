@@ -1,0 +1,82 @@
+// The remaining fused kernels of the js backend: rotary embedding, dropout and the AdamW update.
+
+import type { AdamWParams, View } from '../backend.js';
+import { philoxUniform } from '../philox.js';
+import { contiguousStart, floats, sizeOf } from './buffer.js';
+
+export function rope(out: View, x: View, cos: View, sin: View, inverse: boolean): void {
+  const [b, t, h, d] = x.shape as [number, number, number, number];
+  if (d % 2 !== 0) throw new Error(`[js rope] Head size ${d} must be even`);
+  const half = d / 2;
+  const cb = cos.shape[0]!;
+  for (const tab of [cos, sin]) {
+    if ((tab.shape[0] !== 1 && tab.shape[0] !== b) || tab.shape[0] !== cb || tab.shape[1] !== t || tab.shape[2] !== half) {
+      throw new Error(`[js rope] Table shape (${tab.shape.join(', ')}) does not fit x (${x.shape.join(', ')})`);
+    }
+  }
+  const xd = floats(x, 'rope');
+  const od = floats(out, 'rope');
+  const cd = floats(cos, 'rope');
+  const sd = floats(sin, 'rope');
+  const os = contiguousStart(out, 'rope');
+  const cs = contiguousStart(cos, 'rope');
+  const ss = contiguousStart(sin, 'rope');
+  const sign = inverse ? -1 : 1;
+  const [xs0, xs1, xs2, xs3] = x.strides as [number, number, number, number];
+  if (xs3 !== 1) throw new Error('[js rope] The last axis of x must be contiguous');
+  for (let bi = 0; bi < b; bi++) {
+    for (let ti = 0; ti < t; ti++) {
+      const co = ((cb === 1 ? 0 : bi) * t + ti) * half;
+      for (let hi = 0; hi < h; hi++) {
+        const xo = x.offset + bi * xs0 + ti * xs1 + hi * xs2;
+        const oo = os + ((bi * t + ti) * h + hi) * d;
+        for (let j = 0; j < half; j++) {
+          const c = cd[cs + co + j]!;
+          const s = sign * sd[ss + co + j]!;
+          const x1 = xd[xo + j]!;
+          const x2 = xd[xo + j + half]!;
+          od[oo + j] = x1 * c - x2 * s;
+          od[oo + j + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  }
+}
+
+export function dropout(out: View, a: View, p: number, seed: number, offset: number): void {
+  if (!(p >= 0 && p < 1)) throw new Error(`[js dropout] p = ${p} must be in [0, 1)`);
+  const n = sizeOf(a.shape);
+  const ad = floats(a, 'dropout');
+  const od = floats(out, 'dropout');
+  const as = contiguousStart(a, 'dropout');
+  const os = contiguousStart(out, 'dropout');
+  const u = new Float64Array(n);
+  philoxUniform(seed, offset, u);
+  const scale = 1 / (1 - p);
+  for (let i = 0; i < n; i++) od[os + i] = u[i]! >= p ? ad[as + i]! * scale : 0;
+}
+
+export function adamw(param: View, grad: View, m: View, v: View, hp: AdamWParams): void {
+  const n = sizeOf(param.shape);
+  const pd = floats(param, 'adamw');
+  const gd = floats(grad, 'adamw');
+  const md = floats(m, 'adamw');
+  const vd = floats(v, 'adamw');
+  const ps = contiguousStart(param, 'adamw');
+  const gs = contiguousStart(grad, 'adamw');
+  const ms = contiguousStart(m, 'adamw');
+  const vs = contiguousStart(v, 'adamw');
+  // torch.optim.AdamW (single-tensor path), in its order of operations.
+  const decay = 1 - hp.lr * hp.weightDecay;
+  const bc1 = 1 - hp.beta1 ** hp.step;
+  const bc2Sqrt = Math.sqrt(1 - hp.beta2 ** hp.step);
+  const stepSize = hp.lr / bc1;
+  for (let i = 0; i < n; i++) {
+    const g = gd[gs + i]!;
+    pd[ps + i] = pd[ps + i]! * decay;
+    md[ms + i] = md[ms + i]! + (1 - hp.beta1) * (g - md[ms + i]!);
+    vd[vs + i] = vd[vs + i]! * hp.beta2 + (1 - hp.beta2) * g * g;
+    const denom = Math.sqrt(vd[vs + i]!) / bc2Sqrt + hp.eps;
+    pd[ps + i] = pd[ps + i]! - stepSize * (md[ms + i]! / denom);
+  }
+}

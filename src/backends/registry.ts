@@ -1,0 +1,76 @@
+// Backend registry: the one place that imports concrete backends. `cpu` work goes to the native
+// backend when its addon is built, else to the pure-TS backend with a one-line warning saying how to
+// get the fast path. VERA_BACKEND=js|native forces a choice.
+
+import type { Backend } from './backend.js';
+import { JsBackend } from './js/index.js';
+import { loadNativeBackend } from './native/index.js';
+
+export type BackendName = 'js' | 'native';
+
+const loaded = new Map<BackendName, Backend>();
+let nativeError: string | null = null;
+let current: Backend | null = null;
+
+/** The backend of that name, created on first use; throws when it cannot be loaded. */
+export function getBackend(name: BackendName): Backend {
+  const have = loaded.get(name);
+  if (have) return have;
+  let b: Backend;
+  if (name === 'js') b = new JsBackend();
+  else if (name === 'native') b = loadNativeBackend();
+  else throw new Error(`[backend] Unknown backend "${String(name)}"; expected "js" or "native"`);
+  loaded.set(name, b);
+  return b;
+}
+
+/** Whether the native addon loads here (the reason is in nativeUnavailableReason() if not). */
+export function nativeAvailable(): boolean {
+  if (loaded.has('native')) return true;
+  if (nativeError !== null) return false;
+  try {
+    getBackend('native');
+    return true;
+  } catch (e) {
+    nativeError = e instanceof Error ? e.message : String(e);
+    return false;
+  }
+}
+
+export function nativeUnavailableReason(): string | null {
+  return nativeAvailable() ? null : nativeError;
+}
+
+/** The backend new tensors go to when none is named. */
+export function defaultBackend(): Backend {
+  if (current) return current;
+  const forced = process.env['VERA_BACKEND'];
+  if (forced === 'js' || forced === 'native') {
+    current = getBackend(forced);
+  } else if (nativeAvailable()) {
+    current = getBackend('native');
+  } else {
+    process.emitWarning(
+      `vera-ts: native backend unavailable (${nativeError}); using the slow pure-TypeScript backend. Run "npm run build:native" (needs libdnnl-dev and g++) for the fast path.`,
+      { code: 'VERA_NO_NATIVE' },
+    );
+    current = getBackend('js');
+  }
+  return current;
+}
+
+/** Sets the default backend for tensors created from now on. */
+export function setDefaultBackend(b: Backend | BackendName): void {
+  current = typeof b === 'string' ? getBackend(b) : b;
+}
+
+/** Runs fn with `b` as the default backend, restoring the previous default afterwards. */
+export function withBackend<T>(b: Backend | BackendName, fn: () => T): T {
+  const prev = current;
+  setDefaultBackend(b);
+  try {
+    return fn();
+  } finally {
+    current = prev;
+  }
+}

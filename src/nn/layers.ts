@@ -1,0 +1,90 @@
+// Basic layers: Linear (torch layout [out, in]), LayerNorm, RMSNorm, Embedding. Initialisation follows
+// torch's defaults where models rely on it; pretrained weights overwrite it anyway.
+
+import { full, randn, tensor } from '../tensor/creation.js';
+import type { Backend } from '../backends/backend.js';
+import type { Generator } from '../tensor/random.js';
+import { defaultGenerator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import * as ops from '../ops/index.js';
+import { Module, parameter } from './module.js';
+
+export interface InitOpts {
+  generator?: Generator;
+  backend?: Backend;
+}
+
+export class Linear extends Module {
+  weight: Tensor; // (out, in)
+  bias: Tensor | null; // (out)
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: InitOpts & { bias?: boolean } = {},
+  ) {
+    super();
+    // torch.nn.Linear: U(−1/√in, 1/√in) for weight and bias.
+    const g = opts.generator ?? defaultGenerator;
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weight = parameter(tensor(g.uniform(outFeatures * inFeatures, -bound, bound), { shape: [outFeatures, inFeatures], backend: opts.backend }));
+    this.bias = opts.bias === false ? null : parameter(tensor(g.uniform(outFeatures, -bound, bound), { backend: opts.backend }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.linear(x, this.weight, this.bias);
+  }
+}
+
+export class LayerNorm extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+
+  constructor(
+    readonly size: number,
+    readonly eps = 1e-5,
+    opts: InitOpts & { bias?: boolean } = {},
+  ) {
+    super();
+    this.weight = parameter(full([size], 1, { backend: opts.backend }));
+    this.bias = opts.bias === false ? null : parameter(full([size], 0, { backend: opts.backend }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+export class RMSNorm extends Module {
+  weight: Tensor;
+
+  constructor(
+    readonly size: number,
+    readonly eps = 1e-6,
+    opts: InitOpts = {},
+  ) {
+    super();
+    this.weight = parameter(full([size], 1, { backend: opts.backend }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.rmsNorm(x, this.weight, this.eps);
+  }
+}
+
+export class Embedding extends Module {
+  weight: Tensor; // (V, C)
+
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+    opts: InitOpts & { std?: number } = {},
+  ) {
+    super();
+    this.weight = parameter(randn([numEmbeddings, dim], { generator: opts.generator, backend: opts.backend, std: opts.std ?? 1 }));
+  }
+
+  forward(ids: Tensor): Tensor {
+    return ops.embedding(ids, this.weight);
+  }
+}

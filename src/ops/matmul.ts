@@ -1,0 +1,122 @@
+// Matrix products: matmul with torch's broadcasting rules and linear (y = x·Wᵀ + b, W stored
+// [out, in] as in torch and HF checkpoints). Operands reach the GEMM kernel as strided 3-D views, so
+// transposes are flags, not copies; a frozen weight never gets its dW GEMM in the backward.
+
+import { noGrad, record } from '../autograd/graph.js';
+import type { View } from '../backends/backend.js';
+import { ShapeError, fmtShape } from '../tensor/errors.js';
+import { scope } from '../tensor/scope.js';
+import { broadcastShapes, broadcastStrides, numel } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { sum } from './reduce.js';
+import { contiguous, expand, reshape, transpose } from './movement.js';
+import { alloc, floatDType, sameBackend, sumToShape } from './util.js';
+
+/** True when the last two strides give a row- or column-major matrix the GEMM can read. */
+function gemmReadable(strides: readonly number[], rows: number, cols: number): boolean {
+  const [sr, sc] = [strides[strides.length - 2]!, strides[strides.length - 1]!];
+  return (sc === 1 || cols === 1) || (sr === 1 || rows === 1);
+}
+
+/**
+ * Views t (already broadcast to batch + [R, C]) as [Bt, R, C] with one batch stride, or null when the
+ * batch axes cannot share a single stride.
+ */
+function as3d(t: Tensor, batch: readonly number[], op: string): View | null {
+  const rows = t.shape[t.rank - 2]!;
+  const cols = t.shape[t.rank - 1]!;
+  const strides = broadcastStrides(op, t.shape.slice(0, -2), t.strides.slice(0, -2), batch);
+  let bstride = 0;
+  let expectNext: number | null = null;
+  for (let i = batch.length - 1; i >= 0; i--) {
+    if (batch[i] === 1) continue;
+    const s = strides[i]!;
+    if (expectNext !== null && s !== expectNext) return null;
+    if (expectNext === null) bstride = s;
+    expectNext = s * batch[i]!;
+  }
+  const v = t.view(op);
+  return { ...v, shape: [numel(batch), rows, cols], strides: [bstride, t.strides[t.rank - 2]!, t.strides[t.rank - 1]!] };
+}
+
+/** a · b for a [..., M, K] and b [..., K, N] (1-D operands as in torch.matmul). */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 0 || b.rank === 0) throw new ShapeError(`[matmul] Operands must have rank ≥ 1, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  if (a.rank === 1 || b.rank === 1) {
+    return scope(() => {
+      const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]!]) : a;
+      const b2 = b.rank === 1 ? reshape(b, [b.shape[0]!, 1]) : b;
+      const y = matmul(a2, b2);
+      const shape = y.shape.filter((_, i) => !((a.rank === 1 && i === y.rank - 2) || (b.rank === 1 && i === y.rank - 1)));
+      return reshape(y, shape);
+    });
+  }
+  floatDType('matmul', a, b);
+  const backend = sameBackend('matmul', a, b);
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const [k2, n] = b.shape.slice(-2) as [number, number];
+  if (k !== k2) throw new ShapeError(`[matmul] Inner dimensions differ: a is ${fmtShape(a.shape)}, b is ${fmtShape(b.shape)}`);
+  const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = alloc(backend, [...batch, m, n], a.dtype);
+  noGrad(() =>
+    scope(() => {
+      const av = operand(a, batch, m, k);
+      const bv = operand(b, batch, k, n);
+      backend.matmul({ ...out.view('matmul'), shape: [numel(batch), m, n], strides: [m * n, n, 1] }, av, bv, false);
+    }),
+  );
+  return record('matmul', out, [a, b], (dy, needs) => [
+    needs[0] ? scope(() => sumToShape(matmul(dy, transpose(b)), a.shape)) : null,
+    needs[1] ? scope(() => sumToShape(matmul(transpose(a), dy), b.shape)) : null,
+  ]);
+}
+
+// The 3-D view the kernel reads for an operand, copying only when its layout cannot be expressed.
+function operand(t: Tensor, batch: readonly number[], rows: number, cols: number): View {
+  let x = t;
+  if (!gemmReadable(t.strides, rows, cols)) x = contiguous(t);
+  const v = as3d(x, batch, 'matmul');
+  if (v) return v;
+  return as3d(contiguous(expand(x, [...batch, rows, cols])), batch, 'matmul')!;
+}
+
+/** y = x·Wᵀ (+ bias) over the last axis of x: x [..., in], weight [out, in], bias [out]. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  floatDType('linear', x, weight, ...(bias ? [bias] : []));
+  if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
+    throw new ShapeError(`[linear] Input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} (expected [..., ${weight.shape[1]}])`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== weight.shape[0])) {
+    throw new ShapeError(`[linear] Bias ${fmtShape(bias.shape)} does not fit weight ${fmtShape(weight.shape)}`);
+  }
+  const [nOut, nIn] = weight.shape as [number, number];
+  const lead = x.shape.slice(0, -1);
+  const rows = numel(lead);
+  const backend = sameBackend('linear', x, weight, ...(bias ? [bias] : []));
+  const y = alloc(backend, [...lead, nOut], x.dtype);
+  noGrad(() =>
+    scope(() => {
+      const xv = operand(reshape(x, [rows, nIn]), [1], rows, nIn);
+      // Wᵀ as a [1, in, out] view of the [out, in] weight: a transposed operand, not a copy.
+      const w = gemmReadable(weight.strides, nOut, nIn) ? weight : contiguous(weight);
+      const wv: View = { ...w.view('linear'), shape: [1, nIn, nOut], strides: [0, w.strides[1]!, w.strides[0]!] };
+      const yv: View = { ...y.view('linear'), shape: [1, rows, nOut], strides: [0, nOut, 1] };
+      if (bias) {
+        // Broadcast the bias into y, then accumulate the product on top (one pass, no temporary).
+        const bv = bias.view('linear');
+        backend.copy({ ...yv, shape: [rows, nOut], strides: [nOut, 1] }, { ...bv, shape: [rows, nOut], strides: [0, bv.strides[0]!] });
+      }
+      backend.matmul(yv, xv, wv, Boolean(bias));
+    }),
+  );
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('linear', y, inputs, (dy, needs) =>
+    scope(() => {
+      const dy2 = reshape(dy, [rows, nOut]);
+      const dx = needs[0] ? reshape(matmul(dy2, weight), x.shape) : null; // [rows, out]·[out, in]
+      const dw = needs[1] ? matmul(transpose(dy2), reshape(x, [rows, nIn])) : null; // [out, rows]·[rows, in]
+      const db = needs[2] ? sum(dy2, 0) : null;
+      return bias ? [dx, dw, db] : [dx, dw];
+    }),
+  );
+}

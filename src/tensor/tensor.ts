@@ -1,0 +1,133 @@
+// Tensor: a strided view (shape, strides, offset) of a reference-counted Storage on one backend, plus
+// the autograd fields. Tensors are immutable views; operations live in src/ops. Host access is
+// explicit (toArray/item) and is the only place data crosses back from a device.
+
+import type { Backend, View } from '../backends/backend.js';
+import { type DType, type HostArray, bf16ToF32, f16ToF32, isComputeFloat } from './dtype.js';
+import { DTypeError, DisposedError, fmtShape } from './errors.js';
+import type { GradNode } from './grad-node.js';
+import { TENSOR_BRAND, track } from './scope.js';
+import { contiguousStrides, isContiguous, numel } from './shape.js';
+import type { Storage } from './storage.js';
+
+export class Tensor {
+  declare readonly [TENSOR_BRAND]: true;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+  readonly storage: Storage;
+  /** True when gradients flow to (leaf) or through (op output) this tensor. */
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf, set by backward(). */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, when recorded for autograd. */
+  gradFn: GradNode | null = null;
+  /** Optional label (parameters carry their module path), used in error messages. */
+  name = '';
+  #disposed = false;
+  /** References held by graph nodes that will read this tensor in backward. */
+  #graphRefs = 0;
+
+  /** A view of `storage`; retains it and registers with the innermost scope. */
+  constructor(storage: Storage, shape: readonly number[], strides?: readonly number[], offset = 0) {
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.offset = offset;
+    storage.retain();
+    track(this);
+  }
+
+  get dtype(): DType {
+    return this.storage.dtype;
+  }
+  get backend(): Backend {
+    return this.storage.backend;
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+  get numel(): number {
+    return numel(this.shape);
+  }
+  get isContiguous(): boolean {
+    return isContiguous(this.shape, this.strides);
+  }
+  get disposed(): boolean {
+    return this.#disposed || this.storage.freed;
+  }
+
+  /**
+   * The kernel-facing view; throws DisposedError naming `op` if this tensor was disposed. Backward
+   * rules may still read a disposed tensor that a live graph node holds.
+   */
+  view(op: string): View {
+    if (this.storage.freed || (this.#disposed && !(backwardDepth > 0 && this.#graphRefs > 0))) {
+      throw new DisposedError(`[${op}] Tensor${this.name ? ` "${this.name}"` : ''} of shape ${fmtShape(this.shape)} was used after dispose()`);
+    }
+    return { buf: this.storage.buffer(op), dtype: this.dtype, offset: this.offset, shape: this.shape, strides: this.strides };
+  }
+
+  /** Releases this handle (idempotent); the storage goes once no graph node holds it either. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#graphRefs === 0) this.storage.release();
+  }
+
+  /** Called by a graph node that will read this tensor in backward. */
+  holdForGraph(): void {
+    this.#graphRefs++;
+  }
+
+  releaseFromGraph(): void {
+    if (--this.#graphRefs === 0 && this.#disposed) this.storage.release();
+  }
+
+  /** Marks a floating-point leaf as trainable (or not); returns this. */
+  setRequiresGrad(flag = true): this {
+    if (flag && !isComputeFloat(this.dtype)) {
+      throw new DTypeError(`[requiresGrad] Only float tensors can require grad, got ${this.dtype}`);
+    }
+    if (this.gradFn) throw new Error(`[requiresGrad] Only leaf tensors can change requiresGrad (this one comes from "${this.gradFn.op}")`);
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** Copies the elements to a new contiguous host array of this dtype. */
+  toArray(): HostArray {
+    return this.backend.download(this.view('toArray'));
+  }
+
+  /** The data as float64 numbers in a plain array (bool/int/half converted). */
+  toNumbers(): number[] {
+    const a = this.toArray();
+    if (this.dtype === 'bf16') return Array.from(a as Uint16Array, bf16ToF32);
+    if (this.dtype === 'f16') return Array.from(a as Uint16Array, f16ToF32);
+    return Array.from(a as ArrayLike<number | bigint>, (v) => Number(v));
+  }
+
+  /** The single element of a one-element tensor, as a number. */
+  item(): number {
+    if (this.numel !== 1) throw new Error(`[item] Tensor of shape ${fmtShape(this.shape)} has ${this.numel} elements, expected 1`);
+    return this.toNumbers()[0]!;
+  }
+
+  toString(): string {
+    return `Tensor(${fmtShape(this.shape)}, ${this.dtype}, ${this.backend.name}${this.requiresGrad ? ', requiresGrad' : ''}${this.disposed ? ', disposed' : ''})`;
+  }
+}
+
+Object.defineProperty(Tensor.prototype, TENSOR_BRAND, { value: true });
+
+let backwardDepth = 0;
+
+/** Runs fn as part of a backward pass, where graph-held tensors stay readable after dispose. */
+export function inBackward<T>(fn: () => T): T {
+  backwardDepth++;
+  try {
+    return fn();
+  } finally {
+    backwardDepth--;
+  }
+}
