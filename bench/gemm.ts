@@ -1,0 +1,149 @@
+// GEMM benchmark: the engine's matmul kernel, called from JS on the native backend, against oneDNN's
+// dnnl_sgemm called directly from C++ (bench/gemm/dnnl_sgemm_peer.cc). Both sides: row-major
+// C = A·B in float32, random inputs, median of ≥ 7 timed runs after warm-up, 1 and 2 threads.
+// Shapes: 1024³, and M=4096, K=768, N=3072 (GPT-2-small's MLP up-projection over 4096 tokens:
+// activations [4096, 768] times weight [768, 3072]).
+
+import type { Backend, View } from '../src/backends/backend.js';
+import { type BackendName, getBackend } from '../src/backends/registry.js';
+import { type BenchRow, buildPeerBinary, emit, note, runPeer, threadEnv, timeIt } from './lib.js';
+
+const SHAPES: readonly { m: number; n: number; k: number }[] = [
+  { m: 1024, n: 1024, k: 1024 },
+  { m: 4096, n: 3072, k: 768 },
+];
+const THREADS: readonly number[] = [1, 2];
+const RUNS = 9;
+/** The backend measured as "ours": native unless VERA_BENCH_BACKEND says otherwise (js, for comparison). */
+const BACKEND = (process.env['VERA_BENCH_BACKEND'] ?? 'native') as BackendName;
+
+function view(buf: View['buf'], shape: readonly number[]): View {
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  return { buf, dtype: 'f32', offset: 0, shape, strides };
+}
+
+/** Deterministic uniform [-1, 1) floats (an LCG: fast, and no zeros or structure to exploit). */
+function randomF32(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** Largest relative error of sampled entries of C = A·B against a float64 reference. */
+function checkSamples(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number): number {
+  let worst = 0;
+  for (let s = 0; s < 32; s++) {
+    const i = (s * 7919) % m;
+    const j = (s * 104729 + 17) % n;
+    let ref = 0;
+    let mag = 0;
+    for (let p = 0; p < k; p++) {
+      const t = a[i * k + p]! * b[p * n + j]!;
+      ref += t;
+      mag += Math.abs(t);
+    }
+    worst = Math.max(worst, Math.abs(c[i * n + j]! - ref) / (mag + 1e-30));
+  }
+  return worst;
+}
+
+interface Ours {
+  gflops: number | null;
+  median_ms: number | null;
+  error?: string;
+}
+
+async function measureOurs(be: Backend, m: number, n: number, k: number, threads: number): Promise<Ours> {
+  const ha = randomF32(m * k, 1);
+  const hb = randomF32(k * n, 2);
+  const a = be.alloc('f32', m * k);
+  const b = be.alloc('f32', k * n);
+  const c = be.alloc('f32', m * n);
+  const prevThreads = be.getThreads();
+  try {
+    be.upload(a, 'f32', 0, ha);
+    be.upload(b, 'f32', 0, hb);
+    be.setThreads(threads);
+    const va = view(a, [1, m, k]);
+    const vb = view(b, [1, k, n]);
+    const vc = view(c, [1, m, n]);
+    const t = await timeIt(
+      () => {
+        be.matmul(vc, va, vb, false);
+        be.sync();
+      },
+      { warmup: 3, runs: RUNS },
+    );
+    const err = checkSamples(ha, hb, be.download(vc) as Float32Array, m, n, k);
+    if (!(err <= 1e-5)) return { gflops: null, median_ms: null, error: `wrong result: max relative error ${err}` };
+    return { gflops: (2 * m * n * k) / (t.median_ms * 1e-3) / 1e9, median_ms: t.median_ms };
+  } finally {
+    be.setThreads(prevThreads);
+    be.free(a);
+    be.free(b);
+    be.free(c);
+  }
+}
+
+export async function run(): Promise<BenchRow[]> {
+  let be: Backend | null = null;
+  let oursError: string | undefined;
+  try {
+    be = getBackend(BACKEND);
+  } catch (e) {
+    oursError = `${BACKEND} backend unavailable: ${e instanceof Error ? e.message : String(e)}`;
+    note(oursError);
+  }
+  const peerBin = buildPeerBinary('bench/gemm/dnnl_sgemm_peer.cc', 'dnnl_sgemm_peer', [
+    '-O3',
+    '-march=native',
+    '-fopenmp',
+    '-ldnnl',
+  ]);
+  if (!peerBin.ok) note(`peer unavailable: ${peerBin.reason}`);
+
+  const rows: BenchRow[] = [];
+  for (const { m, n, k } of SHAPES) {
+    for (const threads of THREADS) {
+      const name = `M=${m} N=${n} K=${k}, ${threads} thread${threads > 1 ? 's' : ''}`;
+      note(`gemm ${name}`);
+      let ours: Ours = { gflops: null, median_ms: null, ...(oursError ? { error: oursError } : {}) };
+      if (be) {
+        try {
+          ours = await measureOurs(be, m, n, k, threads);
+        } catch (e) {
+          ours = { gflops: null, median_ms: null, error: e instanceof Error ? e.message : String(e) };
+        }
+      }
+      let peer: Record<string, unknown> | null = null;
+      let peerError: string | undefined = peerBin.ok ? undefined : peerBin.reason;
+      if (peerBin.ok) {
+        const r = runPeer(peerBin.path, [m, n, k, threads, RUNS].map(String), threadEnv(threads));
+        if (r.ok) peer = r.lines[0] ?? null;
+        else peerError = r.reason;
+      }
+      const extra: Record<string, unknown> = { m, n, k, threads, ours_ms: ours.median_ms };
+      if (peer) extra['peer_ms'] = peer['median_ms'];
+      if (peer?.['dnnl']) extra['peer_detail'] = `${String(peer['dnnl'])}, ${String(peer['isa'])}`;
+      if (BACKEND !== 'native') extra['ours_backend'] = BACKEND;
+      if (ours.error) extra['ours_error'] = ours.error;
+      if (peerError) extra['peer_error'] = peerError;
+      rows.push(
+        emit({
+          bench: 'gemm',
+          case: name,
+          ours: ours.gflops,
+          peer: typeof peer?.['gflops'] === 'number' ? peer['gflops'] : null,
+          peer_name: 'oneDNN dnnl_sgemm from C++',
+          unit: 'GFLOP/s',
+          ...extra,
+        }),
+      );
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,143 @@
+// Index-driven kernels: embedding lookup and its scatter-add backward, torch.gather and scatter_add.
+// Every id/index is validated before any write, so a bad id throws without touching the output.
+// Backward scatters are race-free by construction (columns or (outer, inner) slots per thread).
+#include <cstring>
+
+#include "kernels.h"
+#include "views.h"
+
+namespace vera {
+
+namespace {
+
+// Checks ids against [0, rows); reports the first bad one.
+void check_ids(const char* k, const int32_t* ids, int64_t n, int64_t rows) {
+  for (int64_t i = 0; i < n; i++) {
+    const int32_t id = ids[i];
+    if (id < 0 || id >= rows)
+      fail(k, "id %d at position %lld is out of range for a table of %lld rows", id, (long long)i, (long long)rows);
+  }
+}
+
+void check_table(const char* k, const char* what, const View& w) {
+  need_f32_contig(k, what, w);
+  if (w.ndim != 2) fail(k, "%s must be 2-D [rows, width], got shape %s", what, w.shape_str().c_str());
+}
+
+void check_index(const char* k, const View& t, const View& index, int axis) {
+  need_dtype(k, "index", index, DType::I32);
+  need_contig(k, "index", index);
+  if (t.ndim != index.ndim) fail(k, "index rank %d differs from the tensor's rank %d", index.ndim, t.ndim);
+  if (axis < 0 || axis >= t.ndim) fail(k, "axis %d is out of range for rank %d", axis, t.ndim);
+  for (int d = 0; d < t.ndim; d++)
+    if (d != axis && index.shape[d] != t.shape[d])
+      fail(k, "index shape %s must match %s outside axis %d", index.shape_str().c_str(), t.shape_str().c_str(), axis);
+}
+
+// (outer, size along axis, inner) of a contiguous shape.
+void around(const View& v, int axis, int64_t& outer, int64_t& n, int64_t& inner) {
+  outer = 1;
+  inner = 1;
+  for (int d = 0; d < axis; d++) outer *= v.shape[d];
+  for (int d = axis + 1; d < v.ndim; d++) inner *= v.shape[d];
+  n = v.shape[axis];
+}
+
+void check_indices(const char* k, const int32_t* idx, int64_t n, int64_t size, int axis) {
+  for (int64_t i = 0; i < n; i++)
+    if (idx[i] < 0 || idx[i] >= size)
+      fail(k, "index %d at position %lld is out of range for axis %d of size %lld", idx[i], (long long)i, axis, (long long)size);
+}
+
+}  // namespace
+
+void embedding(const View& out, const View& weight, const View& ids) {
+  const char* k = "embedding";
+  check_table(k, "weight", weight);
+  need_dtype(k, "ids", ids, DType::I32);
+  need_contig(k, "ids", ids);
+  need_f32_contig(k, "output", out);
+  const int64_t v = weight.shape[0], c = weight.shape[1], n = ids.numel();
+  need_numel(k, "output", out, n * c);
+  const int32_t* id = ids.ptr<int32_t>();
+  check_ids(k, id, n, v);
+  const float* w = weight.f();
+  float* o = out.f();
+  parallel_rows(n, c, kGrainCheap, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) std::memmove(o + i * c, w + (int64_t)id[i] * c, sizeof(float) * c);
+  });
+}
+
+void embedding_backward(const View& dweight, const View& dy, const View& ids) {
+  const char* k = "embeddingBackward";
+  check_table(k, "dweight", dweight);
+  need_dtype(k, "ids", ids, DType::I32);
+  need_contig(k, "ids", ids);
+  need_f32_contig(k, "dy", dy);
+  const int64_t v = dweight.shape[0], c = dweight.shape[1], n = ids.numel();
+  need_numel(k, "dy", dy, n * c);
+  const int32_t* id = ids.ptr<int32_t>();
+  check_ids(k, id, n, v);
+  float* g = dweight.f();
+  const float* d = dy.f();
+  // Threads own column blocks, so repeated ids never race.
+  const int64_t blocks = (c + 15) / 16;
+  parallel_rows(blocks, n * 16, kGrainCheap, [&](int64_t lo, int64_t hi) {
+    const int64_t c0 = lo * 16, c1 = std::min(c, hi * 16);
+    for (int64_t i = 0; i < n; i++) {
+      float* gr = g + (int64_t)id[i] * c;
+      const float* dr = d + i * c;
+#pragma omp simd
+      for (int64_t j = c0; j < c1; j++) gr[j] += dr[j];
+    }
+  });
+}
+
+void gather(const View& out, const View& a, const View& index, int axis) {
+  const char* k = "gather";
+  need_f32_contig(k, "input", a);
+  need_f32_contig(k, "output", out);
+  check_index(k, a, index, axis);
+  need_same_shape(k, "output", out, index);
+  int64_t outer, na, inner;
+  around(a, axis, outer, na, inner);
+  const int64_t ni = index.shape[axis];
+  const int32_t* idx = index.ptr<int32_t>();
+  check_indices(k, idx, index.numel(), na, axis);
+  const float* x = a.f();
+  float* o = out.f();
+  parallel_rows(outer * ni, inner, kGrainCheap, [&](int64_t lo, int64_t hi) {
+    for (int64_t oi = lo; oi < hi; oi++) {
+      const int64_t ob = oi / ni;
+      const int64_t kbase = oi * inner;
+      for (int64_t r = 0; r < inner; r++) o[kbase + r] = x[(ob * na + idx[kbase + r]) * inner + r];
+    }
+  });
+}
+
+void scatter_add(const View& out, const View& index, const View& src, int axis) {
+  const char* k = "scatterAdd";
+  need_f32_contig(k, "output", out);
+  need_f32_contig(k, "src", src);
+  check_index(k, out, index, axis);
+  need_same_shape(k, "src", src, index);
+  int64_t outer, na, inner;
+  around(out, axis, outer, na, inner);
+  const int64_t ni = index.shape[axis];
+  const int32_t* idx = index.ptr<int32_t>();
+  check_indices(k, idx, index.numel(), na, axis);
+  const float* s = src.f();
+  float* o = out.f();
+  // Slot (outer, inner) receives only from its own column along the axis: parallel over slots.
+  parallel_rows(outer * inner, ni, kGrainCheap, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; p++) {
+      const int64_t ob = p / inner, r = p % inner;
+      for (int64_t i = 0; i < ni; i++) {
+        const int64_t kk = (ob * ni + i) * inner + r;
+        o[(ob * na + idx[kk]) * inner + r] += s[kk];
+      }
+    }
+  });
+}
+
+}  // namespace vera

@@ -1,0 +1,120 @@
+// Batched GEMM on oneDNN's dnnl_sgemm (row-major). Each operand is passed in place as 'N' or 'T' from
+// whichever of its last two strides is 1; layouts sgemm cannot express (overlapping or broadcast
+// rows) are packed into a per-thread scratch first. Big matrices run one multithreaded sgemm per
+// batch; many small ones run batch-parallel with single-threaded sgemm calls.
+#include <dnnl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+#include "views.h"
+
+namespace vera {
+namespace {
+
+// How one [rows, cols] slice of a 3-D view is handed to sgemm.
+struct Operand {
+  bool trans = false;  // stored column-major (the transpose is row-major)
+  int64_t ld = 1;
+  bool packed = false;  // needs copying into a dense row-major scratch
+};
+
+Operand classify(int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
+  Operand op;
+  if ((scol == 1 || cols == 1) && (rows == 1 || srow >= std::max<int64_t>(cols, 1))) {
+    op.ld = rows == 1 ? std::max<int64_t>(cols, 1) : srow;
+    return op;
+  }
+  if ((srow == 1 || rows == 1) && (cols == 1 || scol >= std::max<int64_t>(rows, 1))) {
+    op.trans = true;
+    op.ld = cols == 1 ? std::max<int64_t>(rows, 1) : scol;
+    return op;
+  }
+  op.packed = true;
+  op.ld = std::max<int64_t>(cols, 1);
+  return op;
+}
+
+void pack(float* dst, const float* src, int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = src[i * srow + j * scol];
+}
+
+}  // namespace
+
+void matmul(const View& out, const View& a, const View& b, bool accumulate) {
+  const char* k = "matmul";
+  if (a.ndim != 3 || b.ndim != 3 || out.ndim != 3) fail(k, "expected 3-D views [batch, rows, cols]");
+  need_f32(k, "a", a);
+  need_f32(k, "b", b);
+  need_f32_contig(k, "output", out);
+  const int64_t bt = a.shape[0], m = a.shape[1], kk = a.shape[2], n = b.shape[2];
+  if (b.shape[0] != bt || b.shape[1] != kk || out.shape[0] != bt || out.shape[1] != m || out.shape[2] != n)
+    fail(k, "shapes %s · %s -> %s do not agree", a.shape_str().c_str(), b.shape_str().c_str(), out.shape_str().c_str());
+  if (bt == 0 || m == 0 || n == 0) return;
+  float* o = out.f();
+  if (kk == 0) {
+    if (!accumulate) std::memset(o, 0, sizeof(float) * bt * m * n);
+    return;
+  }
+  const Operand oa = classify(m, kk, a.strides[1], a.strides[2]);
+  const Operand ob = classify(kk, n, b.strides[1], b.strides[2]);
+  const float* pa = static_cast<const float*>(a.base) + a.offset;
+  const float* pb = static_cast<const float*>(b.base) + b.offset;
+  const float beta = accumulate ? 1.0f : 0.0f;
+  const int nt = max_threads();
+  const double macs = (double)m * n * kk;
+
+  // One batch element; `scratch` holds packed operands when a layout needs it.
+  auto one = [&](int64_t p, std::vector<float>& scratch) -> dnnl_status_t {
+    const float* A = pa + p * a.strides[0];
+    const float* B = pb + p * b.strides[0];
+    if (oa.packed || ob.packed) {
+      scratch.resize((oa.packed ? m * kk : 0) + (ob.packed ? kk * n : 0));
+      float* s = scratch.data();
+      if (oa.packed) {
+        pack(s, A, m, kk, a.strides[1], a.strides[2]);
+        A = s;
+        s += m * kk;
+      }
+      if (ob.packed) {
+        pack(s, B, kk, n, b.strides[1], b.strides[2]);
+        B = s;
+      }
+    }
+    return dnnl_sgemm(oa.trans ? 'T' : 'N', ob.trans ? 'T' : 'N', m, n, kk, 1.0f, A, oa.ld, B, ob.ld, beta, o + p * m * n, n);
+  };
+
+  dnnl_status_t status = dnnl_success;
+  // Batch-parallel when there are enough small problems; otherwise sgemm threads each one itself.
+  const bool batch_parallel = nt > 1 && bt >= nt && (macs < (double)(1 << 24) || bt % nt == 0);
+  if (batch_parallel) {
+#pragma omp parallel
+    {
+      std::vector<float> scratch;
+      dnnl_status_t st = dnnl_success;
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < bt; p++) {
+        dnnl_status_t s;
+        try {  // nothing may escape an OpenMP region
+          s = one(p, scratch);
+        } catch (...) {
+          s = dnnl_out_of_memory;
+        }
+        if (s != dnnl_success) st = s;
+      }
+      if (st != dnnl_success) {
+#pragma omp critical(vera_matmul_status)
+        status = st;
+      }
+    }
+  } else {
+    std::vector<float> scratch;
+    for (int64_t p = 0; p < bt && status == dnnl_success; p++) status = one(p, scratch);
+  }
+  if (status != dnnl_success) fail(k, "dnnl_sgemm failed with status %d", (int)status);
+}
+
+}  // namespace vera
