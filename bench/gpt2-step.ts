@@ -62,16 +62,20 @@ function forward(stack: ReturnType<typeof makeStack>, x: Tensor): Tensor {
   let h = x; // (B, T, C)
   for (const b of stack.blocks) {
     const qkv = ops.reshape(ops.linear(ops.layerNorm(h, b.ln1w, b.ln1b), b.attnW, b.attnB), [B, T, 3, H, C / H]);
-    const [q, k, v] = [0, 1, 2].map((i) => ops.squeeze(ops.slice(qkv, 2, i, i + 1), 2)); // (B, T, H, D) views
+    const [q, k, v] = ops.split(qkv, [1, 1, 1], 2).map((t) => ops.squeeze(t, 2)); // (B, T, H, D) views
     const att = ops.reshape(ops.attention(q!, k!, v!, { causal: true }), [B, T, C]);
     h = ops.add(h, ops.linear(att, b.projW, b.projB));
-    const mlp = ops.linear(ops.geluTanh(ops.linear(ops.layerNorm(h, b.ln2w, b.ln2b), b.fcW, b.fcB)), b.fcProjW, b.fcProjB);
+    const mlp = ops.linear(
+      ops.geluTanh(ops.linear(ops.layerNorm(h, b.ln2w, b.ln2b), b.fcW, b.fcB)),
+      b.fcProjW,
+      b.fcProjB,
+    );
     h = ops.add(h, mlp);
   }
   return ops.layerNorm(h, stack.lnf[0], stack.lnf[1]);
 }
 
-async function measureOurs(backend: Backend, threads: number): Promise<{ ms: number; loss: number }> {
+export async function measureOurs(backend: Backend, threads: number): Promise<{ ms: number; loss: number }> {
   const prev = backend.getThreads();
   backend.setThreads(threads);
   const stack = makeStack(backend);
@@ -104,7 +108,11 @@ export async function run(): Promise<BenchRow[]> {
   for (const threads of [1, 2]) {
     note(`gpt2-step: ${threads} thread(s), ${name} backend`);
     const ours = await measureOurs(backend, threads);
-    const peer = runPeer(PEER_PYTHON, ['bench/peers/torch_gpt2_step.py', String(threads), String(STEPS)], threadEnv(threads));
+    const peer = runPeer(
+      PEER_PYTHON,
+      ['bench/peers/torch_gpt2_step.py', String(threads), String(STEPS)],
+      threadEnv(threads),
+    );
     const p = peer.ok ? peer.lines[0]! : null;
     rows.push(
       emit({
@@ -114,7 +122,9 @@ export async function run(): Promise<BenchRow[]> {
         peer: p ? Number(p['median_ms']) : null,
         peer_name: p ? `PyTorch ${String(p['torch'])}` : 'PyTorch',
         unit: 'ms/step',
-        ...(p ? { peer_detail: `${String(p['attention'])} attention; ${String(p['blas'])}` } : { peer_error: peer.ok ? '' : peer.reason }),
+        ...(p
+          ? { peer_detail: `${String(p['attention'])} attention; ${String(p['blas'])}` }
+          : { peer_error: peer.ok ? '' : peer.reason }),
         ours_loss: ours.loss,
         peer_loss: p ? Number(p['loss']) : null,
       }),

@@ -15,7 +15,11 @@ interface BenchModule {
 
 const BENCHES: readonly { name: string; title: string; load: () => Promise<BenchModule> }[] = [
   { name: 'gemm', title: 'GEMM (float32 matmul kernel)', load: () => import('./gemm.js') },
-  { name: 'gpt2-step', title: 'GPT-2-small training step, frozen base (only ln_1.weight trains)', load: () => import('./gpt2-step.js') },
+  {
+    name: 'gpt2-step',
+    title: 'GPT-2-small training step, frozen base (only ln_1.weight trains)',
+    load: () => import('./gpt2-step.js'),
+  },
 ];
 
 const BEGIN = '<!-- bench:begin -->';

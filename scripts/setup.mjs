@@ -267,11 +267,14 @@ function typescript() {
 function benchPeers() {
   const python = process.env.VERA_PEER_PYTHON ?? '/usr/bin/python3';
   const hasTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-  const hasOmpBlas = existsSync('/usr/lib/x86_64-linux-gnu/openblas-openmp') || existsSync('/usr/lib/aarch64-linux-gnu/openblas-openmp');
+  const hasOmpBlas =
+    existsSync('/usr/lib/x86_64-linux-gnu/openblas-openmp') || existsSync('/usr/lib/aarch64-linux-gnu/openblas-openmp');
   const missing = [...(hasTorch ? [] : ['python3-torch']), ...(hasOmpBlas ? [] : ['libopenblas0-openmp'])];
   if (missing.length === 0) return;
   if (!IS_ROOT || !which('apt-get')) {
-    warn(`benchmark peers missing (PyTorch comparisons will be empty); install: sudo apt-get install -y ${missing.join(' ')}`);
+    warn(
+      `benchmark peers missing (PyTorch comparisons will be empty); install: sudo apt-get install -y ${missing.join(' ')}`,
+    );
     return;
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

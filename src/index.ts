@@ -3,7 +3,19 @@
 // ---- tensors ----
 export { Tensor } from './tensor/tensor.js';
 export { type DType, DTYPE_BYTES, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './tensor/dtype.js';
-export { arange, empty, full, fullLike, ones, rand, randn, tensor, zeros, zerosLike, type CreateOpts } from './tensor/creation.js';
+export {
+  arange,
+  empty,
+  full,
+  fullLike,
+  ones,
+  rand,
+  randn,
+  tensor,
+  zeros,
+  zerosLike,
+  type CreateOpts,
+} from './tensor/creation.js';
 export { Generator, defaultGenerator, manualSeed } from './tensor/random.js';
 export { keep, scope } from './tensor/scope.js';
 export { DTypeError, DeviceError, DisposedError, GraphFreedError, ShapeError } from './tensor/errors.js';
@@ -18,7 +30,14 @@ export * as ops from './ops/index.js';
 
 // ---- backends ----
 export type { Backend, MemoryStats } from './backends/backend.js';
-export { defaultBackend, getBackend, nativeAvailable, setDefaultBackend, withBackend, type BackendName } from './backends/registry.js';
+export {
+  defaultBackend,
+  getBackend,
+  nativeAvailable,
+  setDefaultBackend,
+  withBackend,
+  type BackendName,
+} from './backends/registry.js';
 
 // ---- nn and optim ----
 export * as nn from './nn/index.js';

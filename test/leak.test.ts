@@ -36,7 +36,10 @@ for (const tb of testBackends()) {
       const model = new MLP({ generator: g, backend });
       const opt = new AdamW(model.parameters(), { lr: 1e-3 });
       const x = tensor(g.uniform(16 * 32, -1, 1), { shape: [16, 32], backend });
-      const y = tensor(Array.from({ length: 16 }, (_, i) => i % 4), { dtype: 'i32', backend });
+      const y = tensor(
+        Array.from({ length: 16 }, (_, i) => i % 4),
+        { dtype: 'i32', backend },
+      );
       const step = () =>
         scope(() => {
           const loss = ops.crossEntropy(model.forward(x), y);

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -58,8 +57,11 @@ Dims check_qkv(const char* k, const View& q, const View& kk, const View& v, cons
   check_head_view(k, "k", kk, d.d);
   check_head_view(k, "v", v, d.d);
   d.group = d.hkv ? d.hq / d.hkv : 1;
-  static const int64_t env_bq = std::getenv("VERA_ATTN_BQ") ? std::atoi(std::getenv("VERA_ATTN_BQ")) : 64;
-  d.bq = env_bq;
+  // Query rows per block (measured on B=4, T=128..512, D=64): with a causal or window mask small blocks
+  // skip more invisible keys; without one, big blocks mean fewer, larger GEMMs. Blocks shrink while
+  // there are too few tasks for the threads.
+  d.bq = (o.causal || o.window > 0) ? 32 : 128;
+  while (d.bq > 16 && d.b * d.hq * ((d.tq + d.bq - 1) / d.bq) < 2 * max_threads()) d.bq /= 2;
   d.nblk = (d.tq + d.bq - 1) / d.bq;
   if (o.key_mask.present) {
     need_dtype(k, "keyMask", o.key_mask, DType::Bool);

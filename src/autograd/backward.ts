@@ -21,7 +21,10 @@ export interface BackwardOpts {
 
 /** Accumulates d(root)/d(leaf) into every leaf's .grad that requires grad. */
 export function backward(root: Tensor, opts: BackwardOpts = {}): void {
-  if (!root.requiresGrad) throw new Error(`[backward] Tensor of shape ${fmtShape(root.shape)} does not require grad (no input of its graph requires grad, or it was computed under noGrad)`);
+  if (!root.requiresGrad)
+    throw new Error(
+      `[backward] Tensor of shape ${fmtShape(root.shape)} does not require grad (no input of its graph requires grad, or it was computed under noGrad)`,
+    );
   noGrad(() => inBackward(() => run(root, opts)));
 }
 
@@ -29,11 +32,16 @@ function run(root: Tensor, opts: BackwardOpts): void {
   let seed: Tensor;
   if (opts.grad) {
     if (!shapesEqual(opts.grad.shape, root.shape)) {
-      throw new ShapeError(`[backward] Gradient of shape ${fmtShape(opts.grad.shape)} does not match the root's ${fmtShape(root.shape)}`);
+      throw new ShapeError(
+        `[backward] Gradient of shape ${fmtShape(opts.grad.shape)} does not match the root's ${fmtShape(root.shape)}`,
+      );
     }
     seed = opts.grad;
   } else {
-    if (root.numel !== 1) throw new ShapeError(`[backward] Implicit gradient needs a one-element root, got ${fmtShape(root.shape)}; pass opts.grad`);
+    if (root.numel !== 1)
+      throw new ShapeError(
+        `[backward] Implicit gradient needs a one-element root, got ${fmtShape(root.shape)}; pass opts.grad`,
+      );
     seed = filled(root, 1);
   }
   if (!root.gradFn) {
@@ -41,29 +49,40 @@ function run(root: Tensor, opts: BackwardOpts): void {
     return;
   }
   const order = topoOrder(root.gradFn);
-  const grads = new Map<GradNode, Tensor>([[root.gradFn, seed]]);
-  const ownedSeed = opts.grad === undefined;
+  // Gradients waiting at each node, one slot per output of the node.
+  const grads = new Map<GradNode, (Tensor | null)[]>();
+  const pending = (node: GradNode) => {
+    let slots = grads.get(node);
+    if (!slots) grads.set(node, (slots = node.outShapes.map(() => null)));
+    return slots;
+  };
+  pending(root.gradFn)[root.gradOutput] = seed;
+  const borrowedSeed = opts.grad !== undefined;
   for (const node of order) {
-    const dy = grads.get(node);
+    const dys = grads.get(node);
     grads.delete(node);
-    if (!dy) continue; // not reached by any gradient (e.g. every consumer's rule returned null)
+    if (!dys || dys.every((d) => d === null)) continue; // no gradient reached this node
     const rule = node.backwardFn;
     if (!rule) {
-      throw new GraphFreedError(`[backward] The graph through "${node.op}" (output ${fmtShape(node.outShape)}) was already freed by an earlier backward(); pass { retainGraph: true } to the first call to backpropagate twice`);
+      throw new GraphFreedError(
+        `[backward] The graph through "${node.op}" (output ${fmtShape(node.outShapes[0]!)}) was already freed by an earlier backward(); pass { retainGraph: true } to the first call to backpropagate twice`,
+      );
     }
-    const inputGrads = rule(dy, node.needs);
+    const inputGrads = rule(dys, node.needs);
     if (inputGrads.length !== node.inputs.length) {
-      throw new Error(`[backward] Rule of "${node.op}" returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
+      throw new Error(
+        `[backward] Rule of "${node.op}" returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`,
+      );
     }
-    // Rules may pass dy through or return one tensor for several inputs: give each use its own
+    // Rules may pass a dy through or return one tensor for several inputs: give each use its own
     // handle (a view sharing the storage) so every consumer can dispose what it receives.
-    const used = new Set<Tensor>([dy]);
+    const used = new Set<Tensor>(dys.filter((d): d is Tensor => d !== null));
     const handles = inputGrads.map((g) => {
       if (!g) return null;
-      if (!used.has(g)) return used.add(g), g;
+      if (!used.has(g)) return (used.add(g), g);
       return new Tensor(g.storage, g.shape, g.strides, g.offset);
     });
-    if (dy !== seed || ownedSeed) dy.dispose();
+    for (const dy of dys) if (dy && (dy !== seed || !borrowedSeed)) dy.dispose();
     for (let i = 0; i < node.inputs.length; i++) {
       const g = handles[i];
       const input = node.inputs[i]!;
@@ -73,18 +92,21 @@ function run(root: Tensor, opts: BackwardOpts): void {
         continue;
       }
       if (!shapesEqual(g.shape, input.shape)) {
-        throw new ShapeError(`[backward] Rule of "${node.op}" returned a gradient of shape ${fmtShape(g.shape)} for input ${i} of shape ${fmtShape(input.shape)}`);
+        throw new ShapeError(
+          `[backward] Rule of "${node.op}" returned a gradient of shape ${fmtShape(g.shape)} for input ${i} of shape ${fmtShape(input.shape)}`,
+        );
       }
       if (input.gradFn) {
-        const prev = grads.get(input.gradFn);
-        grads.set(input.gradFn, prev ? accumulate(prev, g) : g);
+        const slots = pending(input.gradFn);
+        const prev = slots[input.gradOutput];
+        slots[input.gradOutput] = prev ? accumulate(prev, g) : g;
       } else if (input.requiresGrad) {
         accumulateLeaf(input, g, false);
       } else g.dispose();
     }
     if (!opts.retainGraph) node.free();
   }
-  for (const g of grads.values()) g.dispose();
+  for (const slots of grads.values()) for (const g of slots) g?.dispose();
 }
 
 /** Nodes reachable from `root` through inputs that require grad, root first, inputs after consumers. */

@@ -12,7 +12,11 @@ import { enableGrad, isGradEnabled, noGrad, record } from './graph.js';
  * fn(...inputs) with its activations recomputed in backward. `params` lists trainable tensors fn uses
  * besides its inputs (a block's parameters): they receive gradients during the recomputation.
  */
-export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[], params: readonly Tensor[] = []): Tensor {
+export function checkpoint(
+  fn: (...xs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  params: readonly Tensor[] = [],
+): Tensor {
   if (!isGradEnabled() || ![...inputs, ...params].some((t) => t.requiresGrad)) return fn(...inputs);
   const rng = dropoutStream.state();
   const out = noGrad(() => fn(...inputs));

@@ -2,7 +2,7 @@
 // calls after computing its output. An output joins the graph only when grad mode is on and some input
 // requires grad; the rule later receives which inputs need a gradient, so frozen weights cost nothing.
 
-import { type BackwardFn, GradNode } from '../tensor/grad-node.js';
+import { type BackwardFn, GradNode, type MultiBackwardFn } from '../tensor/grad-node.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 let gradEnabled = true;
@@ -45,11 +45,34 @@ export function record(
   owned: readonly Tensor[] = [],
   saved: readonly Tensor[] = [],
 ): Tensor {
+  recordMulti(op, [out], inputs, (dys, needs) => backward(dys[0]!, needs), owned, saved);
+  return out;
+}
+
+/** record() for an op with several outputs (split): the rule receives one gradient per output. */
+export function recordMulti(
+  op: string,
+  outs: readonly Tensor[],
+  inputs: readonly Tensor[],
+  backward: MultiBackwardFn,
+  owned: readonly Tensor[] = [],
+  saved: readonly Tensor[] = [],
+): void {
   const needs = inputs.map((t) => t.requiresGrad);
   if (gradEnabled && needs.some(Boolean)) {
-    out.requiresGrad = true;
-    out.gradFn = new GradNode(op, inputs, needs, out.shape, backward, [...inputs, out, ...owned, ...saved]);
+    const node = new GradNode(
+      op,
+      inputs,
+      needs,
+      outs.map((o) => o.shape),
+      backward,
+      [...inputs, ...outs, ...owned, ...saved],
+    );
+    outs.forEach((o, i) => {
+      o.requiresGrad = true;
+      o.gradFn = node;
+      o.gradOutput = i;
+    });
   }
   for (const t of owned) t.dispose();
-  return out;
 }

@@ -45,7 +45,7 @@ class Block extends Module {
   forward(x: Tensor): Tensor {
     const [b, t] = x.shape as [number, number];
     const qkv = ops.reshape(this.c_attn.forward(this.ln_1.forward(x)), [b, t, 3, HEADS, C / HEADS]);
-    const [q, k, v] = [0, 1, 2].map((i) => ops.squeeze(ops.slice(qkv, 2, i, i + 1), 2)); // (B, T, H, D)
+    const [q, k, v] = ops.split(qkv, [1, 1, 1], 2).map((t) => ops.squeeze(t, 2)); // (B, T, H, D)
     const att = ops.reshape(ops.attention(q!, k!, v!, { causal: true }), [b, t, C]);
     const h = ops.add(x, this.c_proj.forward(att));
     return ops.add(h, this.c_out.forward(ops.gelu(this.c_fc.forward(this.ln_2.forward(h)))));
@@ -119,7 +119,8 @@ export interface DemoOptions {
 
 export async function runDemo(opts: DemoOptions): Promise<void> {
   if (opts.backend) {
-    if (opts.backend !== 'js' && opts.backend !== 'native') throw new Error(`--backend must be "js" or "native", got "${opts.backend}"`);
+    if (opts.backend !== 'js' && opts.backend !== 'native')
+      throw new Error(`--backend must be "js" or "native", got "${opts.backend}"`);
     setDefaultBackend(getBackend(opts.backend));
   }
   const backend = defaultBackend();
@@ -128,7 +129,9 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const model = new TinyGPT(g);
   const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0.01 });
   const log = (s: string) => process.stdout.write(`${s}\n`);
-  log(`vera demo: a ${model.numParameters().toLocaleString('en-US')}-parameter transformer learns to sort ${DIGITS} digits`);
+  log(
+    `vera demo: a ${model.numParameters().toLocaleString('en-US')}-parameter transformer learns to sort ${DIGITS} digits`,
+  );
   log(`backend: ${backend.name}, ${backend.getThreads()} thread(s); ${opts.steps} steps of ${BATCH} sequences`);
   const t0 = performance.now();
   let ema = NaN;
@@ -145,11 +148,14 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       opt.zeroGrad();
       return l.item();
     });
-    if (!Number.isFinite(loss)) throw new Error(`Loss became ${loss} at step ${step}; try a smaller learning rate or another --seed`);
+    if (!Number.isFinite(loss))
+      throw new Error(`Loss became ${loss} at step ${step}; try a smaller learning rate or another --seed`);
     ema = Number.isNaN(ema) ? loss : 0.9 * ema + 0.1 * loss;
     if (step % 50 === 0 || step === opts.steps) {
       const secs = (performance.now() - t0) / 1000;
-      log(`step ${String(step).padStart(4)}  loss ${ema.toFixed(4)}  ${((step * BATCH * T) / secs).toFixed(0)} tokens/s  ${secs.toFixed(1)} s`);
+      log(
+        `step ${String(step).padStart(4)}  loss ${ema.toFixed(4)}  ${((step * BATCH * T) / secs).toFixed(0)} tokens/s  ${secs.toFixed(1)} s`,
+      );
     }
   }
   model.eval();

@@ -27,8 +27,14 @@ export class Linear extends Module {
     // torch.nn.Linear: U(−1/√in, 1/√in) for weight and bias.
     const g = opts.generator ?? defaultGenerator;
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = parameter(tensor(g.uniform(outFeatures * inFeatures, -bound, bound), { shape: [outFeatures, inFeatures], backend: opts.backend }));
-    this.bias = opts.bias === false ? null : parameter(tensor(g.uniform(outFeatures, -bound, bound), { backend: opts.backend }));
+    this.weight = parameter(
+      tensor(g.uniform(outFeatures * inFeatures, -bound, bound), {
+        shape: [outFeatures, inFeatures],
+        backend: opts.backend,
+      }),
+    );
+    this.bias =
+      opts.bias === false ? null : parameter(tensor(g.uniform(outFeatures, -bound, bound), { backend: opts.backend }));
   }
 
   forward(x: Tensor): Tensor {
@@ -81,7 +87,9 @@ export class Embedding extends Module {
     opts: InitOpts & { std?: number } = {},
   ) {
     super();
-    this.weight = parameter(randn([numEmbeddings, dim], { generator: opts.generator, backend: opts.backend, std: opts.std ?? 1 }));
+    this.weight = parameter(
+      randn([numEmbeddings, dim], { generator: opts.generator, backend: opts.backend, std: opts.std ?? 1 }),
+    );
   }
 
   forward(ids: Tensor): Tensor {

@@ -27,7 +27,10 @@ export interface AttentionOptions {
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   floatDType('attention', q, k, v);
   const backend = sameBackend('attention', q, k, v, ...(opts.keyMask ? [opts.keyMask] : []));
-  const bad = () => new ShapeError(`[attention] Shapes q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} do not agree (expected q [B, Tq, Hq, D], k/v [B, Tk, Hkv, D], Hq a multiple of Hkv)`);
+  const bad = () =>
+    new ShapeError(
+      `[attention] Shapes q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} do not agree (expected q [B, Tq, Hq, D], k/v [B, Tk, Hkv, D], Hq a multiple of Hkv)`,
+    );
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw bad();
   const [b, tq, hq, d] = q.shape as [number, number, number, number];
   const [bk, tk, hkv, dk] = k.shape as [number, number, number, number];
@@ -50,8 +53,20 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const [qc, kc, vc] = [headContiguous(q), headContiguous(k), headContiguous(v)];
   const out = allocLike(q, [b, tq, hq, d]);
   const lse = alloc(backend, [b, hq, tq], q.dtype);
-  backend.attention(out.view('attention'), lse.view('attention'), qc.view('attention'), kc.view('attention'), vc.view('attention'), kernelOpts);
-  const copies = [qc !== q ? qc : null, kc !== k ? kc : null, vc !== v ? vc : null, mask !== opts.keyMask ? mask : null];
+  backend.attention(
+    out.view('attention'),
+    lse.view('attention'),
+    qc.view('attention'),
+    kc.view('attention'),
+    vc.view('attention'),
+    kernelOpts,
+  );
+  const copies = [
+    qc !== q ? qc : null,
+    kc !== k ? kc : null,
+    vc !== v ? vc : null,
+    mask !== opts.keyMask ? mask : null,
+  ];
   return record(
     'attention',
     out,
@@ -61,10 +76,21 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const dq = allocLike(q, q.shape);
       const dkv = [allocLike(k, k.shape), allocLike(v, v.shape)];
       const view = (t: Tensor) => t.view('attention backward');
-      backend.attentionBackward(view(dq), view(dkv[0]!), view(dkv[1]!), view(g), view(qc), view(kc), view(vc), view(out), view(lse), {
-        ...kernelOpts,
-        keyMask: mask ? view(mask) : null,
-      });
+      backend.attentionBackward(
+        view(dq),
+        view(dkv[0]!),
+        view(dkv[1]!),
+        view(g),
+        view(qc),
+        view(kc),
+        view(vc),
+        view(out),
+        view(lse),
+        {
+          ...kernelOpts,
+          keyMask: mask ? view(mask) : null,
+        },
+      );
       if (g !== dy) g.dispose();
       return [dq, dkv[0]!, dkv[1]!];
     },

@@ -12,11 +12,16 @@ import { contiguous, permute, reshape } from './movement.js';
  * bias [D] → [B, (H/P)·(W/P), D] in row-major patch order (as ViT's embeddings flatten(2).transpose(1, 2)).
  */
 export function patchEmbed(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
-  if (x.rank !== 4 || weight.rank !== 4) throw new ShapeError(`[patchEmbed] Expected x [B, C, H, W] and weight [D, C, P, P], got ${fmtShape(x.shape)} and ${fmtShape(weight.shape)}`);
+  if (x.rank !== 4 || weight.rank !== 4)
+    throw new ShapeError(
+      `[patchEmbed] Expected x [B, C, H, W] and weight [D, C, P, P], got ${fmtShape(x.shape)} and ${fmtShape(weight.shape)}`,
+    );
   const [b, c, h, w] = x.shape as [number, number, number, number];
   const [d, wc, p, p2] = weight.shape as [number, number, number, number];
   if (wc !== c || p !== p2 || h % p !== 0 || w % p !== 0) {
-    throw new ShapeError(`[patchEmbed] Image ${fmtShape(x.shape)} does not divide into patches of weight ${fmtShape(weight.shape)}`);
+    throw new ShapeError(
+      `[patchEmbed] Image ${fmtShape(x.shape)} does not divide into patches of weight ${fmtShape(weight.shape)}`,
+    );
   }
   const gh = h / p;
   const gw = w / p;

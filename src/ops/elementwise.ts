@@ -127,12 +127,15 @@ export function clamp(a: Tensor, lo = -Infinity, hi = Infinity): Tensor {
   const lower = scalarRaw('max_s', a, lo, a.dtype);
   const out = scalarRaw('min_s', lower, hi, a.dtype);
   lower.dispose();
-  return record('clamp', out, [a], (dy) =>
-    [scope(() => {
-      const inside = mul(cast(scalarRaw('ge_s', a, lo, 'bool'), a.dtype), cast(scalarRaw('le_s', a, hi, 'bool'), a.dtype));
+  return record('clamp', out, [a], (dy) => [
+    scope(() => {
+      const inside = mul(
+        cast(scalarRaw('ge_s', a, lo, 'bool'), a.dtype),
+        cast(scalarRaw('le_s', a, hi, 'bool'), a.dtype),
+      );
       return mul(dy, inside);
-    })],
-  );
+    }),
+  ]);
 }
 
 // ---- binary with broadcasting ----------------------------------------------------------------
@@ -147,7 +150,12 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, dtype: DType): Tensor {
 
 type GradPair = [Tensor | null, Tensor | null];
 
-function arith(op: BinaryOp, a: Tensor, b: Tensor, grads: (dy: Tensor, y: Tensor, needs: readonly boolean[]) => GradPair): Tensor {
+function arith(
+  op: BinaryOp,
+  a: Tensor,
+  b: Tensor,
+  grads: (dy: Tensor, y: Tensor, needs: readonly boolean[]) => GradPair,
+): Tensor {
   const dtype = floatDType(op, a, b);
   const y = binaryRaw(op, a, b, dtype);
   return record(op, y, [a, b], (dy, needs) => {
@@ -216,7 +224,8 @@ function minmax(op: 'max' | 'min', a: Tensor, b: Tensor): Tensor {
 type Cmp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 
 function compare(op: Cmp, a: Tensor, b: Tensor | number): Tensor {
-  if (a.dtype === 'bool' || (typeof b !== 'number' && b.dtype === 'bool')) throw new DTypeError(`[${op}] Compare numbers, not bool tensors`);
+  if (a.dtype === 'bool' || (typeof b !== 'number' && b.dtype === 'bool'))
+    throw new DTypeError(`[${op}] Compare numbers, not bool tensors`);
   if (typeof b === 'number') return scalarRaw(`${op}_s`, a, b, 'bool');
   return binaryRaw(op, a, b, 'bool');
 }
@@ -245,7 +254,12 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
       const pick = (t: Tensor, first: boolean) => {
         const g = alloc(backend, shape, dy.dtype);
         const z = bview(zero, shape, 'where');
-        backend.where(g.view('where'), bview(cond, shape, 'where'), first ? dy.view('where') : z, first ? z : dy.view('where'));
+        backend.where(
+          g.view('where'),
+          bview(cond, shape, 'where'),
+          first ? dy.view('where') : z,
+          first ? z : dy.view('where'),
+        );
         return sumToShape(g, t.shape);
       };
       return [needs[0] ? pick(a, true) : null, needs[1] ? pick(b, false) : null];
@@ -267,7 +281,8 @@ export function maskedFill(a: Tensor, mask: Tensor, value: number): Tensor {
 /** Converts to another dtype (a copy; float→float casts pass gradients back). */
 export function cast(a: Tensor, dtype: DType): Tensor {
   if (a.dtype === dtype) return a;
-  if (!a.backend.dtypes.includes(dtype)) throw new DTypeError(`[cast] Backend "${a.backend.name}" does not support ${dtype}`);
+  if (!a.backend.dtypes.includes(dtype))
+    throw new DTypeError(`[cast] Backend "${a.backend.name}" does not support ${dtype}`);
   const out = allocLike(a, a.shape, dtype);
   a.backend.copy(out.view('cast'), a.view('cast'));
   if (!isComputeFloat(dtype) || !isComputeFloat(a.dtype)) return out;

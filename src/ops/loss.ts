@@ -28,7 +28,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const v = logits.shape[logits.rank - 1]!;
   const lead = logits.shape.slice(0, -1);
   if (targets.rank !== lead.length || targets.shape.some((d, i) => d !== lead[i])) {
-    throw new ShapeError(`[crossEntropy] Targets ${fmtShape(targets.shape)} do not match logits ${fmtShape(logits.shape)} without the class axis`);
+    throw new ShapeError(
+      `[crossEntropy] Targets ${fmtShape(targets.shape)} do not match logits ${fmtShape(logits.shape)} without the class axis`,
+    );
   }
   const eps = opts.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps <= 1)) throw new Error(`[crossEntropy] labelSmoothing = ${eps} must be in [0, 1]`);
@@ -38,7 +40,13 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const t = contiguous(reshape(targets, [n]));
   const rowLoss = alloc(backend, [n], logits.dtype);
   const lse = alloc(backend, [n], logits.dtype);
-  backend.crossEntropy(rowLoss.view('crossEntropy'), lse.view('crossEntropy'), x.view('crossEntropy'), t.view('crossEntropy'), kopts);
+  backend.crossEntropy(
+    rowLoss.view('crossEntropy'),
+    lse.view('crossEntropy'),
+    x.view('crossEntropy'),
+    t.view('crossEntropy'),
+    kopts,
+  );
   const perRow = record(
     'crossEntropy',
     rowLoss,
@@ -46,7 +54,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     (dy) => {
       const g = contiguous(dy);
       const dx = alloc(backend, [n, v], logits.dtype);
-      backend.crossEntropyBackward(dx.view('crossEntropy'), g.view('crossEntropy'), x.view('crossEntropy'), lse.view('crossEntropy'), t.view('crossEntropy'), kopts);
+      backend.crossEntropyBackward(
+        dx.view('crossEntropy'),
+        g.view('crossEntropy'),
+        x.view('crossEntropy'),
+        lse.view('crossEntropy'),
+        t.view('crossEntropy'),
+        kopts,
+      );
       if (g !== dy) g.dispose();
       return [dx];
     },

@@ -15,7 +15,7 @@ import { alloc, floatDType, sameBackend, sumToShape } from './util.js';
 /** True when the last two strides give a row- or column-major matrix the GEMM can read. */
 function gemmReadable(strides: readonly number[], rows: number, cols: number): boolean {
   const [sr, sc] = [strides[strides.length - 2]!, strides[strides.length - 1]!];
-  return (sc === 1 || cols === 1) || (sr === 1 || rows === 1);
+  return sc === 1 || cols === 1 || sr === 1 || rows === 1;
 }
 
 /**
@@ -36,18 +36,25 @@ function as3d(t: Tensor, batch: readonly number[], op: string): View | null {
     expectNext = s * batch[i]!;
   }
   const v = t.view(op);
-  return { ...v, shape: [numel(batch), rows, cols], strides: [bstride, t.strides[t.rank - 2]!, t.strides[t.rank - 1]!] };
+  return {
+    ...v,
+    shape: [numel(batch), rows, cols],
+    strides: [bstride, t.strides[t.rank - 2]!, t.strides[t.rank - 1]!],
+  };
 }
 
 /** a · b for a [..., M, K] and b [..., K, N] (1-D operands as in torch.matmul). */
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  if (a.rank === 0 || b.rank === 0) throw new ShapeError(`[matmul] Operands must have rank ≥ 1, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  if (a.rank === 0 || b.rank === 0)
+    throw new ShapeError(`[matmul] Operands must have rank ≥ 1, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   if (a.rank === 1 || b.rank === 1) {
     return scope(() => {
       const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]!]) : a;
       const b2 = b.rank === 1 ? reshape(b, [b.shape[0]!, 1]) : b;
       const y = matmul(a2, b2);
-      const shape = y.shape.filter((_, i) => !((a.rank === 1 && i === y.rank - 2) || (b.rank === 1 && i === y.rank - 1)));
+      const shape = y.shape.filter(
+        (_, i) => !((a.rank === 1 && i === y.rank - 2) || (b.rank === 1 && i === y.rank - 1)),
+      );
       return reshape(y, shape);
     });
   }
@@ -55,7 +62,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const backend = sameBackend('matmul', a, b);
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [k2, n] = b.shape.slice(-2) as [number, number];
-  if (k !== k2) throw new ShapeError(`[matmul] Inner dimensions differ: a is ${fmtShape(a.shape)}, b is ${fmtShape(b.shape)}`);
+  if (k !== k2)
+    throw new ShapeError(`[matmul] Inner dimensions differ: a is ${fmtShape(a.shape)}, b is ${fmtShape(b.shape)}`);
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const out = alloc(backend, [...batch, m, n], a.dtype);
   noGrad(() =>
@@ -84,7 +92,9 @@ function operand(t: Tensor, batch: readonly number[], rows: number, cols: number
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   floatDType('linear', x, weight, ...(bias ? [bias] : []));
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
-    throw new ShapeError(`[linear] Input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} (expected [..., ${weight.shape[1]}])`);
+    throw new ShapeError(
+      `[linear] Input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} (expected [..., ${weight.shape[1]}])`,
+    );
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== weight.shape[0])) {
     throw new ShapeError(`[linear] Bias ${fmtShape(bias.shape)} does not fit weight ${fmtShape(weight.shape)}`);
@@ -104,7 +114,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       if (bias) {
         // Broadcast the bias into y, then accumulate the product on top (one pass, no temporary).
         const bv = bias.view('linear');
-        backend.copy({ ...yv, shape: [rows, nOut], strides: [nOut, 1] }, { ...bv, shape: [rows, nOut], strides: [0, bv.strides[0]!] });
+        backend.copy(
+          { ...yv, shape: [rows, nOut], strides: [nOut, 1] },
+          { ...bv, shape: [rows, nOut], strides: [0, bv.strides[0]!] },
+        );
       }
       backend.matmul(yv, xv, wv, Boolean(bias));
     }),

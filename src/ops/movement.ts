@@ -2,10 +2,17 @@
 // slice, squeeze/unsqueeze) and the copies behind contiguous/concat/gather. Every view op records a
 // gradient that maps dy back to the input's layout.
 
-import { record } from '../autograd/graph.js';
+import { record, recordMulti } from '../autograd/graph.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
-import { broadcastStrides, checkShape, contiguousStrides, normAxis, reshapeStrides, shapesEqual } from '../tensor/shape.js';
+import {
+  broadcastStrides,
+  checkShape,
+  contiguousStrides,
+  normAxis,
+  reshapeStrides,
+  shapesEqual,
+} from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backends/backend.js';
 import { alias, alloc, allocLike, expectDType, floatDType, sameBackend, sumToShape } from './util.js';
@@ -45,10 +52,17 @@ export function unsqueeze(a: Tensor, axis: number): Tensor {
 
 /** Removes size-1 axes (all of them, or the one named). */
 export function squeeze(a: Tensor, axis?: number): Tensor {
-  if (axis === undefined) return reshape(a, a.shape.filter((d) => d !== 1));
+  if (axis === undefined)
+    return reshape(
+      a,
+      a.shape.filter((d) => d !== 1),
+    );
   const ax = normAxis('squeeze', axis, a.rank);
   if (a.shape[ax] !== 1) return a;
-  return reshape(a, a.shape.filter((_, i) => i !== ax));
+  return reshape(
+    a,
+    a.shape.filter((_, i) => i !== ax),
+  );
 }
 
 /** Reorders axes: out.shape[i] = a.shape[dims[i]] (a view). */
@@ -57,7 +71,12 @@ export function permute(a: Tensor, dims: readonly number[]): Tensor {
   if (d.length !== a.rank || new Set(d).size !== d.length) {
     throw new ShapeError(`[permute] Dims [${dims.join(', ')}] are not a permutation of ${a.rank} axes`);
   }
-  const out = alias(a, d.map((i) => a.shape[i]!), d.map((i) => a.strides[i]!), a.offset);
+  const out = alias(
+    a,
+    d.map((i) => a.shape[i]!),
+    d.map((i) => a.strides[i]!),
+    a.offset,
+  );
   const inverse = new Array<number>(d.length);
   d.forEach((src, i) => (inverse[src] = i));
   return record('permute', out, [a], (dy) => [permute(dy, inverse)]);
@@ -112,7 +131,9 @@ export function concat(ts: readonly Tensor[], axis = 0): Tensor {
   for (const t of ts) {
     if (t.dtype !== first.dtype) throw new ShapeError(`[concat] Dtypes differ: ${first.dtype} and ${t.dtype}`);
     if (t.rank !== first.rank || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
-      throw new ShapeError(`[concat] Shapes ${fmtShape(first.shape)} and ${fmtShape(t.shape)} differ outside axis ${ax}`);
+      throw new ShapeError(
+        `[concat] Shapes ${fmtShape(first.shape)} and ${fmtShape(t.shape)} differ outside axis ${ax}`,
+      );
     }
   }
   const sizes = ts.map((t) => t.shape[ax]!);
@@ -141,18 +162,38 @@ function contiguousSlice(a: Tensor, axis: number, start: number, end: number): T
   return c;
 }
 
-/** Splits along an axis into pieces of the given sizes (views). */
+/**
+ * Splits along an axis into pieces of the given sizes: views, recorded as one op whose backward
+ * writes every piece's gradient into a single buffer (no zero-filled buffer per piece, no sums).
+ */
 export function split(a: Tensor, sizes: readonly number[], axis = 0): Tensor[] {
   const ax = normAxis('split', axis, a.rank);
-  if (sizes.reduce((x, y) => x + y, 0) !== a.shape[ax]) {
-    throw new ShapeError(`[split] Sizes [${sizes.join(', ')}] do not add up to ${a.shape[ax]} along axis ${ax} of ${fmtShape(a.shape)}`);
+  if (sizes.reduce((x, y) => x + y, 0) !== a.shape[ax] || sizes.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new ShapeError(
+      `[split] Sizes [${sizes.join(', ')}] do not add up to ${a.shape[ax]} along axis ${ax} of ${fmtShape(a.shape)}`,
+    );
   }
-  let start = 0;
-  return sizes.map((n) => {
-    const s = start;
-    start += n;
-    return slice(a, ax, s, s + n);
+  const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((x, y) => x + y, 0));
+  const pieceShape = (n: number) => a.shape.map((d, i) => (i === ax ? n : d));
+  const outs = sizes.map((n, i) => alias(a, pieceShape(n), a.strides, a.offset + starts[i]! * a.strides[ax]!));
+  recordMulti('split', outs, [a], (dys) => {
+    const g = allocLike(
+      dys.find((d) => d !== null)!,
+      a.shape,
+    );
+    const gv = g.view('split');
+    const zero = dys.includes(null) ? alloc(a.backend, [], g.dtype) : null;
+    if (zero) a.backend.fill(zero.view('split'), 0);
+    dys.forEach((dy, i) => {
+      const shape = pieceShape(sizes[i]!);
+      const region = { ...gv, shape, offset: starts[i]! * g.strides[ax]! };
+      const src = dy ? dy.view('split') : { ...zero!.view('split'), shape, strides: shape.map(() => 0) };
+      a.backend.copy(region, src);
+    });
+    zero?.dispose();
+    return [g];
   });
+  return outs;
 }
 
 /** torch.gather: out[…i…] = a[… index[…i…] along axis …]; index is i32 of a's rank. */
@@ -166,15 +207,22 @@ export function gather(a: Tensor, axis: number, index: Tensor): Tensor {
   const out = allocLike(a, index.shape);
   backend.gather(out.view('gather'), ac.view('gather'), ic.view('gather'), ax);
   if (ac !== a) ac.dispose();
-  return record('gather', out, [a], (dy) => [
-    scope(() => {
-      const g = allocLike(dy, a.shape);
-      backend.fill(g.view('gather'), 0);
-      const dyc = contiguous(dy);
-      backend.scatterAdd(g.view('gather'), ic.view('gather'), dyc.view('gather'), ax);
-      return g;
-    }),
-  ], ic === index ? [] : [ic], ic === index ? [index] : []);
+  return record(
+    'gather',
+    out,
+    [a],
+    (dy) => [
+      scope(() => {
+        const g = allocLike(dy, a.shape);
+        backend.fill(g.view('gather'), 0);
+        const dyc = contiguous(dy);
+        backend.scatterAdd(g.view('gather'), ic.view('gather'), dyc.view('gather'), ax);
+        return g;
+      }),
+    ],
+    ic === index ? [] : [ic],
+    ic === index ? [index] : [],
+  );
 }
 
 /** A copy of `a` on another backend (through host memory); gradients flow back to `a`'s backend. */

@@ -30,7 +30,15 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const y = allocLike(x);
   const mean = alloc(backend, [rows], x.dtype);
   const rstd = alloc(backend, [rows], x.dtype);
-  backend.layerNorm(y.view('layerNorm'), mean.view('layerNorm'), rstd.view('layerNorm'), xc.view('layerNorm'), wc?.view('layerNorm') ?? null, bc?.view('layerNorm') ?? null, eps);
+  backend.layerNorm(
+    y.view('layerNorm'),
+    mean.view('layerNorm'),
+    rstd.view('layerNorm'),
+    xc.view('layerNorm'),
+    wc?.view('layerNorm') ?? null,
+    bc?.view('layerNorm') ?? null,
+    eps,
+  );
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return record(
     'layerNorm',
@@ -43,7 +51,16 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
       const ib = bias ? (weight ? 2 : 1) : -1;
       const dw = iw > 0 && needs[iw] ? zerosLike(weight!) : null;
       const db = ib > 0 && needs[ib] ? zerosLike(bias!) : null;
-      backend.layerNormBackward(dx?.view('layerNorm') ?? null, dw?.view('layerNorm') ?? null, db?.view('layerNorm') ?? null, g.view('layerNorm'), xc.view('layerNorm'), wc?.view('layerNorm') ?? null, mean.view('layerNorm'), rstd.view('layerNorm'));
+      backend.layerNormBackward(
+        dx?.view('layerNorm') ?? null,
+        dw?.view('layerNorm') ?? null,
+        db?.view('layerNorm') ?? null,
+        g.view('layerNorm'),
+        xc.view('layerNorm'),
+        wc?.view('layerNorm') ?? null,
+        mean.view('layerNorm'),
+        rstd.view('layerNorm'),
+      );
       if (g !== dy) g.dispose();
       return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
     },
@@ -71,7 +88,14 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
       const g = contiguous(dy);
       const dx = needs[0] ? allocLike(x) : null;
       const dw = weight && needs[1] ? zerosLike(weight) : null;
-      backend.rmsNormBackward(dx?.view('rmsNorm') ?? null, dw?.view('rmsNorm') ?? null, g.view('rmsNorm'), xc.view('rmsNorm'), wc?.view('rmsNorm') ?? null, rstd.view('rmsNorm'));
+      backend.rmsNormBackward(
+        dx?.view('rmsNorm') ?? null,
+        dw?.view('rmsNorm') ?? null,
+        g.view('rmsNorm'),
+        xc.view('rmsNorm'),
+        wc?.view('rmsNorm') ?? null,
+        rstd.view('rmsNorm'),
+      );
       if (g !== dy) g.dispose();
       return weight ? [dx, dw] : [dx];
     },

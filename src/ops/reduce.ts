@@ -26,7 +26,10 @@ function reduceRaw(op: ReduceOp, a: Tensor, axes: number[], keepdim: boolean): T
   const out = allocLike(a, kept);
   a.backend.reduce(op, out.view(op), a.view(op), axes);
   if (keepdim) return out;
-  const r = alias(out, kept.filter((_, i) => !axes.includes(i)));
+  const r = alias(
+    out,
+    kept.filter((_, i) => !axes.includes(i)),
+  );
   out.dispose();
   return r;
 }
@@ -39,9 +42,7 @@ function keptShape(a: Tensor, axes: number[]): number[] {
 export function sum(a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor {
   const ax = axesOf('sum', a, axes);
   const out = reduceRaw('sum', a, ax, opts.keepdim ?? false);
-  return record('sum', out, [a], (dy) => [
-    scope(() => contiguous(expand(reshape(dy, keptShape(a, ax)), a.shape))),
-  ]);
+  return record('sum', out, [a], (dy) => [scope(() => contiguous(expand(reshape(dy, keptShape(a, ax)), a.shape)))]);
 }
 
 export function mean(a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor {
@@ -64,8 +65,10 @@ function extreme(op: 'max' | 'min', a: Tensor, axes: number | readonly number[] 
   ]);
 }
 
-export const amax = (a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor => extreme('max', a, axes, opts);
-export const amin = (a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor => extreme('min', a, axes, opts);
+export const amax = (a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor =>
+  extreme('max', a, axes, opts);
+export const amin = (a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor =>
+  extreme('min', a, axes, opts);
 
 /** Index (i32) of the first maximum along the last axis. */
 export function argmax(a: Tensor): Tensor {

@@ -12,11 +12,14 @@ import { allocLike, floatDType, sameBackend } from './util.js';
 export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   floatDType('rope', x, cos, sin);
   const backend = sameBackend('rope', x, cos, sin);
-  if (x.rank !== 4 || x.shape[3]! % 2 !== 0) throw new ShapeError(`[rope] Input must be [B, T, H, D] with even D, got ${fmtShape(x.shape)}`);
+  if (x.rank !== 4 || x.shape[3]! % 2 !== 0)
+    throw new ShapeError(`[rope] Input must be [B, T, H, D] with even D, got ${fmtShape(x.shape)}`);
   const [b, t, , d] = x.shape as [number, number, number, number];
   for (const tab of [cos, sin]) {
     if (tab.rank !== 3 || (tab.shape[0] !== 1 && tab.shape[0] !== b) || tab.shape[1] !== t || tab.shape[2] !== d / 2) {
-      throw new ShapeError(`[rope] Table of shape ${fmtShape(tab.shape)} does not fit input ${fmtShape(x.shape)} (expected [${b} or 1, ${t}, ${d / 2}])`);
+      throw new ShapeError(
+        `[rope] Table of shape ${fmtShape(tab.shape)} does not fit input ${fmtShape(x.shape)} (expected [${b} or 1, ${t}, ${d / 2}])`,
+      );
     }
   }
   const xs = x.strides[3] === 1 ? x : contiguous(x);

@@ -36,7 +36,10 @@ export function alias(
 export function sameBackend(op: string, ...ts: Tensor[]): Backend {
   const b = ts[0]!.backend;
   for (const t of ts) {
-    if (t.backend !== b) throw new DeviceError(`[${op}] Tensors are on different backends ("${b.name}" and "${t.backend.name}"); move them with to()`);
+    if (t.backend !== b)
+      throw new DeviceError(
+        `[${op}] Tensors are on different backends ("${b.name}" and "${t.backend.name}"); move them with to()`,
+      );
   }
   return b;
 }
@@ -45,18 +48,23 @@ export function sameBackend(op: string, ...ts: Tensor[]): Backend {
 export function floatDType(op: string, ...ts: Tensor[]): DType {
   const d = ts[0]!.dtype;
   for (const t of ts) {
-    if (!isComputeFloat(t.dtype)) throw new DTypeError(`[${op}] Expected a float tensor, got ${t.dtype} of shape ${fmtShape(t.shape)}; cast it first`);
+    if (!isComputeFloat(t.dtype))
+      throw new DTypeError(
+        `[${op}] Expected a float tensor, got ${t.dtype} of shape ${fmtShape(t.shape)}; cast it first`,
+      );
     if (t.dtype !== d) throw new DTypeError(`[${op}] Dtypes differ: ${d} and ${t.dtype}`);
   }
   return d;
 }
 
 export function expectDType(op: string, t: Tensor, dtype: DType, what: string): void {
-  if (t.dtype !== dtype) throw new DTypeError(`[${op}] ${what} must be ${dtype}, got ${t.dtype} of shape ${fmtShape(t.shape)}`);
+  if (t.dtype !== dtype)
+    throw new DTypeError(`[${op}] ${what} must be ${dtype}, got ${t.dtype} of shape ${fmtShape(t.shape)}`);
 }
 
 export function expectShape(op: string, t: Tensor, shape: readonly number[], what: string): void {
-  if (!shapesEqual(t.shape, shape)) throw new ShapeError(`[${op}] ${what} has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);
+  if (!shapesEqual(t.shape, shape))
+    throw new ShapeError(`[${op}] ${what} has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);
 }
 
 export function expectRank(op: string, t: Tensor, rank: number, what: string): void {

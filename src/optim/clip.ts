@@ -11,7 +11,14 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
   const withGrad = params.filter((p) => p.grad);
   if (withGrad.length === 0) return 0;
   const total = Math.sqrt(
-    noGrad(() => scope(() => withGrad.map((p) => sum(square(p.grad!))).reduce((a, b) => add(a, b)).item())),
+    noGrad(() =>
+      scope(() =>
+        withGrad
+          .map((p) => sum(square(p.grad!)))
+          .reduce((a, b) => add(a, b))
+          .item(),
+      ),
+    ),
   );
   const coef = maxNorm / (total + 1e-6);
   if (coef < 1) {

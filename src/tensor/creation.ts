@@ -19,7 +19,8 @@ export interface CreateOpts {
 function resolve(opts: CreateOpts | undefined): { dtype: DType; backend: Backend } {
   const backend = opts?.backend ?? defaultBackend();
   const dtype = opts?.dtype ?? 'f32';
-  if (!backend.dtypes.includes(dtype)) throw new DTypeError(`[create] Backend "${backend.name}" does not support dtype ${dtype}`);
+  if (!backend.dtypes.includes(dtype))
+    throw new DTypeError(`[create] Backend "${backend.name}" does not support dtype ${dtype}`);
   return { dtype, backend };
 }
 
@@ -70,7 +71,9 @@ export function tensor(data: NestedNumbers | HostArray, opts?: CreateOpts & { sh
   if (ArrayBuffer.isView(data)) {
     shape = opts?.shape ?? [data.length];
     if (!hostArrayMatches(dtype, data)) {
-      throw new DTypeError(`[tensor] A ${data.constructor.name} cannot hold dtype ${dtype}; pass the matching typed array or plain numbers`);
+      throw new DTypeError(
+        `[tensor] A ${data.constructor.name} cannot hold dtype ${dtype}; pass the matching typed array or plain numbers`,
+      );
     }
     host = data;
   } else {
@@ -103,7 +106,8 @@ function fromNumbers(dtype: DType, flat: readonly (number | boolean)[]): HostArr
   for (let i = 0; i < flat.length; i++) {
     const v = Number(flat[i]);
     if (out instanceof BigInt64Array) out[i] = BigInt(Math.trunc(v));
-    else if (dtype === 'bf16' || dtype === 'f16') throw new DTypeError(`[tensor] Create ${dtype} tensors by casting an f32 tensor`);
+    else if (dtype === 'bf16' || dtype === 'f16')
+      throw new DTypeError(`[tensor] Create ${dtype} tensors by casting an f32 tensor`);
     else (out as Float64Array)[i] = dtype === 'bool' ? +(v !== 0) : v;
   }
   return out;
@@ -140,6 +144,7 @@ export function randn(shape: readonly number[], opts?: RandomOpts & { mean?: num
 
 function floatTensor(data: Float32Array, shape: readonly number[], opts: CreateOpts | undefined): Tensor {
   if (opts?.dtype === 'f64') return tensor(Float64Array.from(data), { ...opts, shape });
-  if (opts?.dtype && opts.dtype !== 'f32') throw new DTypeError(`[random] Random tensors are f32 or f64, not ${opts.dtype}`);
+  if (opts?.dtype && opts.dtype !== 'f32')
+    throw new DTypeError(`[random] Random tensors are f32 or f64, not ${opts.dtype}`);
   return tensor(data, { ...opts, dtype: 'f32', shape });
 }

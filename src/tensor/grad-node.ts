@@ -13,16 +13,23 @@ import type { Tensor } from './tensor.js';
  */
 export type BackwardFn = (dy: Tensor, needs: readonly boolean[]) => readonly (Tensor | null)[];
 
+/** The rule of an op with several outputs: dys[i] is null for outputs no gradient reached. */
+export type MultiBackwardFn = (
+  dys: readonly (Tensor | null)[],
+  needs: readonly boolean[],
+) => readonly (Tensor | null)[];
+
 export class GradNode {
-  #backward: BackwardFn | null;
+  #backward: MultiBackwardFn | null;
   #held: Tensor[];
 
   constructor(
     readonly op: string,
     readonly inputs: readonly Tensor[],
     readonly needs: readonly boolean[],
-    readonly outShape: readonly number[],
-    backward: BackwardFn,
+    /** Shapes of the op's outputs; a tensor's gradOutput indexes them. */
+    readonly outShapes: readonly (readonly number[])[],
+    backward: MultiBackwardFn,
     held: readonly Tensor[],
   ) {
     this.#backward = backward;
@@ -35,7 +42,7 @@ export class GradNode {
   }
 
   /** The backward rule, or null once the graph was freed. */
-  get backwardFn(): BackwardFn | null {
+  get backwardFn(): MultiBackwardFn | null {
     return this.#backward;
   }
 

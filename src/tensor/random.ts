@@ -18,7 +18,8 @@ export class Generator {
 
   /** Re-seeds like torch.Generator.manual_seed: only the low 32 bits matter. */
   manualSeed(seed: number | bigint): this {
-    if (typeof seed === 'number' && !Number.isSafeInteger(seed)) throw new Error(`[Generator] Seed ${seed} is not an integer`);
+    if (typeof seed === 'number' && !Number.isSafeInteger(seed))
+      throw new Error(`[Generator] Seed ${seed} is not an integer`);
     this.#seed = BigInt(seed);
     let x = Number(BigInt.asUintN(32, this.#seed));
     this.#state[0] = x;
@@ -81,7 +82,6 @@ export class Generator {
 
 /** The generator used when none is given (torch.manual_seed's counterpart). */
 export const defaultGenerator = new Generator(0);
-
 
 /** Position in the counter-based Philox stream that dropout masks are drawn from. */
 export class PhiloxStream {

@@ -97,7 +97,8 @@ export function reshapeStrides(
   const out = [...target];
   const neg = out.indexOf(-1);
   if (neg >= 0) {
-    if (out.indexOf(-1, neg + 1) >= 0) throw new ShapeError(`[reshape] Only one dimension may be -1, got ${fmtShape(target)}`);
+    if (out.indexOf(-1, neg + 1) >= 0)
+      throw new ShapeError(`[reshape] Only one dimension may be -1, got ${fmtShape(target)}`);
     const rest = numel(out.filter((_, i) => i !== neg));
     if (rest === 0 || n % rest !== 0) {
       throw new ShapeError(`[reshape] Cannot reshape ${fmtShape(shape)} to ${fmtShape(target)}`);
@@ -105,7 +106,8 @@ export function reshapeStrides(
     out[neg] = n / rest;
   }
   checkShape('reshape', out);
-  if (numel(out) !== n) throw new ShapeError(`[reshape] Cannot reshape ${fmtShape(shape)} (${n} elements) to ${fmtShape(target)}`);
+  if (numel(out) !== n)
+    throw new ShapeError(`[reshape] Cannot reshape ${fmtShape(shape)} (${n} elements) to ${fmtShape(target)}`);
   return { shape: out, strides: viewStrides(shape, strides, out) };
 }
 

@@ -22,6 +22,8 @@ export class Tensor {
   grad: Tensor | null = null;
   /** The op that produced this tensor, when recorded for autograd. */
   gradFn: GradNode | null = null;
+  /** Which of gradFn's outputs this tensor is (ops like split have several). */
+  gradOutput = 0;
   /** Optional label (parameters carry their module path), used in error messages. */
   name = '';
   #disposed = false;
@@ -63,9 +65,17 @@ export class Tensor {
    */
   view(op: string): View {
     if (this.storage.freed || (this.#disposed && !(backwardDepth > 0 && this.#graphRefs > 0))) {
-      throw new DisposedError(`[${op}] Tensor${this.name ? ` "${this.name}"` : ''} of shape ${fmtShape(this.shape)} was used after dispose()`);
+      throw new DisposedError(
+        `[${op}] Tensor${this.name ? ` "${this.name}"` : ''} of shape ${fmtShape(this.shape)} was used after dispose()`,
+      );
     }
-    return { buf: this.storage.buffer(op), dtype: this.dtype, offset: this.offset, shape: this.shape, strides: this.strides };
+    return {
+      buf: this.storage.buffer(op),
+      dtype: this.dtype,
+      offset: this.offset,
+      shape: this.shape,
+      strides: this.strides,
+    };
   }
 
   /** Releases this handle (idempotent); the storage goes once no graph node holds it either. */
@@ -73,6 +83,11 @@ export class Tensor {
     if (this.#disposed) return;
     this.#disposed = true;
     if (this.#graphRefs === 0) this.storage.release();
+  }
+
+  /** `using t = ...` disposes t at the end of the block. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /** Called by a graph node that will read this tensor in backward. */
@@ -89,7 +104,10 @@ export class Tensor {
     if (flag && !isComputeFloat(this.dtype)) {
       throw new DTypeError(`[requiresGrad] Only float tensors can require grad, got ${this.dtype}`);
     }
-    if (this.gradFn) throw new Error(`[requiresGrad] Only leaf tensors can change requiresGrad (this one comes from "${this.gradFn.op}")`);
+    if (this.gradFn)
+      throw new Error(
+        `[requiresGrad] Only leaf tensors can change requiresGrad (this one comes from "${this.gradFn.op}")`,
+      );
     this.requiresGrad = flag;
     return this;
   }
@@ -109,7 +127,8 @@ export class Tensor {
 
   /** The single element of a one-element tensor, as a number. */
   item(): number {
-    if (this.numel !== 1) throw new Error(`[item] Tensor of shape ${fmtShape(this.shape)} has ${this.numel} elements, expected 1`);
+    if (this.numel !== 1)
+      throw new Error(`[item] Tensor of shape ${fmtShape(this.shape)} has ${this.numel} elements, expected 1`);
     return this.toNumbers()[0]!;
   }
 

@@ -25,7 +25,8 @@ function countingBackend(): { backend: Backend; calls: Map<string, number>; gemm
     const orig = backend[name].bind(backend) as (...args: unknown[]) => void;
     (backend as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
       calls.set(name, (calls.get(name) ?? 0) + 1);
-      if (name === 'matmul') gemmShapes.push(`${(args[1] as View).shape.join('x')}·${(args[2] as View).shape.join('x')}`);
+      if (name === 'matmul')
+        gemmShapes.push(`${(args[1] as View).shape.join('x')}·${(args[2] as View).shape.join('x')}`);
       orig(...args);
     };
   }
@@ -64,7 +65,10 @@ describe('autograd engine', () => {
     const g1 = w.grad!.toNumbers();
     backward(loss());
     const g2 = w.grad!.toNumbers();
-    assert.deepEqual(g2.map((v, i) => v / g1[i]!), [2, 2, 2]);
+    assert.deepEqual(
+      g2.map((v, i) => v / g1[i]!),
+      [2, 2, 2],
+    );
   });
 
   test('a second backward through a freed graph throws GraphFreedError naming the op', () => {
@@ -72,7 +76,10 @@ describe('autograd engine', () => {
     const w = rand(b, [3], 6, true);
     const l = ops.sum(ops.exp(w));
     backward(l);
-    assert.throws(() => backward(l), (e: unknown) => e instanceof GraphFreedError && /"sum"/.test(e.message) && /retainGraph/.test(e.message));
+    assert.throws(
+      () => backward(l),
+      (e: unknown) => e instanceof GraphFreedError && /"sum"/.test(e.message) && /retainGraph/.test(e.message),
+    );
   });
 
   test('retainGraph allows a second backward', () => {
@@ -89,14 +96,23 @@ describe('autograd engine', () => {
     const b = new JsBackend();
     const a = rand(b, [2, 3], 8);
     a.dispose();
-    assert.throws(() => ops.exp(a), (e: unknown) => e instanceof DisposedError && /\[exp\]/.test(e.message) && /\(2, 3\)/.test(e.message));
+    assert.throws(
+      () => ops.exp(a),
+      (e: unknown) => e instanceof DisposedError && /\[exp\]/.test(e.message) && /\(2, 3\)/.test(e.message),
+    );
     assert.throws(() => a.toArray(), DisposedError);
   });
 
   test('shape mismatches throw ShapeError naming the op and both shapes', () => {
     const b = new JsBackend();
-    assert.throws(() => ops.matmul(rand(b, [2, 3], 9), rand(b, [4, 5], 10)), (e: unknown) => e instanceof ShapeError && /\[matmul\].*\(2, 3\).*\(4, 5\)/.test(e.message));
-    assert.throws(() => ops.add(rand(b, [2, 3], 9), rand(b, [4], 10)), (e: unknown) => e instanceof ShapeError && /\[add\].*\(2, 3\).*\(4\)/.test(e.message));
+    assert.throws(
+      () => ops.matmul(rand(b, [2, 3], 9), rand(b, [4, 5], 10)),
+      (e: unknown) => e instanceof ShapeError && /\[matmul\].*\(2, 3\).*\(4, 5\)/.test(e.message),
+    );
+    assert.throws(
+      () => ops.add(rand(b, [2, 3], 9), rand(b, [4], 10)),
+      (e: unknown) => e instanceof ShapeError && /\[add\].*\(2, 3\).*\(4\)/.test(e.message),
+    );
     assert.throws(() => ops.linear(rand(b, [2, 3], 9), rand(b, [4, 5], 10)), /\[linear\]/);
   });
 
@@ -172,4 +188,3 @@ describe('autograd engine', () => {
     assert.throws(() => backward(ops.sum(zeros([2], { backend: b }))), /does not require grad/);
   });
 });
-

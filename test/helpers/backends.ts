@@ -16,7 +16,9 @@ export interface TestBackend {
 }
 
 export function testBackends(): TestBackend[] {
-  const list: TestBackend[] = [{ name: 'js f64', backend: getBackend('js'), dtype: 'f64', eps: 1e-6, atol: 1e-7, rtol: 1e-6 }];
+  const list: TestBackend[] = [
+    { name: 'js f64', backend: getBackend('js'), dtype: 'f64', eps: 1e-6, atol: 1e-7, rtol: 1e-6 },
+  ];
   if (nativeAvailable()) {
     list.push({ name: 'native f32', backend: getBackend('native'), dtype: 'f32', eps: 1e-2, atol: 2e-3, rtol: 2e-2 });
   }

@@ -28,9 +28,18 @@ export function randData(tb: TestBackend, shape: readonly number[], seed: number
   return tensor(data, { shape, dtype: tb.dtype, backend: tb.backend });
 }
 
-export function gradcheck(tb: TestBackend, name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts: GradcheckOpts = {}): void {
-  const hosts = inputs.map((t) => (tb.dtype === 'f64' ? Float64Array.from(t.toNumbers()) : Float32Array.from(t.toNumbers())));
-  const make = (data: Float64Array | Float32Array, like: Tensor) => tensor(data, { shape: like.shape, dtype: tb.dtype, backend: tb.backend });
+export function gradcheck(
+  tb: TestBackend,
+  name: string,
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  opts: GradcheckOpts = {},
+): void {
+  const hosts = inputs.map((t) =>
+    tb.dtype === 'f64' ? Float64Array.from(t.toNumbers()) : Float32Array.from(t.toNumbers()),
+  );
+  const make = (data: Float64Array | Float32Array, like: Tensor) =>
+    tensor(data, { shape: like.shape, dtype: tb.dtype, backend: tb.backend });
   const skip = new Set(opts.skip ?? []);
 
   scope(() => {
@@ -63,7 +72,8 @@ export function gradcheck(tb: TestBackend, name: string, f: (...xs: Tensor[]) =>
         const num = (eval1(tb.eps) - eval1(-tb.eps)) / (2 * tb.eps);
         const a = analytic[j]!;
         const excess = Math.abs(a - num) - (tb.atol + tb.rtol * Math.abs(num));
-        if (excess > worst.excess || Number.isNaN(a)) worst = { idx: j, a, num, excess: Number.isNaN(a) ? Infinity : excess };
+        if (excess > worst.excess || Number.isNaN(a))
+          worst = { idx: j, a, num, excess: Number.isNaN(a) ? Infinity : excess };
       }
       assert.ok(
         worst.excess <= 0,

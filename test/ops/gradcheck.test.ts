@@ -12,7 +12,8 @@ import { gradcheck, randData } from '../helpers/gradcheck.js';
 for (const tb of testBackends()) {
   const r = (shape: number[], seed: number, scale = 1) => randData(tb, shape, seed, scale);
   const positive = (shape: number[], seed: number) => ops.addScalar(ops.abs(r(shape, seed)), 0.5);
-  const ids = (values: number[], shape = [values.length]) => tensor(values, { dtype: 'i32', shape, backend: tb.backend });
+  const ids = (values: number[], shape = [values.length]) =>
+    tensor(values, { dtype: 'i32', shape, backend: tb.backend });
   const bools = (values: number[], shape: number[]) => tensor(values, { dtype: 'bool', shape, backend: tb.backend });
 
   describe(`gradients on ${tb.name}`, () => {
@@ -104,12 +105,18 @@ for (const tb of testBackends()) {
     test('matmul and linear', () => {
       gradcheck(tb, 'matmul 2d', ops.matmul, [r([3, 5], 24), r([5, 4], 25)]);
       gradcheck(tb, 'matmul batched broadcast', ops.matmul, [r([2, 1, 3, 5], 26), r([3, 5, 2], 27)]);
-      gradcheck(tb, 'matmul transposed operands', (a, b) => ops.matmul(ops.transpose(a), ops.transpose(b)), [r([5, 3], 28), r([4, 5], 29)]);
+      gradcheck(tb, 'matmul transposed operands', (a, b) => ops.matmul(ops.transpose(a), ops.transpose(b)), [
+        r([5, 3], 28),
+        r([4, 5], 29),
+      ]);
       gradcheck(tb, 'matmul vector', ops.matmul, [r([5], 30), r([2, 5, 3], 31)]);
       gradcheck(tb, 'linear', ops.linear, [r([2, 3, 5], 32), r([4, 5], 33), r([4], 34)]);
       gradcheck(tb, 'linear without bias', (x, w) => ops.linear(x, w), [r([7, 5], 35), r([3, 5], 36)]);
       gradcheck(tb, 'linear frozen weight', ops.linear, [r([2, 5], 37), r([4, 5], 38), r([4], 39)], { skip: [1] });
-      gradcheck(tb, 'linear on a strided input', (x, w) => ops.linear(ops.transpose(x), w), [r([5, 6], 40), r([3, 5], 41)]);
+      gradcheck(tb, 'linear on a strided input', (x, w) => ops.linear(ops.transpose(x), w), [
+        r([5, 6], 40),
+        r([3, 5], 41),
+      ]);
     });
 
     test('softmax and logSoftmax', () => {
@@ -128,7 +135,9 @@ for (const tb of testBackends()) {
     });
 
     test('embedding', () => {
-      gradcheck(tb, 'embedding (repeated ids)', (w) => ops.embedding(ids([3, 0, 3, 1, 4, 3], [2, 3]), w), [r([5, 4], 47)]);
+      gradcheck(tb, 'embedding (repeated ids)', (w) => ops.embedding(ids([3, 0, 3, 1, 4, 3], [2, 3]), w), [
+        r([5, 4], 47),
+      ]);
     });
 
     test('attention', () => {
@@ -138,7 +147,12 @@ for (const tb of testBackends()) {
       const mask = bools([1, 1, 1, 0, 1, 0, 1, 1, 1, 1], [2, 5]);
       gradcheck(tb, 'attention GQA', (a, b, c) => ops.attention(a, b, c), [q, k, v]);
       gradcheck(tb, 'attention causal Tq<Tk', (a, b, c) => ops.attention(a, b, c, { causal: true }), [q, k, v]);
-      gradcheck(tb, 'attention window+mask', (a, b, c) => ops.attention(a, b, c, { causal: true, window: 2, keyMask: mask }), [q, k, v]);
+      gradcheck(
+        tb,
+        'attention window+mask',
+        (a, b, c) => ops.attention(a, b, c, { causal: true, window: 2, keyMask: mask }),
+        [q, k, v],
+      );
       // q/k/v as strided views of one fused projection, as GPT-2's c_attn produces them.
       const qkv = r([2, 4, 3 * 2 * 3], 51);
       gradcheck(
@@ -156,8 +170,18 @@ for (const tb of testBackends()) {
       const logits = r([5, 7], 52, 2);
       const t = ids([1, 6, -100, 0, 3]);
       gradcheck(tb, 'crossEntropy mean', (x) => ops.crossEntropy(x, t), [logits]);
-      gradcheck(tb, 'crossEntropy smoothing sum', (x) => ops.crossEntropy(x, t, { labelSmoothing: 0.1, reduction: 'sum' }), [logits]);
-      gradcheck(tb, 'crossEntropy none 3d', (x) => ops.crossEntropy(x, ids([1, 2, 3, 0, 5, 6], [2, 3]), { reduction: 'none' }), [r([2, 3, 7], 53)]);
+      gradcheck(
+        tb,
+        'crossEntropy smoothing sum',
+        (x) => ops.crossEntropy(x, t, { labelSmoothing: 0.1, reduction: 'sum' }),
+        [logits],
+      );
+      gradcheck(
+        tb,
+        'crossEntropy none 3d',
+        (x) => ops.crossEntropy(x, ids([1, 2, 3, 0, 5, 6], [2, 3]), { reduction: 'none' }),
+        [r([2, 3, 7], 53)],
+      );
     });
 
     test('rope', () => {
@@ -168,14 +192,25 @@ for (const tb of testBackends()) {
 
     test('dropout', () => {
       // The same seed is replayed for every evaluation, so the function is deterministic.
-      gradcheck(tb, 'dropout', (x) => {
-        const state = { seed: 5, offset: 0 };
-        return withStream(state, () => ops.dropout(x, 0.4));
-      }, [r([6, 5], 57)]);
+      gradcheck(
+        tb,
+        'dropout',
+        (x) => {
+          const state = { seed: 5, offset: 0 };
+          return withStream(state, () => ops.dropout(x, 0.4));
+        },
+        [r([6, 5], 57)],
+      );
     });
 
     test('patchEmbed', () => {
-      gradcheck(tb, 'patchEmbed', (x, w, b) => ops.patchEmbed(x, w, b), [r([2, 3, 4, 6], 58), r([5, 3, 2, 2], 59), r([5], 60)], { maxPoints: 24 });
+      gradcheck(
+        tb,
+        'patchEmbed',
+        (x, w, b) => ops.patchEmbed(x, w, b),
+        [r([2, 3, 4, 6], 58), r([5, 3, 2, 2], 59), r([5], 60)],
+        { maxPoints: 24 },
+      );
     });
   });
 }

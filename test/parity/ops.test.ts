@@ -29,21 +29,42 @@ interface Case {
   grads?: Record<string, Enc>;
 }
 
-const fixture = JSON.parse(readFileSync(new URL('../../../test/parity/fixtures/ops.json', import.meta.url), 'utf8')) as { cases: Case[] };
+const fixture = JSON.parse(
+  readFileSync(new URL('../../../test/parity/fixtures/ops.json', import.meta.url), 'utf8'),
+) as { cases: Case[] };
 
 type OpFn = (x: Record<string, Tensor>, attrs: Case['attrs']) => Tensor;
 const num = (v: unknown) => v as number;
 
 const OPS: Record<string, OpFn> = {
   ...Object.fromEntries(
-    ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'geluTanh', 'silu', 'square', 'abs', 'reciprocal'].map(
-      (name) => [name, (x: Record<string, Tensor>) => (ops as unknown as Record<string, (t: Tensor) => Tensor>)[name]!(x['a']!)],
-    ),
+    [
+      'neg',
+      'exp',
+      'log',
+      'sqrt',
+      'rsqrt',
+      'sin',
+      'cos',
+      'tanh',
+      'sigmoid',
+      'relu',
+      'gelu',
+      'geluTanh',
+      'silu',
+      'square',
+      'abs',
+      'reciprocal',
+    ].map((name) => [
+      name,
+      (x: Record<string, Tensor>) => (ops as unknown as Record<string, (t: Tensor) => Tensor>)[name]!(x['a']!),
+    ]),
   ),
   ...Object.fromEntries(
     ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'].map((name) => [
       name,
-      (x: Record<string, Tensor>) => (ops as unknown as Record<string, (a: Tensor, b: Tensor) => Tensor>)[name]!(x['a']!, x['b']!),
+      (x: Record<string, Tensor>) =>
+        (ops as unknown as Record<string, (a: Tensor, b: Tensor) => Tensor>)[name]!(x['a']!, x['b']!),
     ]),
   ),
   powScalar: (x, a) => ops.powScalar(x['a']!, num(a['s'])),
@@ -60,7 +81,11 @@ const OPS: Record<string, OpFn> = {
   embedding: (x) => ops.embedding(x['ids']!, x['w']!),
   gather: (x, a) => ops.gather(x['a']!, num(a['axis']), x['index']!),
   attention: (x, a) =>
-    ops.attention(x['q']!, x['k']!, x['v']!, { causal: Boolean(a['causal']), window: num(a['window'] ?? 0), keyMask: x['keyMask'] ?? null }),
+    ops.attention(x['q']!, x['k']!, x['v']!, {
+      causal: Boolean(a['causal']),
+      window: num(a['window'] ?? 0),
+      keyMask: x['keyMask'] ?? null,
+    }),
   crossEntropy: (x, a) =>
     ops.crossEntropy(x['x']!, x['t']!, {
       labelSmoothing: num(a['labelSmoothing'] ?? 0),
@@ -79,14 +104,21 @@ function load(e: Enc, dtype: DType, backend: Backend, requiresGrad: boolean): Te
 }
 
 function assertClose(actual: number[], expected: Enc, tol: number, what: string): void {
-  assert.equal(actual.length, expected.data.length, `${what}: ${actual.length} values, expected ${expected.data.length}`);
+  assert.equal(
+    actual.length,
+    expected.data.length,
+    `${what}: ${actual.length} values, expected ${expected.data.length}`,
+  );
   let worst = { i: -1, err: 0 };
   for (let i = 0; i < actual.length; i++) {
     const ref = expected.data[i]!;
     const err = Math.abs(actual[i]! - ref) / (1 + Math.abs(ref));
     if (!(err <= worst.err)) worst = { i, err };
   }
-  assert.ok(worst.err <= tol, `${what}: element ${worst.i} is ${actual[worst.i]}, torch gives ${expected.data[worst.i]} (error ${worst.err.toExponential(2)} > ${tol})`);
+  assert.ok(
+    worst.err <= tol,
+    `${what}: element ${worst.i} is ${actual[worst.i]}, torch gives ${expected.data[worst.i]} (error ${worst.err.toExponential(2)} > ${tol})`,
+  );
 }
 
 for (const tb of testBackends()) {
@@ -98,7 +130,9 @@ for (const tb of testBackends()) {
           if (c.op === 'adamw') return checkAdamW(c, tb.backend, tb.dtype, tol);
           const fn = OPS[c.op];
           assert.ok(fn, `no runner for op "${c.op}"`);
-          const inputs = Object.fromEntries(Object.entries(c.inputs).map(([k, e]) => [k, load(e, tb.dtype, tb.backend, e.dtype === 'f64')]));
+          const inputs = Object.fromEntries(
+            Object.entries(c.inputs).map(([k, e]) => [k, load(e, tb.dtype, tb.backend, e.dtype === 'f64')]),
+          );
           const out = fn(inputs, c.attrs);
           assert.deepEqual(out.shape, c.out.shape, `${c.name}: output shape`);
           assertClose(out.toNumbers(), c.out, tol, `${c.name} output`);
@@ -106,7 +140,12 @@ for (const tb of testBackends()) {
           backward(out, { grad: load(c.upstream, tb.dtype, tb.backend, false) });
           for (const [k, g] of Object.entries(c.grads)) {
             const t = inputs[k]!;
-            assertClose(t.grad ? t.grad.toNumbers() : new Array<number>(g.data.length).fill(0), g, tol, `${c.name} grad of ${k}`);
+            assertClose(
+              t.grad ? t.grad.toNumbers() : new Array<number>(g.data.length).fill(0),
+              g,
+              tol,
+              `${c.name} grad of ${k}`,
+            );
           }
         });
       });

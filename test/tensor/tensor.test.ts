@@ -41,7 +41,10 @@ describe('dtype conversions', () => {
     const b = new JsBackend();
     const x = tensor([1.5, -2.25, 3.75e-3, 65504], { backend: b });
     assert.deepEqual(ops.cast(ops.cast(x, 'bf16'), 'f32').toNumbers(), [1.5, -2.25, 0.003753662109375, 65536]);
-    assert.deepEqual(ops.cast(ops.cast(x, 'f16'), 'f32').toNumbers(), [1.5, -2.25, 0.0037498474121094, 65504].map(Math.fround));
+    assert.deepEqual(
+      ops.cast(ops.cast(x, 'f16'), 'f32').toNumbers(),
+      [1.5, -2.25, 0.0037498474121094, 65504].map(Math.fround),
+    );
     assert.deepEqual(ops.cast(x, 'i32').toNumbers(), [1, -2, 0, 65504]);
     assert.deepEqual(ops.cast(x, 'bool').toNumbers(), [1, 1, 1, 1]);
     assert.deepEqual(ops.cast(tensor([5n, -7n].map(Number), { dtype: 'i64', backend: b }), 'i32').toNumbers(), [5, -7]);
@@ -81,11 +84,17 @@ describe('shapes and views', () => {
     const m = ops.reshape(x, [3, 4]);
     assert.deepEqual(ops.slice(m, 1, 1, 4, 2).toNumbers(), [1, 3, 5, 7, 9, 11]);
     assert.deepEqual(ops.expand(ops.slice(m, 0, 2), [2, 1, 4]).toNumbers(), [8, 9, 10, 11, 8, 9, 10, 11]);
-    assert.deepEqual(ops.concat([ops.slice(m, 0, 0, 1), ops.slice(m, 0, 2)], 0).toNumbers(), [0, 1, 2, 3, 8, 9, 10, 11]);
+    assert.deepEqual(
+      ops.concat([ops.slice(m, 0, 0, 1), ops.slice(m, 0, 2)], 0).toNumbers(),
+      [0, 1, 2, 3, 8, 9, 10, 11],
+    );
   });
 
   test('tensor() rejects data that does not fill its shape', () => {
-    assert.throws(() => tensor([1, 2, 3], { shape: [2, 2], backend: new JsBackend() }), /\[tensor\] 3 values do not fill shape \(2, 2\)/);
+    assert.throws(
+      () => tensor([1, 2, 3], { shape: [2, 2], backend: new JsBackend() }),
+      /\[tensor\] 3 values do not fill shape \(2, 2\)/,
+    );
   });
 });
 
@@ -105,6 +114,15 @@ describe('scopes', () => {
     assert.equal(b.memory().allocated, (1 + 3 + 4) * 4);
   });
 
+  test('a `using` declaration disposes the tensor at the end of its block', () => {
+    const b = new JsBackend();
+    {
+      using t = full([5], 1, { backend: b });
+      assert.equal(t.numel, 5);
+    }
+    assert.equal(b.memory().allocated, 0);
+  });
+
   test('scope() cleans up when its function throws', () => {
     const b = new JsBackend();
     assert.throws(() =>
@@ -121,7 +139,10 @@ describe('scopes', () => {
 describe('Generator', () => {
   test('reproduces torch.Generator().manual_seed(0)', () => {
     const g = new Generator(0);
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => g.nextU32()), [2357136044, 2546248239, 3071714933, 3626093760, 2588848963]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => g.nextU32()),
+      [2357136044, 2546248239, 3071714933, 3626093760, 2588848963],
+    );
   });
 
   test('uniform() reproduces PEFT VeRA projections bit for bit (seed 0, r 2, in 4, out 3)', () => {
@@ -130,7 +151,16 @@ describe('Generator', () => {
     const a = g.uniform(2 * 4, -bound(4), bound(4));
     const bm = g.uniform(3 * 2, -bound(2), bound(2));
     const hex = (x: Float32Array) => Array.from(new Uint32Array(x.buffer), (u) => u.toString(16).padStart(8, '0'));
-    assert.deepEqual(hex(a), ['bc163b71', '3f283195', 'bf8106d0', 'bf66be0f', 'bef184bd', '3ea8273d', 'bcc6c9af', '3f78992e']);
+    assert.deepEqual(hex(a), [
+      'bc163b71',
+      '3f283195',
+      'bf8106d0',
+      'bf66be0f',
+      'bef184bd',
+      '3ea8273d',
+      'bcc6c9af',
+      '3f78992e',
+    ]);
     assert.deepEqual(hex(bm), ['be1d65f1', '3eeaa93b', 'bf0600b7', 'beae50ef', 'bfd3cd9b', 'bf92d461']);
   });
 
@@ -139,7 +169,10 @@ describe('Generator', () => {
     const proj = (seed: bigint | number, r: number, maxIn: number, maxOut: number, fma = true) => {
       const g = new Generator(seed);
       const bound = (fan: number) => Math.sqrt(3.0) * (Math.SQRT2 / Math.sqrt(fan));
-      return [sha(g.uniform(r * maxIn, -bound(maxIn), bound(maxIn), fma)), sha(g.uniform(maxOut * r, -bound(r), bound(r), fma))];
+      return [
+        sha(g.uniform(r * maxIn, -bound(maxIn), bound(maxIn), fma)),
+        sha(g.uniform(maxOut * r, -bound(r), bound(r), fma)),
+      ];
     };
     assert.deepEqual(proj(0, 4, 30, 30), ['0996843d4bed8412', '8bcc5397ef2253f9']);
     assert.deepEqual(proj(123, 16, 768, 3072), ['ab3991c8fc3ff13f', '6c3dd85b58ff6d5c']);

@@ -18,11 +18,15 @@ interface Dims {
 function dims(q: View, k: View, v: View): Dims {
   const [b, tq, hq, d] = q.shape as [number, number, number, number];
   const [bk, tk, hkv, dk] = k.shape as [number, number, number, number];
-  if (q.shape.length !== 4 || k.shape.length !== 4 || v.shape.length !== 4) throw new Error('[js attention] Expected 4-D q, k, v');
+  if (q.shape.length !== 4 || k.shape.length !== 4 || v.shape.length !== 4)
+    throw new Error('[js attention] Expected 4-D q, k, v');
   if (bk !== b || dk !== d || v.shape.some((s, i) => s !== k.shape[i]) || hq % hkv !== 0) {
-    throw new Error(`[js attention] Shapes q (${q.shape.join(', ')}), k (${k.shape.join(', ')}), v (${v.shape.join(', ')}) do not agree`);
+    throw new Error(
+      `[js attention] Shapes q (${q.shape.join(', ')}), k (${k.shape.join(', ')}), v (${v.shape.join(', ')}) do not agree`,
+    );
   }
-  for (const x of [q, k, v]) if (x.strides[3] !== 1) throw new Error('[js attention] The head axis of q, k, v must be contiguous');
+  for (const x of [q, k, v])
+    if (x.strides[3] !== 1) throw new Error('[js attention] The head axis of q, k, v must be contiguous');
   return { b, tq, tk, hq, hkv, d };
 }
 

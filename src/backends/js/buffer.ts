@@ -32,7 +32,8 @@ export class JsBuffer implements BackendBuffer {
 
 export function dataOf(v: View, op: string): HostArray {
   if (!(v.buf instanceof JsBuffer)) throw new Error(`[js ${op}] Buffer does not belong to the js backend`);
-  if (v.buf.dtype !== v.dtype) throw new Error(`[js ${op}] View dtype ${v.dtype} does not match buffer dtype ${v.buf.dtype}`);
+  if (v.buf.dtype !== v.dtype)
+    throw new Error(`[js ${op}] View dtype ${v.dtype} does not match buffer dtype ${v.buf.dtype}`);
   return v.buf.data;
 }
 

@@ -9,7 +9,9 @@ import { gelu, geluGrad, geluTanh, geluTanhGrad, sigmoid, silu, siluGrad } from 
 function checkSameShape(op: string, out: View, ...ins: View[]): void {
   for (const v of ins) {
     if (v.shape.length !== out.shape.length || v.shape.some((d, i) => d !== out.shape[i])) {
-      throw new Error(`[js ${op}] Operand shape (${v.shape.join(', ')}) does not match output (${out.shape.join(', ')})`);
+      throw new Error(
+        `[js ${op}] Operand shape (${v.shape.join(', ')}) does not match output (${out.shape.join(', ')})`,
+      );
     }
   }
 }
@@ -114,7 +116,20 @@ const SCALAR: Record<ScalarOp, (x: number, s: number) => number> = {
   ge_s: (x, s) => +(x >= s),
 };
 
-const COMPARISONS = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'eq_s', 'ne_s', 'lt_s', 'le_s', 'gt_s', 'ge_s']);
+const COMPARISONS = new Set<string>([
+  'eq',
+  'ne',
+  'lt',
+  'le',
+  'gt',
+  'ge',
+  'eq_s',
+  'ne_s',
+  'lt_s',
+  'le_s',
+  'gt_s',
+  'ge_s',
+]);
 
 export function scalar(op: ScalarOp, out: View, a: View, s: number): void {
   checkSameShape(op, out, a);
@@ -193,4 +208,3 @@ export function where(out: View, cond: View, a: View, b: View): void {
   const bo = viewOffsets(b, 'where');
   for (let i = 0; i < co.length; i++) write(start + i, cd[co[i]!] ? ra(ao[i]!) : rb(bo[i]!));
 }
-

@@ -36,7 +36,8 @@ export class JsBackend implements Backend {
 
   upload(buf: BackendBuffer, dtype: DType, offset: number, data: HostArray): void {
     const b = buf as JsBuffer;
-    if (b.dtype !== dtype || !hostArrayMatches(dtype, data)) throw new Error(`[js upload] Host data does not match dtype ${dtype}`);
+    if (b.dtype !== dtype || !hostArrayMatches(dtype, data))
+      throw new Error(`[js upload] Host data does not match dtype ${dtype}`);
     if (offset < 0 || offset + data.length > b.data.length) throw new Error('[js upload] Data exceeds the buffer');
     (b.data as Float32Array).set(data as Float32Array, offset);
   }

@@ -15,7 +15,8 @@ export function embedding(out: View, weight: View, ids: View): void {
   if (sizeOf(out.shape) !== n * c) throw new Error('[js embedding] Output size does not match ids × width');
   for (let i = 0; i < n; i++) {
     const row = id[is + i]!;
-    if (row < 0 || row >= v) throw new Error(`[js embedding] Id ${row} at position ${i} is out of range for a table of ${v} rows`);
+    if (row < 0 || row >= v)
+      throw new Error(`[js embedding] Id ${row} at position ${i} is out of range for a table of ${v} rows`);
     for (let j = 0; j < c; j++) od[os + i * c + j] = wd[ws + row * c + j]!;
   }
 }
@@ -31,7 +32,8 @@ export function embeddingBackward(dweight: View, dy: View, ids: View): void {
   const is = contiguousStart(ids, 'embeddingBackward');
   for (let i = 0; i < n; i++) {
     const row = id[is + i]!;
-    if (row < 0 || row >= v) throw new Error(`[js embeddingBackward] Id ${row} at position ${i} is out of range for a table of ${v} rows`);
+    if (row < 0 || row >= v)
+      throw new Error(`[js embeddingBackward] Id ${row} at position ${i} is out of range for a table of ${v} rows`);
     for (let j = 0; j < c; j++) gd[gs + row * c + j]! += dd[ds + i * c + j]!;
   }
 }
@@ -45,7 +47,9 @@ function checkIndexShape(op: string, a: View, index: View, axis: number): void {
   if (a.shape.length !== index.shape.length) throw new Error(`[js ${op}] Index rank differs from the tensor's`);
   for (let d = 0; d < a.shape.length; d++) {
     if (d !== axis && index.shape[d] !== a.shape[d]) {
-      throw new Error(`[js ${op}] Index shape (${index.shape.join(', ')}) must match (${a.shape.join(', ')}) outside axis ${axis}`);
+      throw new Error(
+        `[js ${op}] Index shape (${index.shape.join(', ')}) must match (${a.shape.join(', ')}) outside axis ${axis}`,
+      );
     }
   }
 }
@@ -87,7 +91,8 @@ export function scatterAdd(out: View, index: View, src: View, axis: number): voi
       for (let r = 0; r < inner; r++) {
         const k = (o * ni + i) * inner + r;
         const j = id[is + k]!;
-        if (j < 0 || j >= na) throw new Error(`[js scatterAdd] Index ${j} is out of range for axis ${axis} of size ${na}`);
+        if (j < 0 || j >= na)
+          throw new Error(`[js scatterAdd] Index ${j} is out of range for axis ${axis} of size ${na}`);
         od[os + (o * na + j) * inner + r]! += sd[ss + k]!;
       }
     }

@@ -10,7 +10,9 @@ export function matmul(out: View, a: View, b: View, accumulate: boolean): void {
   const [bt, m, k] = a.shape as [number, number, number];
   const [bt2, k2, n] = b.shape as [number, number, number];
   if (k !== k2 || bt !== bt2 || out.shape[0] !== bt || out.shape[1] !== m || out.shape[2] !== n) {
-    throw new Error(`[js matmul] Shapes (${a.shape.join(', ')}) · (${b.shape.join(', ')}) → (${out.shape.join(', ')}) do not agree`);
+    throw new Error(
+      `[js matmul] Shapes (${a.shape.join(', ')}) · (${b.shape.join(', ')}) → (${out.shape.join(', ')}) do not agree`,
+    );
   }
   const ad = floats(a, 'matmul');
   const bd = floats(b, 'matmul');

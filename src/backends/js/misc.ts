@@ -10,7 +10,12 @@ export function rope(out: View, x: View, cos: View, sin: View, inverse: boolean)
   const half = d / 2;
   const cb = cos.shape[0]!;
   for (const tab of [cos, sin]) {
-    if ((tab.shape[0] !== 1 && tab.shape[0] !== b) || tab.shape[0] !== cb || tab.shape[1] !== t || tab.shape[2] !== half) {
+    if (
+      (tab.shape[0] !== 1 && tab.shape[0] !== b) ||
+      tab.shape[0] !== cb ||
+      tab.shape[1] !== t ||
+      tab.shape[2] !== half
+    ) {
       throw new Error(`[js rope] Table shape (${tab.shape.join(', ')}) does not fit x (${x.shape.join(', ')})`);
     }
   }

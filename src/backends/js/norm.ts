@@ -44,7 +44,8 @@ export function softmaxBackward(dx: View, yv: View, dyv: View, log: boolean): vo
   for (let i = 0; i < r; i++) {
     const o = i * n;
     let s = 0;
-    for (let j = 0; j < n; j++) s += log ? dy.data[dy.start + o + j]! : dy.data[dy.start + o + j]! * y.data[y.start + o + j]!;
+    for (let j = 0; j < n; j++)
+      s += log ? dy.data[dy.start + o + j]! : dy.data[dy.start + o + j]! * y.data[y.start + o + j]!;
     for (let j = 0; j < n; j++) {
       const yj = y.data[y.start + o + j]!;
       const dyj = dy.data[dy.start + o + j]!;
@@ -53,7 +54,15 @@ export function softmaxBackward(dx: View, yv: View, dyv: View, log: boolean): vo
   }
 }
 
-export function layerNorm(out: View, mean: View, rstd: View, xv: View, w: View | null, b: View | null, eps: number): void {
+export function layerNorm(
+  out: View,
+  mean: View,
+  rstd: View,
+  xv: View,
+  w: View | null,
+  b: View | null,
+  eps: number,
+): void {
   const [r, c] = rowsOf(xv);
   const x = rows(xv, 'layerNorm');
   const y = rows(out, 'layerNorm');
@@ -144,7 +153,14 @@ export function rmsNorm(out: View, rstd: View, xv: View, w: View | null, eps: nu
   }
 }
 
-export function rmsNormBackward(dx: View | null, dw: View | null, dyv: View, xv: View, w: View | null, rstd: View): void {
+export function rmsNormBackward(
+  dx: View | null,
+  dw: View | null,
+  dyv: View,
+  xv: View,
+  w: View | null,
+  rstd: View,
+): void {
   const [r, c] = rowsOf(xv);
   const x = rows(xv, 'rmsNormBackward');
   const dy = rows(dyv, 'rmsNormBackward');

@@ -6,11 +6,14 @@ import { contiguousStart, floats, ints, offsets, rowsOf, viewOffsets } from './b
 export function reduce(op: ReduceOp, out: View, a: View, axes: readonly number[]): void {
   const tag = `reduce ${op}`;
   const rank = a.shape.length;
-  if (out.shape.length !== rank) throw new Error(`[js ${tag}] Output rank ${out.shape.length} differs from input rank ${rank}`);
+  if (out.shape.length !== rank)
+    throw new Error(`[js ${tag}] Output rank ${out.shape.length} differs from input rank ${rank}`);
   for (let d = 0; d < rank; d++) {
     const reduced = axes.includes(d);
     if ((reduced && out.shape[d] !== 1) || (!reduced && out.shape[d] !== a.shape[d])) {
-      throw new Error(`[js ${tag}] Output shape (${out.shape.join(', ')}) does not fit input (${a.shape.join(', ')}) over axes [${axes.join(', ')}]`);
+      throw new Error(
+        `[js ${tag}] Output shape (${out.shape.join(', ')}) does not fit input (${a.shape.join(', ')}) over axes [${axes.join(', ')}]`,
+      );
     }
   }
   const od = floats(out, tag);
