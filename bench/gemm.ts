@@ -1,10 +1,13 @@
-// GEMM benchmark: the engine's matmul kernel, called from JS on the native backend, against oneDNN's
-// dnnl_sgemm called directly from C++ (bench/gemm/dnnl_sgemm_peer.cc). Both sides: row-major
+// GEMM benchmark: the engine's matmul (ops.matmul on tensors, output allocation and the JS call
+// included) on the native backend, against oneDNN's dnnl_sgemm called directly from C++
+// (bench/gemm/dnnl_sgemm_peer.cc). Both sides: row-major
 // C = A·B in float32, random inputs, median of ≥ 7 timed runs after warm-up, 1 and 2 threads.
 // Shapes: 1024³, and M=4096, K=768, N=3072 (GPT-2-small's MLP up-projection over 4096 tokens:
 // activations [4096, 768] times weight [768, 3072]).
 
-import type { Backend, View } from '../src/backends/backend.js';
+import type { Backend } from '../src/backends/backend.js';
+import * as ops from '../src/ops/index.js';
+import { tensor } from '../src/tensor/creation.js';
 import { type BackendName, getBackend } from '../src/backends/registry.js';
 import { type BenchRow, buildPeerBinary, emit, note, runPeer, threadEnv, timeIt } from './lib.js';
 
@@ -16,11 +19,6 @@ const THREADS: readonly number[] = [1, 2];
 const RUNS = 9;
 /** The backend measured as "ours": native unless VERA_BENCH_BACKEND says otherwise (js, for comparison). */
 const BACKEND = (process.env['VERA_BENCH_BACKEND'] ?? 'native') as BackendName;
-
-function view(buf: View['buf'], shape: readonly number[]): View {
-  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
-  return { buf, dtype: 'f32', offset: 0, shape, strides };
-}
 
 /** Deterministic uniform [-1, 1) floats (an LCG: fast, and no zeros or structure to exploit). */
 function randomF32(n: number, seed: number): Float32Array {
@@ -57,35 +55,32 @@ interface Ours {
   error?: string;
 }
 
+/** C = A·B through the tensor front end (ops.matmul: output allocation and the JS call included). */
 async function measureOurs(be: Backend, m: number, n: number, k: number, threads: number): Promise<Ours> {
   const ha = randomF32(m * k, 1);
   const hb = randomF32(k * n, 2);
-  const a = be.alloc('f32', m * k);
-  const b = be.alloc('f32', k * n);
-  const c = be.alloc('f32', m * n);
+  const a = tensor(ha, { shape: [m, k], backend: be });
+  const b = tensor(hb, { shape: [k, n], backend: be });
   const prevThreads = be.getThreads();
   try {
-    be.upload(a, 'f32', 0, ha);
-    be.upload(b, 'f32', 0, hb);
     be.setThreads(threads);
-    const va = view(a, [1, m, k]);
-    const vb = view(b, [1, k, n]);
-    const vc = view(c, [1, m, n]);
     const t = await timeIt(
       () => {
-        be.matmul(vc, va, vb, false);
+        const c = ops.matmul(a, b);
         be.sync();
+        c.dispose();
       },
       { warmup: 3, runs: RUNS },
     );
-    const err = checkSamples(ha, hb, be.download(vc) as Float32Array, m, n, k);
+    const c = ops.matmul(a, b);
+    const err = checkSamples(ha, hb, c.toArray() as Float32Array, m, n, k);
+    c.dispose();
     if (!(err <= 1e-5)) return { gflops: null, median_ms: null, error: `wrong result: max relative error ${err}` };
     return { gflops: (2 * m * n * k) / (t.median_ms * 1e-3) / 1e9, median_ms: t.median_ms };
   } finally {
     be.setThreads(prevThreads);
-    be.free(a);
-    be.free(b);
-    be.free(c);
+    a.dispose();
+    b.dispose();
   }
 }
 

@@ -14,7 +14,11 @@ interface BenchModule {
 }
 
 const BENCHES: readonly { name: string; title: string; load: () => Promise<BenchModule> }[] = [
-  { name: 'gemm', title: 'GEMM (float32 matmul kernel)', load: () => import('./gemm.js') },
+  {
+    name: 'gemm',
+    title: 'GEMM: ops.matmul on tensors (JS call and output allocation included) vs dnnl_sgemm from C++',
+    load: () => import('./gemm.js'),
+  },
   {
     name: 'gpt2-step',
     title: 'GPT-2-small training step, frozen base (only ln_1.weight trains)',

@@ -172,19 +172,25 @@ napi_value guarded(napi_env env, napi_callback_info info, const char* kernel, F&
 
 // ---- buffers -------------------------------------------------------------------------------------
 
-// Live bytes are reported to V8 scaled by 1/16. At full weight, the activations a training step keeps
-// alive (hundreds of MB, freed explicitly by the front end) made V8 run a mark-compact every 64 MB of
-// growth: ~100 µs per large alloc and ~40 ms per GPT-2-small step (measured). At 1/16 a buffer leaked
-// to the garbage collector still raises GC pressure, just 16× later.
-constexpr int kExternalMemoryShift = 4;
-int64_t reported_bytes(size_t bytes) { return (int64_t)(bytes >> kExternalMemoryShift); }
+// V8 is told how much memory the allocator holds from the system (live and cached blocks), not how
+// many bytes are live: in a training loop the cache serves every step after the first, so the
+// reported amount stays flat and V8 runs no extra collections, while memory that really grows (a
+// leak, new shapes) is reported in full and raises GC pressure as it should.
+int64_t g_reported = 0;
+
+void sync_external_memory(napi_env env) {
+  const int64_t system = (int64_t)cache_stats().system;
+  if (system == g_reported) return;
+  int64_t ignored;
+  napi_adjust_external_memory(env, system - g_reported, &ignored);
+  g_reported = system;
+}
 
 void finalize_block(napi_env env, void* data, void*) {
   Block* b = static_cast<Block*>(data);
   if (b->data) {
     cache_free(b->data, b->capacity, b->bytes);
-    int64_t ignored;
-    napi_adjust_external_memory(env, -reported_bytes(b->bytes), &ignored);
+    sync_external_memory(env);
     b->data = nullptr;
   }
   delete b;
@@ -220,8 +226,7 @@ KERNEL(Alloc, "alloc", {
     delete b;
     fail(a.kernel, "could not create the buffer handle");
   }
-  int64_t ignored;
-  napi_adjust_external_memory(a.env, reported_bytes(bytes), &ignored);
+  sync_external_memory(a.env);
   return ext;
 })
 
@@ -233,8 +238,7 @@ KERNEL(Free, "free", {
   if (b->data) {
     cache_free(b->data, b->capacity, b->bytes);
     b->data = nullptr;
-    int64_t ignored;
-    napi_adjust_external_memory(a.env, -reported_bytes(b->bytes), &ignored);
+    sync_external_memory(a.env);
   }
   return nullptr;
 })
@@ -304,6 +308,7 @@ KERNEL(Memory, "memory", {
 
 KERNEL(EmptyCache, "emptyCache", {
   cache_empty();
+  sync_external_memory(a.env);
   return nullptr;
 })
 

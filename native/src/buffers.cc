@@ -1,5 +1,7 @@
 // The caching allocator: exact-size free lists keyed by 64-byte-rounded capacity, guarded by one
-// mutex (handles may be finalised on any JS thread that loaded the addon).
+// mutex (handles may be finalised on any JS thread that loaded the addon). The cache is bounded
+// (VERA_CACHE_LIMIT_MB, default 4096): a block freed past the limit goes back to the system, so
+// workloads whose shapes keep changing cannot grow it without end.
 #include "buffers.h"
 
 #include <cstdlib>
@@ -16,6 +18,14 @@ struct Cache {
   std::unordered_map<size_t, std::vector<void*>> free_lists;
   uint64_t cached = 0;
   uint64_t live = 0;
+  uint64_t system = 0;  // capacities currently obtained from the system (live + cached blocks)
+  uint64_t limit = cache_limit_from_env();
+
+  static uint64_t cache_limit_from_env() {
+    const char* v = std::getenv("VERA_CACHE_LIMIT_MB");
+    const long long mb = v ? std::atoll(v) : 4096;
+    return (uint64_t)(mb < 0 ? 0 : mb) << 20;
+  }
 };
 
 // Never destroyed: finalizers of JS handles may run during environment teardown, after static
@@ -51,6 +61,7 @@ void* cache_alloc(size_t bytes, size_t& capacity) {
   }
   std::lock_guard<std::mutex> lock(c.mu);
   c.live += bytes;
+  c.system += capacity;
   return p;
 }
 
@@ -59,6 +70,11 @@ void cache_free(void* p, size_t capacity, size_t bytes) {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   c.live -= bytes;
+  if (c.cached + capacity > c.limit) {
+    std::free(p);
+    c.system -= capacity;
+    return;
+  }
   c.free_lists[capacity].push_back(p);
   c.cached += capacity;
 }
@@ -69,13 +85,14 @@ void cache_empty() {
   for (auto& kv : c.free_lists)
     for (void* p : kv.second) std::free(p);
   c.free_lists.clear();
+  c.system -= c.cached;
   c.cached = 0;
 }
 
 CacheStats cache_stats() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return {c.live, c.cached};
+  return {c.live, c.cached, c.system};
 }
 
 }  // namespace vera

@@ -27,6 +27,7 @@ void cache_empty();
 struct CacheStats {
   uint64_t allocated;  // bytes held by live blocks (requested sizes)
   uint64_t cached;     // bytes held by the free lists
+  uint64_t system;     // bytes obtained from the system (live and cached blocks, at capacity)
 };
 CacheStats cache_stats();
 
