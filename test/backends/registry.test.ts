@@ -1,0 +1,33 @@
+// The backend registry: the default is native when the addon loads, and otherwise js with exactly one
+// warning line that says how to get the fast path; VERA_BACKEND forces a choice.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+
+const REGISTRY = new URL('../../src/backends/registry.js', import.meta.url).href;
+const probe = `const r = await import(${JSON.stringify(REGISTRY)}); r.defaultBackend(); r.defaultBackend(); console.log(r.defaultBackend().name);`;
+const run = (env: Record<string, string>) =>
+  spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+
+describe('backend registry', () => {
+  test('falls back to js with one warning naming the fix when the addon cannot load', () => {
+    const r = run({ VERA_NATIVE_ADDON: '/nonexistent/vera_native.node', VERA_BACKEND: '' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'js');
+    const warnings = r.stderr
+      .split('\n')
+      .filter((l) => l.includes('VERA_NO_NATIVE') || l.includes('native backend unavailable'));
+    assert.equal(warnings.length, 1, r.stderr);
+    assert.match(warnings[0]!, /npm run build:native/);
+  });
+
+  test('VERA_BACKEND=js forces the reference backend', () => {
+    const r = run({ VERA_BACKEND: 'js' });
+    assert.equal(r.stdout.trim(), 'js');
+    assert.equal(r.stderr, '');
+  });
+});
