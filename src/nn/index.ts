@@ -1,2 +1,2 @@
 export { Module, parameter } from './module.js';
-export { Embedding, LayerNorm, Linear, RMSNorm, type InitOpts } from './layers.js';
+export { Embedding, LayerNorm, Linear, RMSNorm, type InitOpts, type LinearLike, type LinearOpts } from './layers.js';

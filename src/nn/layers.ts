@@ -14,31 +14,57 @@ export interface InitOpts {
   backend?: Backend;
 }
 
-export class Linear extends Module {
-  weight: Tensor; // (out, in)
+/**
+ * What model code calls for every projection: a Linear, or an adapter layer wrapping one (VeRA, LoRA).
+ * Models type their projection fields with it, so adapters can be injected without changing them.
+ */
+export interface LinearLike extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  forward(x: Tensor): Tensor;
+}
+
+export interface LinearOpts extends InitOpts {
+  bias?: boolean;
+  /**
+   * Store the weight as [in, out] (GPT-2's Conv1D layout, PEFT's fan_in_fan_out) instead of torch's
+   * [out, in]; the forward reads it through a transposed view, so no copy is made.
+   */
+  fanInFanOut?: boolean;
+}
+
+export class Linear extends Module implements LinearLike {
+  weight: Tensor; // (out, in), or (in, out) when fanInFanOut
   bias: Tensor | null; // (out)
+  readonly fanInFanOut: boolean;
 
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    opts: InitOpts & { bias?: boolean } = {},
+    opts: LinearOpts = {},
   ) {
     super();
+    this.fanInFanOut = opts.fanInFanOut ?? false;
     // torch.nn.Linear: U(−1/√in, 1/√in) for weight and bias.
     const g = opts.generator ?? defaultGenerator;
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = parameter(
-      tensor(g.uniform(outFeatures * inFeatures, -bound, bound), {
-        shape: [outFeatures, inFeatures],
-        backend: opts.backend,
-      }),
-    );
+    const shape = this.fanInFanOut ? [inFeatures, outFeatures] : [outFeatures, inFeatures];
+    this.weight = parameter(tensor(g.uniform(outFeatures * inFeatures, -bound, bound), { shape, backend: opts.backend }));
     this.bias =
       opts.bias === false ? null : parameter(tensor(g.uniform(outFeatures, -bound, bound), { backend: opts.backend }));
   }
 
+  /** The weight in torch's [out, in] orientation (a view when stored fan-in-fan-out). */
+  weightOutIn(): Tensor {
+    return this.fanInFanOut ? ops.transpose(this.weight) : this.weight;
+  }
+
   forward(x: Tensor): Tensor {
-    return ops.linear(x, this.weight, this.bias);
+    if (!this.fanInFanOut) return ops.linear(x, this.weight, this.bias);
+    const w = ops.transpose(this.weight);
+    const y = ops.linear(x, w, this.bias);
+    w.dispose();
+    return y;
   }
 }
 
