@@ -49,7 +49,9 @@ export class Linear extends Module implements LinearLike {
     const g = opts.generator ?? defaultGenerator;
     const bound = 1 / Math.sqrt(inFeatures);
     const shape = this.fanInFanOut ? [inFeatures, outFeatures] : [outFeatures, inFeatures];
-    this.weight = parameter(tensor(g.uniform(outFeatures * inFeatures, -bound, bound), { shape, backend: opts.backend }));
+    this.weight = parameter(
+      tensor(g.uniform(outFeatures * inFeatures, -bound, bound), { shape, backend: opts.backend }),
+    );
     this.bias =
       opts.bias === false ? null : parameter(tensor(g.uniform(outFeatures, -bound, bound), { backend: opts.backend }));
   }

@@ -1,5 +1,5 @@
 // Module: a node of the model tree with explicit typed fields. Tensor fields are parameters, Module
-// fields (and arrays of modules) are children; namedParameters() walks them in declaration order and
+// fields (and arrays or Maps of modules/tensors) are children; namedParameters() walks them in declaration order and
 // yields HF-style dotted names ("h.0.attn.c_attn.weight"), so checkpoint keys and adapter targets
 // match without a mapping table. Non-parameter tensors belong in #private fields.
 
@@ -48,6 +48,10 @@ export abstract class Module {
         value.forEach((v, i) => {
           if (v instanceof Module || v instanceof Tensor) out.push([`${name}.${i}`, v]);
         });
+      } else if (value instanceof Map) {
+        // Per-adapter parameters (PEFT's ParameterDict): "vera_lambda_b.default".
+        for (const [key, v] of value)
+          if (v instanceof Module || v instanceof Tensor) out.push([`${name}.${String(key)}`, v]);
       }
     }
     return out;

@@ -1,0 +1,92 @@
+// What every adapter layer shares (PEFT's BaseTunerLayer): the wrapped base Linear, which adapters are
+// active, merged or disabled, and in-place merging of a delta into the base weight. A method (VeRA,
+// LoRA) supplies its parameters, its forward contribution and its delta weight.
+
+import { noGrad } from '../autograd/graph.js';
+import { Linear, type LinearLike } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import * as ops from '../ops/index.js';
+import { scope } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { AdapterError } from './errors.js';
+
+export abstract class AdapterLayer extends Module implements LinearLike {
+  /** The wrapped layer; PEFT's name, so merged checkpoints and bias keys read "<path>.base_layer.*". */
+  base_layer: Linear;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** Adapters whose contribution the forward adds, in order. */
+  activeAdapters: string[] = [];
+  /** Adapters currently merged into base_layer.weight (unmerged in reverse order). */
+  mergedAdapters: string[] = [];
+  /** When true the layer computes the base layer alone (adapters unmerged first). */
+  disabled = false;
+
+  constructor(base: LinearLike, path: string) {
+    super();
+    if (!(base instanceof Linear)) {
+      throw new AdapterError(
+        `[adapters] Target module "${path}" (${base.constructor.name}) is not supported: only Linear layers (and GPT-2's Conv1D) can be adapted`,
+      );
+    }
+    this.base_layer = base;
+    this.inFeatures = base.inFeatures;
+    this.outFeatures = base.outFeatures;
+  }
+
+  /** Names of the adapters this layer holds. */
+  abstract adapterNames(): string[];
+  /** This adapter's additive output for input x (before it is added to the base output). */
+  protected abstract contribution(name: string, x: Tensor): Tensor;
+  /** ΔW of one adapter in the layout of base_layer.weight ([out, in], or [in, out] for fan-in-fan-out). */
+  abstract deltaWeight(name: string): Tensor;
+  /** Removes one adapter's parameters from the layer. */
+  abstract deleteAdapter(name: string): void;
+
+  forward(x: Tensor): Tensor {
+    if (this.disabled && this.mergedAdapters.length > 0) this.unmerge();
+    let y = this.base_layer.forward(x);
+    if (this.disabled || this.mergedAdapters.length > 0) return y;
+    for (const name of this.activeAdapters) {
+      if (!this.adapterNames().includes(name)) continue;
+      y = ops.add(y, this.contribution(name, x));
+    }
+    return y;
+  }
+
+  /** Adds the deltas of the given adapters (default: the active ones) to the base weight, in place. */
+  merge(names: readonly string[] = this.activeAdapters, opts: { safe?: boolean } = {}): void {
+    for (const name of names) {
+      if (!this.adapterNames().includes(name) || this.mergedAdapters.includes(name)) continue;
+      noGrad(() =>
+        scope(() => {
+          const w = this.base_layer.weight;
+          const delta = this.deltaWeight(name);
+          if (opts.safe) {
+            const merged = ops.add(w, delta);
+            const bad = ops.sum(ops.cast(ops.ne(merged, merged), 'f32')).item();
+            if (bad > 0)
+              throw new AdapterError(
+                `[adapters] NaNs detected in the merged weights. The adapter "${name}" seems to be broken`,
+              );
+          }
+          w.backend.binary('add', w.view('merge'), w.view('merge'), delta.view('merge'));
+        }),
+      );
+      this.mergedAdapters.push(name);
+    }
+  }
+
+  /** Subtracts merged deltas again (last merged first). */
+  unmerge(): void {
+    while (this.mergedAdapters.length > 0) {
+      const name = this.mergedAdapters.pop()!;
+      noGrad(() =>
+        scope(() => {
+          const w = this.base_layer.weight;
+          w.backend.binary('sub', w.view('unmerge'), w.view('unmerge'), this.deltaWeight(name).view('unmerge'));
+        }),
+      );
+    }
+  }
+}

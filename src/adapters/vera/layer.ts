@@ -1,0 +1,115 @@
+// The VeRA layer (PEFT's vera/layer.py Linear): y = base(x) + λ_b ⊙ (B_s · (λ_d ⊙ (A_s · dropout(x)))),
+// where A_s = vera_A[:, :in] and B_s = vera_B[:out, :] are slices of the projections shared by every
+// layer of the model, and only λ_b (out) and λ_d (r) are trained.
+
+import type { LinearLike } from '../../nn/layers.js';
+import * as ops from '../../ops/index.js';
+import { full } from '../../tensor/creation.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
+import { keep } from '../../tensor/scope.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { AdapterError } from '../errors.js';
+import { AdapterLayer } from '../layer.js';
+import type { BaseDType } from './projections.js';
+
+/** The projections one adapter uses (every adapter of a model shares one pair). */
+export interface VeraProjections {
+  A: Tensor; // (R, max_in)
+  B: Tensor; // (max_out, R)
+}
+
+export interface VeraLayerInit {
+  r: number;
+  dropout: number;
+  dInitial: number;
+  initWeights: boolean;
+  baseDType: BaseDType;
+}
+
+/** The float32 value a parameter initialised to x holds after PEFT's cast to the base dtype and back. */
+function initValue(x: number, dtype: BaseDType): number {
+  if (dtype === 'bf16') return bf16ToF32(f32ToBf16(x));
+  if (dtype === 'f16') return f16ToF32(f32ToF16(x));
+  return Math.fround(x);
+}
+
+export class VeraLinear extends AdapterLayer {
+  vera_lambda_b = new Map<string, Tensor>(); // adapter → (out)
+  vera_lambda_d = new Map<string, Tensor>(); // adapter → (R)
+  #projections: Map<string, VeraProjections>;
+  #dropout = new Map<string, number>();
+
+  /** `projections` is the model-wide map from adapter name to its (shared) A and B. */
+  constructor(base: LinearLike, path: string, projections: Map<string, VeraProjections>) {
+    super(base, path);
+    this.#projections = projections;
+  }
+
+  adapterNames(): string[] {
+    return [...this.vera_lambda_d.keys()];
+  }
+
+  /** Adds an adapter's λ vectors (PEFT's update_layer): λ_b = 0, λ_d = d_initial, or ones/randn-free test values. */
+  addAdapter(name: string, init: VeraLayerInit): void {
+    const p = this.#projections.get(name);
+    if (!p) throw new AdapterError(`[vera] Adapter "${name}" has no projections`);
+    const [r, maxIn] = p.A.shape as [number, number];
+    const maxOut = p.B.shape[0]!;
+    if (maxIn < this.inFeatures) {
+      throw new AdapterError(
+        `[vera] vera_A has a size of ${maxIn} but ${this.inFeatures} or greater is required; this probably happened because an additional VeRA adapter was added after the first one with incompatible shapes.`,
+      );
+    }
+    if (maxOut < this.outFeatures) {
+      throw new AdapterError(
+        `[vera] vera_B has a size of ${maxOut} but ${this.outFeatures} or greater is required; this probably happened because an additional VeRA adapter was added after the first one with incompatible shapes.`,
+      );
+    }
+    if (r !== init.r) {
+      throw new AdapterError(
+        `[vera] Adapter "${name}" has r = ${init.r} but the shared projections have rank ${r}; all VeRA adapters of a model must share r (add the larger one first)`,
+      );
+    }
+    const backend = this.base_layer.weight.backend;
+    const b = keep(full([this.outFeatures], init.initWeights ? 0 : 1, { backend })).setRequiresGrad(true);
+    const d = keep(
+      full([init.r], init.initWeights ? initValue(init.dInitial, init.baseDType) : 1, { backend }),
+    ).setRequiresGrad(true);
+    this.vera_lambda_b.set(name, b);
+    this.vera_lambda_d.set(name, d);
+    this.#dropout.set(name, init.dropout);
+    if (!this.activeAdapters.includes(name) && this.activeAdapters.length === 0) this.activeAdapters = [name];
+  }
+
+  deleteAdapter(name: string): void {
+    if (this.mergedAdapters.includes(name)) this.unmerge();
+    this.vera_lambda_b.get(name)?.dispose();
+    this.vera_lambda_d.get(name)?.dispose();
+    this.vera_lambda_b.delete(name);
+    this.vera_lambda_d.delete(name);
+    this.#dropout.delete(name);
+    this.activeAdapters = this.activeAdapters.filter((a) => a !== name);
+  }
+
+  /** A_s (R, in) and B_s (out, R): views into the shared projections. */
+  #slices(name: string): [Tensor, Tensor] {
+    const p = this.#projections.get(name)!;
+    return [ops.slice(p.A, 1, 0, this.inFeatures), ops.slice(p.B, 0, 0, this.outFeatures)];
+  }
+
+  protected contribution(name: string, x: Tensor): Tensor {
+    const [a, b] = this.#slices(name);
+    const h = ops.linear(ops.dropout(x, this.#dropout.get(name) ?? 0, this.training), a); // (..., R)
+    const y = ops.linear(ops.mul(h, this.vera_lambda_d.get(name)!), b); // (..., out)
+    return ops.mul(y, this.vera_lambda_b.get(name)!);
+  }
+
+  deltaWeight(name: string): Tensor {
+    const [a, b] = this.#slices(name);
+    // (λ_b ⊙ B_s) · (λ_d ⊙ A_s): (out, R) · (R, in)
+    const lb = ops.unsqueeze(this.vera_lambda_b.get(name)!, 1);
+    const ld = ops.unsqueeze(this.vera_lambda_d.get(name)!, 1);
+    const delta = ops.matmul(ops.mul(b, lb), ops.mul(a, ld));
+    return this.base_layer.fanInFanOut ? ops.contiguous(ops.transpose(delta)) : delta;
+  }
+}
