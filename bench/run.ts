@@ -24,6 +24,11 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
     title: 'GPT-2-small training step, frozen base (only ln_1.weight trains)',
     load: () => import('./gpt2-step.js'),
   },
+  {
+    name: 'safetensors-fuzz',
+    title: 'safetensors reader: fuzzed files and load speed',
+    load: () => import('./safetensors-fuzz.js'),
+  },
 ];
 
 const BEGIN = '<!-- bench:begin -->';

@@ -250,6 +250,11 @@ export class PeftModel extends Module {
     return this.model;
   }
 
+  /** VeRA's shared projections A (r, max_in) and B (max_out, r) used by an adapter (null for LoRA). */
+  projections(name = this.activeAdapter): { A: Tensor; B: Tensor } | null {
+    return this.#method instanceof VeraMethod ? (this.#method.projections.get(name) ?? null) : null;
+  }
+
   /** The tensors PEFT saves for an adapter, by file key. */
   adapterStateDict(name = this.activeAdapter): Map<string, Tensor> {
     const config = this.#config(name);

@@ -21,13 +21,15 @@ export abstract class Module {
     return out;
   }
 
+  /** Each parameter once, even when tied under several names (as torch's parameters() does). */
   parameters(): Tensor[] {
-    return this.namedParameters().map(([, t]) => t);
+    return [...new Set(this.namedParameters().map(([, t]) => t))];
   }
 
   /** Parameters that require grad (what an optimizer updates). */
   trainableParameters(): [string, Tensor][] {
-    return this.namedParameters().filter(([, t]) => t.requiresGrad);
+    const seen = new Set<Tensor>();
+    return this.namedParameters().filter(([, t]) => t.requiresGrad && !seen.has(t) && Boolean(seen.add(t)));
   }
 
   /** [path, module] for this module ('') and every module below it. */
@@ -78,9 +80,9 @@ export abstract class Module {
   }
 
   numParameters(onlyTrainable = false): number {
-    return this.namedParameters()
-      .filter(([, t]) => !onlyTrainable || t.requiresGrad)
-      .reduce((n, [, t]) => n + t.numel, 0);
+    return this.parameters()
+      .filter((t) => !onlyTrainable || t.requiresGrad)
+      .reduce((n, t) => n + t.numel, 0);
   }
 
   /** Frees every parameter's memory; the module is unusable afterwards. */

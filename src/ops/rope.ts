@@ -41,5 +41,6 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
       return [dx];
     },
     owned,
+    [c === cos ? cos : null, s === sin ? sin : null].filter((t): t is Tensor => t !== null),
   );
 }

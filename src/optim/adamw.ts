@@ -35,8 +35,10 @@ export class AdamW {
   /** torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01. */
   constructor(params: readonly Tensor[] | readonly ParamGroup[], defaults: AdamWOptions = {}) {
     const groups: ParamGroup[] = isGroups(params) ? [...params] : [{ params }];
+    const seen = new Set<Tensor>();
     this.groups = groups.map((g) => ({
-      params: [...g.params],
+      // A tensor tied under two names is one parameter: update it once.
+      params: g.params.filter((p) => !seen.has(p) && Boolean(seen.add(p))),
       lr: g.lr ?? defaults.lr ?? 1e-3,
       beta1: (g.betas ?? defaults.betas ?? [0.9, 0.999])[0],
       beta2: (g.betas ?? defaults.betas ?? [0.9, 0.999])[1],

@@ -148,6 +148,21 @@ describe('autograd engine', () => {
     assert.equal(b.memory().allocated, before + 64 * 64 * 4);
   });
 
+  test('ops keep the operands their backward reads alive after the caller disposes them', () => {
+    const b = new JsBackend();
+    const x = rand(b, [1, 2, 1, 4], 20, true);
+    const cos = rand(b, [1, 2, 2], 21);
+    const sin = rand(b, [1, 2, 2], 22);
+    const ids = tensor([1, 0, 1], { dtype: 'i32', backend: b });
+    const w = rand(b, [2, 3], 23, true);
+    const loss = ops.add(ops.sum(ops.rope(x, cos, sin)), ops.sum(ops.embedding(ids, w)));
+    cos.dispose();
+    sin.dispose();
+    ids.dispose();
+    backward(loss);
+    assert.ok(x.grad && w.grad);
+  });
+
   test('noGrad() records nothing', () => {
     const b = new JsBackend();
     const w = rand(b, [3], 15, true);

@@ -63,6 +63,22 @@ def randomize(model, seed):
             p.add_(0.1 * noise)
 
 
+def exact_rope(model):
+    """Recomputes default RoPE frequencies in float32 (a bf16 model's .float() leaves them bf16-rounded)."""
+    for mod in model.modules():
+        if type(mod).__name__.endswith("RotaryEmbedding") and hasattr(mod, "inv_freq"):
+            cfg = mod.config
+            params = getattr(cfg, "rope_parameters", None) or {}
+            assert params.get("rope_type", "default") == "default", "only default RoPE is recomputed here"
+            theta = params.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))
+            dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+            inv = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+            assert mod.inv_freq.shape == inv.shape
+            mod.inv_freq = inv
+            if hasattr(mod, "original_inv_freq"):
+                mod.original_inv_freq = inv
+
+
 def f32(t):
     return [float(v) for v in t.detach().float().flatten().tolist()]
 
@@ -131,7 +147,9 @@ def main():
         model.save_pretrained(out_dir)
         # References come from what is on disk: a fresh base plus the saved adapter.
         fresh = PeftModel.from_pretrained(load_base(base_name, dtype or torch.float32), out_dir).eval()
-        fresh.float()  # bf16 bases: compute in float32 from the bf16-valued weights
+        if dtype is not None:
+            fresh.float()  # bf16 bases: compute in float32 from the bf16-valued weights
+            exact_rope(fresh)
         refs = {"base": base_name, "adapted": f32(logits_of(fresh, inputs))}
         with fresh.disable_adapter():
             refs["disabled"] = f32(logits_of(fresh, inputs))

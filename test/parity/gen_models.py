@@ -87,7 +87,12 @@ def save_case(name, model, inputs, extra, cls_name, dtype=None):
     to_save = model.to(dtype) if dtype is not None else model
     to_save.save_pretrained(out, safe_serialization=True)
     if dtype is not None:
-        model.float()  # references computed in float32 from the (rounded) bf16 weights
+        # References in float32 from the bf16 weights: reload from disk, so buffers the file does not
+        # hold (RoPE's inv_freq) are computed in float32 rather than left bf16-rounded by .to(bf16).
+        try:
+            model = type(model).from_pretrained(out, dtype=torch.float32).eval()
+        except TypeError:
+            model = type(model).from_pretrained(out, torch_dtype=torch.float32).eval()
     refs = {"class": cls_name, "inputs": {k: ints(v) if not v.is_floating_point() else f32(v) for k, v in inputs.items()}}
     refs["input_shapes"] = {k: list(v.shape) for k, v in inputs.items()}
     logits = model(**inputs).logits

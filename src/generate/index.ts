@@ -1,0 +1,13 @@
+// Text generation for causal LMs: KV cache, sampling, batched/streamed decoding.
+
+export { KVCache, type KVCacheOptions } from './kv-cache.js';
+export {
+  type SamplingOptions,
+  applyRepetitionPenalty,
+  argmaxOf,
+  checkSamplingOptions,
+  nextToken,
+  sampleFrom,
+  warp,
+} from './sampling.js';
+export { type GenerateOptions, type GenerationStep, decodeSteps, generate, streamGenerate } from './generate.js';

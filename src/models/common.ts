@@ -1,0 +1,103 @@
+// Pieces every family uses: activations by their HF names, the key-padding mask, token pooling for
+// classification heads, and a generator that skips random initialisation when weights will be loaded.
+
+import { tensor } from '../tensor/creation.js';
+import { ShapeError, fmtShape } from '../tensor/errors.js';
+import { Generator } from '../tensor/random.js';
+import { scope } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import * as ops from '../ops/index.js';
+import type { ConfigReader } from './config-utils.js';
+
+export type Activation = (x: Tensor) => Tensor;
+
+const ACTIVATIONS: Record<string, Activation> = {
+  gelu: ops.gelu,
+  gelu_new: ops.geluTanh,
+  gelu_pytorch_tanh: ops.geluTanh,
+  gelu_fast: ops.geluTanh,
+  quick_gelu: (x) => scope(() => ops.mul(x, ops.sigmoid(ops.mulScalar(x, 1.702)))),
+  relu: ops.relu,
+  silu: ops.silu,
+  swish: ops.silu,
+  tanh: ops.tanh,
+  sigmoid: ops.sigmoid,
+};
+
+/** The activation a config field names (transformers' ACT2FN keys); errors name the field. */
+export function activation(cfg: ConfigReader, field: string, def?: string): Activation {
+  const name = cfg.str(field, def);
+  const fn = ACTIVATIONS[name];
+  if (!fn)
+    cfg.fail(
+      field,
+      `is ${JSON.stringify(name)}, which is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`,
+    );
+  return fn;
+}
+
+/** bool [B, Tk] key mask (true = token) from HF's attention_mask (any int or bool dtype), or null. */
+export function keyMask(attentionMask: Tensor | undefined): Tensor | null {
+  if (!attentionMask) return null;
+  if (attentionMask.rank !== 2)
+    throw new ShapeError(`[model] attentionMask must be [B, T], got ${fmtShape(attentionMask.shape)}`);
+  return attentionMask.dtype === 'bool' ? attentionMask : ops.ne(attentionMask, 0);
+}
+
+/** Checks that input ids are i32 [B, T]; returns [B, T]. */
+export function idsShape(ids: Tensor | undefined, model: string): [number, number] {
+  if (!ids) throw new Error(`[${model}] forward needs inputIds`);
+  if (ids.rank !== 2 || ids.dtype !== 'i32')
+    throw new ShapeError(`[${model}] inputIds must be i32 [B, T], got ${ids.dtype} ${fmtShape(ids.shape)}`);
+  return ids.shape as [number, number];
+}
+
+/** Row b of hidden [B, T, C] at position index[b]: [B, C] (differentiable through gather). */
+export function poolAt(hidden: Tensor, index: readonly number[]): Tensor {
+  const [b, , c] = hidden.shape as [number, number, number];
+  return scope(() => {
+    const idx = new Int32Array(b * c);
+    for (let i = 0; i < b; i++) idx.fill(index[i]!, i * c, (i + 1) * c);
+    const picked = ops.gather(hidden, 1, tensor(idx, { dtype: 'i32', shape: [b, 1, c], backend: hidden.backend }));
+    return ops.reshape(picked, [b, c]); // (B, C)
+  });
+}
+
+/** The first token of each row: hidden [B, T, C] → [B, C] (BERT's pooler, RoBERTa's and ViT's heads). */
+export function firstToken(hidden: Tensor): Tensor {
+  const [b, , c] = hidden.shape as [number, number, number];
+  return scope(() => ops.reshape(ops.slice(hidden, 1, 0, 1), [b, c]));
+}
+
+/**
+ * transformers 5's sequence-classification pooling for decoders: per row, the rightmost position whose
+ * id is not pad_token_id (0 when every token is padding); the last position when pad_token_id is unset,
+ * which is an error for batches larger than 1.
+ */
+export function lastNonPadIndex(ids: Tensor, padTokenId: number | null, model: string): number[] {
+  const [b, t] = ids.shape as [number, number];
+  if (padTokenId === null) {
+    if (b !== 1)
+      throw new Error(`[${model}] Cannot handle batch sizes > 1 if no padding token is defined (config pad_token_id)`);
+    return [t - 1];
+  }
+  const host = ids.toArray() as Int32Array;
+  const out: number[] = [];
+  for (let i = 0; i < b; i++) {
+    let last = 0;
+    for (let j = 0; j < t; j++) if (host[i * t + j] !== padTokenId) last = j;
+    out.push(last);
+  }
+  return out;
+}
+
+/** A generator whose draws are zeros: builds a model skeleton fast when every weight will be loaded. */
+export class NoInitGenerator extends Generator {
+  override uniform(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+
+  override normal(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+}

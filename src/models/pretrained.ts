@@ -1,0 +1,183 @@
+// PreTrainedModel, the base of every HF model class: keeps config.json as read, maps checkpoint keys to
+// parameters (prefixes, buffers, renames, tied weights), loads one tensor at a time with exact key/shape
+// checks, and saves config.json + model.safetensors as transformers' save_pretrained does.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { Checkpoint } from '../io/checkpoint.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { Module } from '../nn/module.js';
+import type { DType } from '../tensor/dtype.js';
+import { fmtShape } from '../tensor/errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { KVCache } from '../generate/kv-cache.js';
+import type { HFConfig } from './config-utils.js';
+
+export type Task = 'causal-lm' | 'sequence-classification' | 'image-classification';
+
+export interface ModelInputs {
+  /** i32 [B, T]. */
+  inputIds?: Tensor;
+  /** i32/bool [B, Tk] (Tk = cached + new tokens), 1 = token, 0 = padding. */
+  attentionMask?: Tensor;
+  /** i32 [B, T]; zeros when omitted. */
+  tokenTypeIds?: Tensor;
+  /** i32 [B, T]; arange(cached, cached + T) when omitted. */
+  positionIds?: Tensor;
+  /** f32 [B, C, H, W]. */
+  pixelValues?: Tensor;
+  /** Keys and values of earlier tokens (causal LMs); appended to by the forward. */
+  cache?: KVCache;
+  /** Causal LMs: compute logits for the last n positions only (transformers' logits_to_keep). */
+  logitsToKeep?: number;
+}
+
+/** How a family's checkpoint keys relate to its parameter names. */
+export interface WeightSpec {
+  /** transformers' base_model_prefix ("transformer", "model", "bert", …): checkpoints of the bare model lack it. */
+  basePrefix: string;
+  /** Non-parameter tensors that checkpoints may hold (causal-mask buffers, position_ids, inv_freq). */
+  ignore: readonly RegExp[];
+  /** Renames of older checkpoint layouts onto this one (ViT 4.x → 5.x). */
+  rename?: (key: string) => string;
+  /** The key savePretrained writes for a parameter, when transformers writes another layout (ViT: 4.x). */
+  saveAs?: (param: string) => string;
+}
+
+export abstract class PreTrainedModel extends Module {
+  /** config.json as read; savePretrained writes it back (with `dtype` and `architectures` updated). */
+  readonly config: HFConfig;
+  abstract readonly modelType: string;
+  /** The transformers class name, e.g. "LlamaForCausalLM". */
+  abstract readonly architecture: string;
+  abstract readonly task: Task;
+
+  constructor(config: HFConfig) {
+    super();
+    this.config = config;
+  }
+
+  /** Logits: [B, T, V] for causal LMs, [B, numLabels] for classifiers. */
+  abstract forward(inputs: ModelInputs): Tensor;
+
+  abstract weightSpec(): WeightSpec;
+
+  /** [alias, source] parameter names that share one tensor (lm_head.weight and the embedding). */
+  tiedWeights(): [string, string][] {
+    return [];
+  }
+
+  /** The parameter a checkpoint key loads into, null for a known buffer to skip, undefined if unknown. */
+  parameterFor(key: string, params: ReadonlyMap<string, Tensor>): string | null | undefined {
+    const spec = this.weightSpec();
+    const candidates = [key, `${spec.basePrefix}.${key}`];
+    if (spec.rename) candidates.push(...candidates.map(spec.rename));
+    const hit = candidates.find((c) => params.has(c));
+    if (hit !== undefined) return hit;
+    if (spec.ignore.some((re) => re.test(key))) return null;
+    return undefined;
+  }
+
+  /** Parameter name → tensor for every distinct parameter (tied aliases left out, as save_pretrained does). */
+  stateDict(): Map<string, Tensor> {
+    const aliases = new Set(this.tiedWeights().map(([alias]) => alias));
+    const seen = new Set<Tensor>();
+    const out = new Map<string, Tensor>();
+    for (const [name, t] of this.namedParameters()) {
+      if (aliases.has(name) || seen.has(t)) continue;
+      seen.add(t);
+      out.set(name, t);
+    }
+    return out;
+  }
+
+  /** Writes config.json and model.safetensors (HF key names, the parameters' dtype), each atomically. */
+  savePretrained(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    const state = this.stateDict();
+    const dtype = [...state.values()][0]?.dtype ?? 'f32';
+    const saveAs = this.weightSpec().saveAs ?? ((name: string) => name);
+    const tensors = new Map([...state].map(([name, t]) => [saveAs(name), t]));
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+    const config: HFConfig = { ...this.config, architectures: [this.architecture] };
+    const name = TORCH_DTYPE_NAMES[dtype];
+    if (name) {
+      if ('torch_dtype' in config) config['torch_dtype'] = name;
+      if ('dtype' in config || !('torch_dtype' in config)) config['dtype'] = name;
+    }
+    writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  }
+
+  /**
+   * Loads every parameter from `ckpt` (one tensor at a time, converted into the existing parameter's
+   * storage). Throws before reading any data when a key is unexpected or missing or a shape differs.
+   */
+  loadCheckpoint(ckpt: Checkpoint, source: string = ckpt.dir): void {
+    const tag = `[loadModel] ${source} (${this.architecture})`;
+    const params = new Map(this.namedParameters());
+    const tied = new Map(this.tiedWeights());
+    const plan = new Map<string, string>(); // parameter → checkpoint key
+    const aliasKeys = new Map<string, string>(); // tied source → key of its alias (lm_head.weight) in the file
+    const unexpected: string[] = [];
+    for (const key of ckpt.names()) {
+      const target = this.parameterFor(key, params);
+      if (target === null) continue;
+      if (target === undefined) {
+        unexpected.push(key);
+        continue;
+      }
+      const source = tied.get(target);
+      if (source !== undefined) {
+        aliasKeys.set(source, key);
+        continue;
+      }
+      if (plan.has(target))
+        throw new Error(`${tag}: checkpoint keys "${plan.get(target)}" and "${key}" both load parameter "${target}"`);
+      plan.set(target, key);
+    }
+    // A tied pair stored only under the alias's name loads the shared tensor from it.
+    for (const [source, key] of aliasKeys) if (!plan.has(source)) plan.set(source, key);
+    if (unexpected.length > 0) {
+      const list = unexpected.slice(0, 10).map((k) => `"${k}"`);
+      throw new Error(
+        `${tag}: unexpected key ${list.join(', ')}${unexpected.length > 10 ? ` and ${unexpected.length - 10} more` : ''} in the checkpoint (not a parameter of ${this.architecture})`,
+      );
+    }
+    const missing = [...params.keys()].filter((n) => !tied.has(n) && !plan.has(n));
+    if (missing.length > 0) {
+      const list = missing.slice(0, 10).map((k) => `"${k}"`);
+      throw new Error(
+        `${tag}: missing key ${list.join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''} (the checkpoint has ${ckpt.names().length} tensors)`,
+      );
+    }
+    for (const [name, key] of plan) {
+      const p = params.get(name)!;
+      const info = ckpt.info(key);
+      if (info.shape.length !== p.rank || info.shape.some((s, i) => s !== p.shape[i]))
+        throw new Error(
+          `${tag}: key "${key}" has shape ${fmtShape(info.shape)} in the checkpoint, expected ${fmtShape(p.shape)}`,
+        );
+      if (!FLOAT_FILE_DTYPES.has(info.dtype))
+        throw new Error(`${tag}: key "${key}" is ${info.dtype}; parameters load from F32, F16, BF16 or F64 tensors`);
+    }
+    for (const [name, key] of plan) {
+      const p = params.get(name)!;
+      const t = ckpt.tensor(key, { backend: p.backend, dtype: p.dtype });
+      try {
+        p.backend.copy(p.view('loadModel'), t.view('loadModel'));
+      } finally {
+        t.dispose();
+      }
+    }
+  }
+}
+
+const FLOAT_FILE_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+const TORCH_DTYPE_NAMES: Partial<Record<DType, string>> = {
+  f32: 'float32',
+  bf16: 'bfloat16',
+  f16: 'float16',
+  f64: 'float64',
+};

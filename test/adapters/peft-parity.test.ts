@@ -1,0 +1,98 @@
+// Parity with PEFT 0.21 (fixtures written by test/parity/gen_adapters.py): every adapter PEFT saved on
+// the tiny transformers models loads here and gives PEFT's logits adapted, merged and disabled within
+// 1e-4 (absolute, plus 1e-4 relative); merged equals unmerged within 1e-5; VeRA projections (stored or
+// regenerated from the seed, bf16-rounded for bf16 bases) are bit-identical; saving writes PEFT's keys.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { PeftModel, projectionValues } from '../../src/adapters/index.js';
+import { noGrad } from '../../src/autograd/graph.js';
+import { defaultBackend } from '../../src/backends/registry.js';
+import { SafetensorsReader } from '../../src/io/safetensors.js';
+import { loadModel } from '../../src/models/auto.js';
+import type { ModelInputs } from '../../src/models/pretrained.js';
+import { scope } from '../../src/tensor/scope.js';
+import { caseDir, refInputs, refsOf } from '../models/fixtures.js';
+
+const ADAPTERS = fileURLToPath(new URL('../../../test/parity/fixtures/adapters/', import.meta.url));
+const manifest = JSON.parse(readFileSync(join(ADAPTERS, 'manifest.json'), 'utf8')) as {
+  cases: { name: string; base: string; peft_type: string }[];
+  projections: { seed: number; r: number; in: number; out: number; A_sha256: string; B_sha256: string; A_hex?: string; B_hex?: string }[];
+};
+
+interface AdapterRefs {
+  base: string;
+  adapted: number[];
+  disabled: number[];
+  merged: number[];
+  trainable_parameters: number;
+  adapter_keys: string[];
+  vera_A_sha256?: string;
+  vera_B_sha256?: string;
+}
+
+const sha = (a: ArrayBufferView) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+
+function worstError(got: number[], want: number[]): { i: number; err: number } {
+  assert.equal(got.length, want.length);
+  let worst = { i: -1, err: 0 };
+  got.forEach((v, i) => {
+    const err = Math.abs(v - want[i]!) - 1e-4 * Math.abs(want[i]!);
+    if (!(err <= worst.err)) worst = { i, err };
+  });
+  return worst;
+}
+
+function assertLogits(got: number[], want: number[], what: string): void {
+  const w = worstError(got, want);
+  assert.ok(w.err <= 1e-4, `${what}: element ${w.i} is ${got[w.i]}, PEFT gives ${want[w.i]}`);
+}
+
+describe('PEFT adapters load and match PEFT', () => {
+  for (const c of manifest.cases) {
+    test(`${c.name} (${c.peft_type} on ${c.base})`, () => {
+      const refs = JSON.parse(readFileSync(join(ADAPTERS, c.name, 'refs.json'), 'utf8')) as AdapterRefs;
+      const backend = defaultBackend();
+      const peft = PeftModel.fromPretrained(loadModel(caseDir(c.base), { backend }), join(ADAPTERS, c.name));
+      const inputs = refInputs(refsOf(c.base), backend);
+      const run = () => noGrad(() => scope(() => peft.forward(inputs as ModelInputs as never).toNumbers()));
+      const adapted = run();
+      assertLogits(adapted, refs.adapted, 'adapted logits');
+      assertLogits(noGrad(() => peft.disableAdapter(run)), refs.disabled, 'logits with the adapter disabled');
+      if (refs.vera_A_sha256) {
+        const p = peft.projections()!;
+        assert.equal(sha(p.A.toArray()), refs.vera_A_sha256, 'vera_A differs from PEFT\'s');
+        assert.equal(sha(p.B.toArray()), refs.vera_B_sha256, 'vera_B differs from PEFT\'s');
+      }
+      // Saving writes exactly PEFT's keys (for seed-only VeRA, without the projections).
+      const dir = mkdtempSync(join(tmpdir(), 'vera-peft-'));
+      peft.savePretrained(dir);
+      const r = SafetensorsReader.open(join(dir, 'adapter_model.safetensors'));
+      assert.deepEqual(r.names().sort(), [...refs.adapter_keys].sort());
+      r.close();
+      peft.merge();
+      const merged = run();
+      assertLogits(merged, refs.merged, 'merged logits');
+      assert.ok(Math.max(...merged.map((v, i) => Math.abs(v - adapted[i]!))) <= 1e-5 * (1 + Math.max(...adapted.map(Math.abs))), 'merged differs from unmerged');
+      peft.unmerge();
+      // Loaded as trainable, it counts PEFT's trainable parameters.
+      const trainable = PeftModel.fromPretrained(loadModel(caseDir(c.base), { backend }), join(ADAPTERS, c.name), { isTrainable: true });
+      assert.equal(trainable.model.numParameters(true), refs.trainable_parameters);
+    });
+  }
+
+  test('VeRA projections are bit-identical to torch for several (seed, r, in, out)', () => {
+    for (const p of manifest.projections) {
+      const { a, b } = projectionValues(p.seed, p.r, p.in, p.out);
+      const what = `seed ${p.seed}, r ${p.r}, in ${p.in}, out ${p.out}`;
+      assert.equal(sha(a), p.A_sha256, `vera_A for ${what}`);
+      assert.equal(sha(b), p.B_sha256, `vera_B for ${what}`);
+      if (p.A_hex) assert.equal(Buffer.from(a.buffer).toString('hex'), p.A_hex);
+    }
+  });
+});
