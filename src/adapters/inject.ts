@@ -61,17 +61,19 @@ export function resolveTargets(config: CommonConfig, model: Module, ctx: ModelCo
   }
 }
 
-/** The layers an adapter with this config wraps (or extends), in model order. */
+/** The layers an adapter with this config wraps (or extends), in model order; `legacyName` gives a path's older name. */
 export function findTargets(
   config: CommonConfig,
   model: Module,
   method: AdapterMethod,
   exclude: string[] | string | null,
+  legacyName: ((path: string) => string) | null,
 ): Target[] {
   const targets: Target[] = [];
   for (const [path, m] of visibleModules(model, method)) {
     if (!(m instanceof Linear) && !method.isLayer(m)) continue;
-    if (!isTargeted(config, path)) continue;
+    // Configs written against an older module layout (ViT in transformers 4.x) name the old paths.
+    if (!isTargeted(config, path) && !(legacyName && isTargeted(config, legacyName(path)))) continue;
     if (
       exclude !== null &&
       (typeof exclude === 'string'

@@ -38,6 +38,11 @@ export interface AdaptableModel extends Module {
   readonly architecture?: string;
   /** Where the model was loaded from (saved as base_model_name_or_path). */
   readonly nameOrPath?: string;
+  /**
+   * How older checkpoint layouts name this model's modules (ViT in transformers 4.x): `rename` maps an
+   * old name onto the module tree, `saveAs` maps a current name to the old one.
+   */
+  weightSpec?(): { rename?: (key: string) => string; saveAs?: (key: string) => string };
 }
 
 export interface LoadAdapterOpts {
@@ -165,12 +170,19 @@ export class PeftModel extends Module {
     }
     this.#method.checkNewAdapter(name, config, others);
     resolveTargets(config, this.model, this.#ctx, this.#method);
-    const targets = findTargets(config, this.model, this.#method, (config as LoraConfig).exclude_modules ?? null);
+    const legacy = this.model.weightSpec?.().saveAs ?? null;
+    const targets = findTargets(
+      config,
+      this.model,
+      this.#method,
+      (config as LoraConfig).exclude_modules ?? null,
+      legacy,
+    );
     const stored = reader ? new Set(reader.names()) : null;
     const staged = stage(name, config, this.model, this.#method, this.#ctx, targets, stored);
     if (reader) {
       try {
-        noGrad(() => loadInto(reader, staged.expected, name, this.#ctx.backend));
+        noGrad(() => loadInto(reader, staged.expected, name, this.#ctx.backend, this.#renameKey.bind(this)));
       } catch (e) {
         staged.rollback();
         throw e;
@@ -180,6 +192,13 @@ export class PeftModel extends Module {
     this.peftConfig.set(name, config);
     if (this.peftConfig.size === 1) this.setAdapter(name);
     this.#markTrainable(trainable ? name : null);
+  }
+
+  /** A file key in an older layout (PEFT adapters of transformers 4.x ViT) as this model names it. */
+  #renameKey(key: string): string {
+    const rename = this.model.weightSpec?.().rename;
+    const prefix = 'base_model.model.';
+    return rename && key.startsWith(prefix) ? prefix + rename(key.slice(prefix.length)) : key;
   }
 
   /** Makes `name` the adapter the forward uses. */
@@ -374,17 +393,20 @@ function loadInto(
   expected: readonly ExpectedTensor[],
   name: string,
   backend: Backend,
+  rename: (key: string) => string,
 ): void {
   const file = reader.path;
+  // File key as the model names it → file key as written.
+  const inFile = new Map(reader.names().map((k) => [rename(k), k]));
   const byKey = new Map(expected.map((e) => [e.key, e]));
-  const missing = expected.filter((e) => !e.ignore && !reader.has(e.key));
+  const missing = expected.filter((e) => !e.ignore && !inFile.has(e.key));
   if (missing.length > 0) {
     const first = missing[0]!;
     throw new AdapterError(
       `[adapters] ${file}: missing key "${first.key}"${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''} for adapter "${name}"${first.missingHint ? `: ${first.missingHint}` : ''}`,
     );
   }
-  const unexpected = reader.names().filter((k) => !byKey.has(k));
+  const unexpected = [...inFile].filter(([k]) => !byKey.has(k)).map(([, k]) => k);
   if (unexpected.length > 0) {
     throw new AdapterError(
       `[adapters] ${file}: unexpected key "${unexpected[0]}"${unexpected.length > 1 ? ` (and ${unexpected.length - 1} more)` : ''}: no such module or parameter in this model with this config (is the adapter for another base model, or are target_modules/layers_to_transform different?)`,
@@ -392,16 +414,16 @@ function loadInto(
   }
   for (const e of expected) {
     if (e.ignore) continue;
-    const info = reader.info(e.key);
+    const info = reader.info(inFile.get(e.key)!);
     if (!shapesEqual(info.shape, e.shape)) {
       const rHint = /vera_lambda_d$|lora_A\.weight$/.test(e.key) ? " (does the config's r match the file?)" : '';
       throw new AdapterError(
-        `[adapters] ${file}: "${e.key}" has shape (${info.shape.join(', ')}) but the model needs (${e.shape.join(', ')})${rHint}`,
+        `[adapters] ${file}: "${inFile.get(e.key)}" has shape (${info.shape.join(', ')}) but the model needs (${e.shape.join(', ')})${rHint}`,
       );
     }
   }
   for (const e of expected) {
     if (e.ignore) continue;
-    scope(() => e.assign(reader.tensor(e.key, { dtype: 'f32', backend })));
+    scope(() => e.assign(reader.tensor(inFile.get(e.key)!, { dtype: 'f32', backend })));
   }
 }

@@ -3,11 +3,13 @@
 
 import { parseArgs } from 'node:util';
 import { runDemo } from './demo.js';
+import { LOGITS_USAGE, logitsJson } from './logits.js';
 
 const USAGE = `Usage: vera <command> [options]
 
 Commands:
   demo      Train a small transformer with the engine and report its accuracy
+  logits    Print the logits of one example (a model, optionally with a PEFT adapter) as JSON
   help      Show this help
 
 Global options:
@@ -55,6 +57,29 @@ export async function main(argv: string[]): Promise<number> {
       backend: values.backend,
       threads: values.threads === undefined ? undefined : intOption('threads', values.threads, 1),
     });
+    return 0;
+  }
+  if (command === 'logits') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        model: { type: 'string' },
+        adapter: { type: 'string' },
+        merge: { type: 'boolean', default: false },
+        ids: { type: 'string' },
+        pixels: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(LOGITS_USAGE);
+      return 0;
+    }
+    if (!values.model) throw new Error('--model is required (see vera logits --help)');
+    process.stdout.write(
+      `${logitsJson({ model: values.model, adapter: values.adapter, merge: values.merge, ids: values.ids, pixels: values.pixels })}\n`,
+    );
     return 0;
   }
   process.stderr.write(`vera: unknown command "${command}"\n\n${USAGE}`);

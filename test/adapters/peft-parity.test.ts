@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,8 @@ import { describe, test } from 'node:test';
 import { PeftModel, projectionValues } from '../../src/adapters/index.js';
 import { noGrad } from '../../src/autograd/graph.js';
 import { defaultBackend } from '../../src/backends/registry.js';
-import { SafetensorsReader } from '../../src/io/safetensors.js';
+import { SafetensorsReader, writeSafetensors } from '../../src/io/safetensors.js';
+import { vitKeyTo4x } from '../../src/models/vit/weights.js';
 import { loadModel } from '../../src/models/auto.js';
 import type { ModelInputs } from '../../src/models/pretrained.js';
 import { scope } from '../../src/tensor/scope.js';
@@ -22,7 +23,16 @@ import { caseDir, refInputs, refsOf } from '../models/fixtures.js';
 const ADAPTERS = fileURLToPath(new URL('../../../test/parity/fixtures/adapters/', import.meta.url));
 const manifest = JSON.parse(readFileSync(join(ADAPTERS, 'manifest.json'), 'utf8')) as {
   cases: { name: string; base: string; peft_type: string }[];
-  projections: { seed: number; r: number; in: number; out: number; A_sha256: string; B_sha256: string; A_hex?: string; B_hex?: string }[];
+  projections: {
+    seed: number;
+    r: number;
+    in: number;
+    out: number;
+    A_sha256: string;
+    B_sha256: string;
+    A_hex?: string;
+    B_hex?: string;
+  }[];
 };
 
 interface AdapterRefs {
@@ -36,7 +46,10 @@ interface AdapterRefs {
   vera_B_sha256?: string;
 }
 
-const sha = (a: ArrayBufferView) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+const sha = (a: ArrayBufferView) =>
+  createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 
 function worstError(got: number[], want: number[]): { i: number; err: number } {
   assert.equal(got.length, want.length);
@@ -63,11 +76,15 @@ describe('PEFT adapters load and match PEFT', () => {
       const run = () => noGrad(() => scope(() => peft.forward(inputs as ModelInputs as never).toNumbers()));
       const adapted = run();
       assertLogits(adapted, refs.adapted, 'adapted logits');
-      assertLogits(noGrad(() => peft.disableAdapter(run)), refs.disabled, 'logits with the adapter disabled');
+      assertLogits(
+        noGrad(() => peft.disableAdapter(run)),
+        refs.disabled,
+        'logits with the adapter disabled',
+      );
       if (refs.vera_A_sha256) {
         const p = peft.projections()!;
-        assert.equal(sha(p.A.toArray()), refs.vera_A_sha256, 'vera_A differs from PEFT\'s');
-        assert.equal(sha(p.B.toArray()), refs.vera_B_sha256, 'vera_B differs from PEFT\'s');
+        assert.equal(sha(p.A.toArray()), refs.vera_A_sha256, "vera_A differs from PEFT's");
+        assert.equal(sha(p.B.toArray()), refs.vera_B_sha256, "vera_B differs from PEFT's");
       }
       // Saving writes exactly PEFT's keys (for seed-only VeRA, without the projections).
       const dir = mkdtempSync(join(tmpdir(), 'vera-peft-'));
@@ -78,13 +95,45 @@ describe('PEFT adapters load and match PEFT', () => {
       peft.merge();
       const merged = run();
       assertLogits(merged, refs.merged, 'merged logits');
-      assert.ok(Math.max(...merged.map((v, i) => Math.abs(v - adapted[i]!))) <= 1e-5 * (1 + Math.max(...adapted.map(Math.abs))), 'merged differs from unmerged');
+      assert.ok(
+        Math.max(...merged.map((v, i) => Math.abs(v - adapted[i]!))) <= 1e-5 * (1 + Math.max(...adapted.map(Math.abs))),
+        'merged differs from unmerged',
+      );
       peft.unmerge();
       // Loaded as trainable, it counts PEFT's trainable parameters.
-      const trainable = PeftModel.fromPretrained(loadModel(caseDir(c.base), { backend }), join(ADAPTERS, c.name), { isTrainable: true });
+      const trainable = PeftModel.fromPretrained(loadModel(caseDir(c.base), { backend }), join(ADAPTERS, c.name), {
+        isTrainable: true,
+      });
       assert.equal(trainable.model.numParameters(true), refs.trainable_parameters);
     });
   }
+
+  test('a ViT adapter written against transformers 4.x module names loads onto the same model', () => {
+    const name = 'vit-vera-head';
+    const refs = JSON.parse(readFileSync(join(ADAPTERS, name, 'refs.json'), 'utf8')) as AdapterRefs;
+    const dir = mkdtempSync(join(tmpdir(), 'vera-vit4x-'));
+    const src = SafetensorsReader.open(join(ADAPTERS, name, 'adapter_model.safetensors'));
+    const renamed = new Map(
+      src
+        .names()
+        .map((k) => [
+          k.startsWith('base_model.model.') ? `base_model.model.${vitKeyTo4x(k.slice(17))}` : k,
+          src.tensor(k),
+        ]),
+    );
+    src.close();
+    assert.ok([...renamed.keys()].some((k) => k.includes('encoder.layer.0.attention.attention.query.vera_lambda_b')));
+    writeSafetensors(join(dir, 'adapter_model.safetensors'), renamed, { format: 'pt' });
+    const config = JSON.parse(readFileSync(join(ADAPTERS, name, 'adapter_config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...config, target_modules: ['query', 'value'] }));
+    const backend = defaultBackend();
+    const peft = PeftModel.fromPretrained(loadModel(caseDir('vit-imgcls'), { backend }), dir);
+    const got = noGrad(() => scope(() => peft.forward(refInputs(refsOf('vit-imgcls'), backend) as never).toNumbers()));
+    assertLogits(got, refs.adapted, 'adapted logits (4.x names)');
+  });
 
   test('VeRA projections are bit-identical to torch for several (seed, r, in, out)', () => {
     for (const p of manifest.projections) {

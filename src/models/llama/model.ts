@@ -140,7 +140,9 @@ export class LlamaModel extends Module {
   withRope(inputs: ModelInputs, fn: (rope: RopeTables) => Tensor): Tensor {
     const [, t] = idsShape(inputs.inputIds, 'LlamaModel');
     const past = inputs.cache?.length ?? 0;
-    return scope(() => fn(ropeTables(this.invFreq, inputs.positionIds ?? { start: past, length: t }, inputs.inputIds!.backend)));
+    return scope(() =>
+      fn(ropeTables(this.invFreq, inputs.positionIds ?? { start: past, length: t }, inputs.inputIds!.backend)),
+    );
   }
 }
 
