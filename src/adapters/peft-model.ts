@@ -37,7 +37,7 @@ export interface AdaptableModel extends Module {
   readonly modelType?: string;
   readonly architecture?: string;
   /** Where the model was loaded from (saved as base_model_name_or_path). */
-  readonly nameOrPath?: string;
+  readonly nameOrPath?: string | null;
   /**
    * How older checkpoint layouts name this model's modules (ViT in transformers 4.x): `rename` maps an
    * old name onto the module tree, `saveAs` maps a current name to the old one.

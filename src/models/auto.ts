@@ -43,5 +43,6 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): PreTrainedM
   } finally {
     ckpt?.close();
   }
+  model.nameOrPath = dir;
   return model.freeze().eval();
 }

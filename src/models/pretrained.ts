@@ -48,6 +48,8 @@ export interface WeightSpec {
 export abstract class PreTrainedModel extends Module {
   /** config.json as read; savePretrained writes it back (with `dtype` and `architectures` updated). */
   readonly config: HFConfig;
+  /** The directory the model was loaded from (adapters record it as base_model_name_or_path). */
+  nameOrPath: string | null = null;
   abstract readonly modelType: string;
   /** The transformers class name, e.g. "LlamaForCausalLM". */
   abstract readonly architecture: string;

@@ -9,6 +9,8 @@ adapter disabled. Also records bit patterns of VeRA projections for several (see
 
 Run after gen_models.py, where torch, transformers and peft are installed:
   python3 test/parity/gen_adapters.py
+The reverse direction (adapters and merged models written by vera-ts, from test/parity/ours.ts):
+  python3 test/parity/gen_adapters.py --check-ours
 """
 import copy
 import hashlib
@@ -176,6 +178,40 @@ def main():
         json.dump(manifest, f, indent=1)
 
 
+def check_ours():
+    """Loads the adapters and merged models vera-ts wrote (test/parity/ours.ts) with PEFT/transformers and
+    records whether they give vera-ts' logits, in fixtures/ours/peft-check.json."""
+    ours_dir = os.path.join(HERE, "fixtures", "ours")
+    ours = json.load(open(os.path.join(ours_dir, "ours.json")))
+    results = []
+    for case in ours["cases"]:
+        name, base_name = case["name"], case["base"]
+        bf16 = json.load(open(os.path.join(MODELS, base_name, "config.json"))).get("dtype") == "bfloat16"
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        inputs = inputs_of(base_name)
+        peft_model = PeftModel.from_pretrained(load_base(base_name, dtype), os.path.join(ours_dir, name)).eval()
+        if bf16:
+            peft_model.float()
+            exact_rope(peft_model)
+        entry = {"name": name, "adapted": compare(f32(logits_of(peft_model, inputs)), case["adapted"])}
+        if case.get("merged") is not None:
+            cls = getattr(transformers, json.load(open(os.path.join(MODELS, base_name, "refs.json")))["class"])
+            merged = cls.from_pretrained(os.path.join(ours_dir, name + "-merged")).eval()
+            entry["merged"] = compare(f32(logits_of(merged, inputs)), case["merged"])
+        results.append(entry)
+        print(f"{name}: {entry}", file=sys.stderr)
+    with open(os.path.join(ours_dir, "peft-check.json"), "w") as f:
+        json.dump({"checker": "test/parity/gen_adapters.py --check-ours", "peft": peft.__version__,
+                   "transformers": transformers.__version__, "torch": torch.__version__, "cases": results}, f, indent=1)
+
+
+def compare(theirs, ours):
+    """Max absolute difference, and whether every element is within 1e-4 + 1e-4·|ours|."""
+    diffs = [abs(a - b) for a, b in zip(theirs, ours)]
+    ok = len(theirs) == len(ours) and all(d <= 1e-4 + 1e-4 * abs(b) for d, b in zip(diffs, ours))
+    return {"max_abs_diff": max(diffs) if diffs else None, "ok": ok}
+
+
 def torch_load_keys(path):
     from safetensors import safe_open
 
@@ -184,4 +220,7 @@ def torch_load_keys(path):
 
 
 if __name__ == "__main__":
-    main()
+    if "--check-ours" in sys.argv:
+        check_ours()
+    else:
+        main()
