@@ -1,4 +1,5 @@
-// vera-ts public API, grouped by layer: tensors, autograd, ops, backends, nn, optim.
+// vera-ts public API, grouped by layer: tensors, autograd, ops, backends, nn, optim, io, models,
+// generation, adapters.
 
 // ---- tensors ----
 export { Tensor } from './tensor/tensor.js';
@@ -42,3 +43,26 @@ export {
 // ---- nn and optim ----
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+
+// ---- io ----
+export { SafetensorsReader, writeSafetensors, type SafetensorsInfo, type LoadOpts } from './io/safetensors.js';
+export { Checkpoint } from './io/checkpoint.js';
+export { IoError, SafetensorsError } from './io/errors.js';
+export { readJsonFile } from './io/json.js';
+export { writeFileAtomic } from './io/atomic.js';
+export { Tokenizer, createStreamDecoder, type ChatMessage } from './io/tokenizer.js';
+export { readImage, decodeImage, loadImageProcessorConfig, preprocessImage } from './io/image.js';
+
+// ---- models and generation ----
+export {
+  loadModel,
+  PreTrainedModel,
+  supportedArchitectures,
+  type LoadModelOptions,
+  type ModelInputs,
+  type Task,
+} from './models/index.js';
+export { KVCache, generate, streamGenerate, type GenerateOptions } from './generate/index.js';
+
+// ---- adapters (PEFT-compatible VeRA and LoRA) ----
+export * from './adapters/index.js';

@@ -45,7 +45,16 @@ export interface AdaptableModel extends Module {
   weightSpec?(): { rename?: (key: string) => string; saveAs?: (key: string) => string };
 }
 
-export interface LoadAdapterOpts {
+export interface PeftModelOpts {
+  /**
+   * Draw VeRA projections with torch's fused multiply-add recipe (default; torch's AVX2/AVX-512 CPU
+   * kernels, which PEFT users on x86 get) or without it (torch's generic kernel). Only matters for
+   * adapters saved without projections (save_projection=false).
+   */
+  projectionFma?: boolean;
+}
+
+export interface LoadAdapterOpts extends PeftModelOpts {
   adapterName?: string;
   /** Leave the adapter's parameters trainable (PEFT's is_trainable; default false). */
   isTrainable?: boolean;
@@ -61,8 +70,8 @@ class TunerModel extends Module {
   }
 }
 
-function methodFor(peftType: unknown, file: string): AdapterMethod {
-  if (peftType === 'VERA') return new VeraMethod() as AdapterMethod;
+function methodFor(peftType: unknown, file: string, opts: PeftModelOpts): AdapterMethod {
+  if (peftType === 'VERA') return new VeraMethod({ fma: opts.projectionFma ?? true }) as AdapterMethod;
   if (peftType === 'LORA') return new LoraMethod() as AdapterMethod;
   throw new AdapterError(
     `[adapters] ${file}: unknown peft_type ${JSON.stringify(peftType)}; vera-ts reads "VERA" and "LORA"`,
@@ -82,14 +91,14 @@ function contextOf(model: AdaptableModel): ModelContext {
   };
 }
 
-export class PeftModel extends Module {
+export class PeftModel<M extends AdaptableModel = AdaptableModel> extends Module {
   base_model: TunerModel;
   readonly peftConfig = new Map<string, AdapterConfig>();
   activeAdapter: string;
   readonly #method: AdapterMethod;
   readonly #ctx: ModelContext;
 
-  private constructor(model: AdaptableModel, method: AdapterMethod) {
+  private constructor(model: M, method: AdapterMethod) {
     super();
     this.base_model = new TunerModel(model);
     this.#method = method;
@@ -98,31 +107,37 @@ export class PeftModel extends Module {
   }
 
   /** PEFT's get_peft_model: wraps `model` with a new, trainable adapter. */
-  static create(model: AdaptableModel, config: AdapterConfig, adapterName = 'default'): PeftModel {
-    const peft = new PeftModel(model, methodFor(config.peft_type, 'config'));
+  static create<M extends AdaptableModel>(
+    model: M,
+    config: AdapterConfig,
+    adapterName = 'default',
+    opts: PeftModelOpts = {},
+  ): PeftModel<M> {
+    const peft = new PeftModel(model, methodFor(config.peft_type, 'config', opts));
     peft.addAdapter(adapterName, config);
     return peft;
   }
 
   /** PEFT's PeftModel.from_pretrained: `model` with the adapter saved in `dir`. */
-  static fromPretrained(model: AdaptableModel, dir: string, opts: LoadAdapterOpts = {}): PeftModel {
+  static fromPretrained<M extends AdaptableModel>(model: M, dir: string, opts: LoadAdapterOpts = {}): PeftModel<M> {
     const json = readConfigJson(dir);
-    const peft = new PeftModel(model, methodFor(json['peft_type'], join(dir, CONFIG_FILE)));
+    const peft = new PeftModel(model, methodFor(json['peft_type'], join(dir, CONFIG_FILE), opts));
     peft.loadAdapter(dir, opts.adapterName ?? 'default', opts);
     return peft;
   }
 
   /** The adapted model (its forward runs the adapters). */
-  get model(): AdaptableModel {
-    return this.base_model.model;
+  get model(): M {
+    return this.base_model.model as M;
   }
 
   get peftType(): 'VERA' | 'LORA' {
     return this.#method.peftType;
   }
 
-  forward(...args: never[]): Tensor {
-    return this.model.forward(...args);
+  /** The adapted model's forward (same arguments). */
+  forward(...args: Parameters<M['forward']>): Tensor {
+    return this.model.forward(...(args as never[]));
   }
 
   /** Adds a new adapter initialised per its config; it trains, and becomes active if it is the first. */
@@ -250,13 +265,13 @@ export class PeftModel extends Module {
    * Merges the active adapter and returns the base model with plain layers again (modules_to_save
    * replaced by the adapter's copies), ready for savePretrained. This PeftModel is unusable afterwards.
    */
-  mergeAndUnload(opts: { safe?: boolean } = {}): AdaptableModel {
+  mergeAndUnload(opts: { safe?: boolean } = {}): M {
     this.merge(opts);
     return this.unload();
   }
 
   /** Removes the adapter layers without merging (the base model as it was). */
-  unload(): AdaptableModel {
+  unload(): M {
     for (const [path, m] of visibleModules(this.model, this.#method)) {
       if (m instanceof AdapterLayer) {
         for (const name of m.adapterNames()) if (!m.mergedAdapters.includes(name)) m.deleteAdapter(name);
@@ -369,12 +384,12 @@ export class PeftModel extends Module {
 }
 
 /** PEFT's get_peft_model. */
-export function getPeftModel(
-  model: AdaptableModel,
+export function getPeftModel<M extends AdaptableModel>(
+  model: M,
   config: AdapterConfig,
-  opts: { adapterName?: string } = {},
-): PeftModel {
-  return PeftModel.create(model, config, opts.adapterName ?? 'default');
+  opts: PeftModelOpts & { adapterName?: string } = {},
+): PeftModel<M> {
+  return PeftModel.create(model, config, opts.adapterName ?? 'default', opts);
 }
 
 function readConfigJson(dir: string): Record<string, unknown> {

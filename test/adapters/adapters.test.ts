@@ -320,6 +320,49 @@ describe('VeRA', () => {
   });
 });
 
+describe('VeRA options', () => {
+  test("projectionFma: false draws torch's non-FMA projections", () => {
+    const fma = getPeftModel(new MLP(), veraConfig({ r: 4, target_modules: ['lin1'] }));
+    const plain = getPeftModel(new MLP(), veraConfig({ r: 4, target_modules: ['lin1'] }), { projectionFma: false });
+    assert.deepEqual(plain.projections()!.A.toArray(), projectionValues(0, 4, 20, 30, { fma: false }).a);
+    assert.notDeepEqual(plain.projections()!.A.toArray(), fma.projections()!.A.toArray());
+  });
+
+  test('unknown adapter_config.json keys are tolerated', () => {
+    const dir = tmp();
+    getPeftModel(new MLP(), veraConfig({ r: 2, target_modules: ['lin0'] })).savePretrained(dir);
+    const cfgPath = join(dir, 'adapter_config.json');
+    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, some_future_field: { x: 1 }, peft_version: '9.9.9' }));
+    assert.equal(PeftModel.fromPretrained(new MLP(), dir).peftConfig.get('default')!.r, 2);
+  });
+
+  test('bias="all" trains and saves every bias; a second adapter with a bias is refused', () => {
+    const dir = tmp();
+    const peft = getPeftModel(new MLP(), veraConfig({ r: 2, target_modules: ['lin0'], bias: 'all' }));
+    const names = peft.trainableParameters().map(([n]) => n);
+    assert.ok(names.includes('base_model.model.lin0.base_layer.bias') && names.includes('base_model.model.lin2.bias'));
+    randomizeLambdas(peft, 7);
+    const input = x();
+    const expected = vals(noGrad(() => peft.forward(input as never)));
+    peft.savePretrained(dir);
+    const r = SafetensorsReader.open(join(dir, 'adapter_model.safetensors'));
+    assert.deepEqual(
+      r
+        .names()
+        .filter((k) => k.endsWith('bias'))
+        .sort(),
+      ['base_model.model.lin0.base_layer.bias', 'base_model.model.lin1.bias', 'base_model.model.lin2.bias'],
+    );
+    r.close();
+    assert.deepEqual(vals(noGrad(() => PeftModel.fromPretrained(new MLP(), dir).forward(input as never))), expected);
+    assert.throws(
+      () => peft.addAdapter('b2', veraConfig({ r: 2, target_modules: ['lin0'], bias: 'all' })),
+      /only 1 adapter with bias/,
+    );
+  });
+});
+
 describe('LoRA', () => {
   test('forward = base + scaling·B·A·x, merged = unmerged, rsLoRA scaling, save/load round trip', () => {
     const base = new MLP();

@@ -18,6 +18,11 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
   readonly prefix = 'vera_lambda_';
   /** adapter name → its projections (all adapters point at the first adapter's pair). */
   readonly projections = new Map<string, VeraProjections>();
+  readonly #fma: boolean;
+
+  constructor(opts: { fma?: boolean } = {}) {
+    this.#fma = opts.fma ?? true;
+  }
 
   fromJson(json: Record<string, unknown>, file: string): VeraConfig {
     return veraFromJson(json, file);
@@ -62,6 +67,7 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
       makeProjections(config.projection_prng_key, config.r, maxIn, maxOut, {
         baseDType: ctx.baseDType,
         backend: ctx.backend,
+        fma: this.#fma,
       });
     this.projections.set(name, p);
     if (stored === null) return [];
