@@ -198,6 +198,13 @@ describe('VeRA', () => {
     peft.setAdapter('other');
     const b = vals(noGrad(() => peft.forward(input as never)));
     assert.ok(maxDiff(a, b) > 1e-4);
+    // Saved as PEFT lays out several adapters: "default" in dir, others in dir/<name>/.
+    const dir = tmp();
+    peft.savePretrained(dir);
+    const again = PeftModel.fromPretrained(new MLP(), dir);
+    again.loadAdapter(join(dir, 'other'), 'other');
+    again.setAdapter('other');
+    assert.deepEqual(vals(noGrad(() => again.forward(input as never))), b);
     peft.deleteAdapter('other');
     assert.equal(peft.activeAdapter, 'default');
     assert.deepEqual(vals(noGrad(() => peft.forward(input as never))), a);
