@@ -10,6 +10,8 @@ const USAGE = `Usage: vera <command> [options]
 Commands:
   demo      Train a small transformer with the engine and report its accuracy
   logits    Print the logits of one example (a model, optionally with a PEFT adapter) as JSON
+  generate  Generate text with a causal LM (optionally with a PEFT adapter), streamed to stdout
+  classify  Classify a text or an image, printing labels with probabilities
   help      Show this help
 
 Global options:
@@ -82,6 +84,9 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
+  // Loaded on demand: tokenizers, chat templates and image decoding stay out of the other commands' start-up.
+  if (command === 'generate') return (await import('./generate.js')).generateCommand(rest);
+  if (command === 'classify') return (await import('./classify.js')).classifyCommand(rest);
   process.stderr.write(`vera: unknown command "${command}"\n\n${USAGE}`);
   return 2;
 }
