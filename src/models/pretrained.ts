@@ -1,6 +1,7 @@
 // PreTrainedModel, the base of every HF model class: keeps config.json as read, maps checkpoint keys to
 // parameters (prefixes, buffers, renames, tied weights), loads one tensor at a time with exact key/shape
-// checks, and saves config.json + model.safetensors as transformers' save_pretrained does.
+// checks (or, for a new task head on a pretrained base, leaves the head to be initialised), and saves
+// config.json + model.safetensors as transformers' save_pretrained does.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { fmtShape } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../generate/kv-cache.js';
 import type { HFConfig } from './config-utils.js';
+import { adoptParameter, loadTarget, readParameter } from './storage.js';
 
 export type Task = 'causal-lm' | 'sequence-classification' | 'image-classification';
 
@@ -111,22 +113,33 @@ export abstract class PreTrainedModel extends Module {
     writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   }
 
+  /** Whether a parameter belongs to the task head (score, classifier, lm_head), which newHead may initialise. */
+  isHeadParameter(name: string): boolean {
+    return HEAD_MODULES.some((h) => name.startsWith(`${h}.`));
+  }
+
   /**
    * Loads every parameter from `ckpt` (one tensor at a time, converted into the existing parameter's
    * storage). Throws before reading any data when a key is unexpected or missing or a shape differs.
+   * With `newHead`, head parameters (isHeadParameter) that the file lacks or holds in another shape are
+   * left as they are and returned, and the keys of another task's head (the lm_head of a causal-LM file
+   * loaded for classification) are ignored; every other key must still load exactly.
    */
-  loadCheckpoint(ckpt: Checkpoint, source: string = ckpt.dir): void {
+  loadCheckpoint(ckpt: Checkpoint, source: string = ckpt.dir, opts: { newHead?: boolean } = {}): string[] {
     const tag = `[loadModel] ${source} (${this.architecture})`;
+    const newHead = opts.newHead ?? false;
     const params = new Map(this.namedParameters());
     const tied = new Map(this.tiedWeights());
     const plan = new Map<string, string>(); // parameter → checkpoint key
     const aliasKeys = new Map<string, string>(); // tied source → key of its alias (lm_head.weight) in the file
     const unexpected: string[] = [];
+    const basePrefix = `${this.weightSpec().basePrefix}.`;
     for (const key of ckpt.names()) {
       const target = this.parameterFor(key, params);
       if (target === null) continue;
       if (target === undefined) {
-        unexpected.push(key);
+        const bare = key.startsWith(basePrefix) ? key.slice(basePrefix.length) : key;
+        if (!(newHead && OTHER_HEAD_KEYS.some((re) => re.test(bare)))) unexpected.push(key);
         continue;
       }
       const source = tied.get(target);
@@ -146,11 +159,29 @@ export abstract class PreTrainedModel extends Module {
         `${tag}: unexpected key ${list.join(', ')}${unexpected.length > 10 ? ` and ${unexpected.length - 10} more` : ''} in the checkpoint (not a parameter of ${this.architecture})`,
       );
     }
-    const missing = [...params.keys()].filter((n) => !tied.has(n) && !plan.has(n));
-    if (missing.length > 0) {
-      const list = missing.slice(0, 10).map((k) => `"${k}"`);
+    const fresh: string[] = [];
+    if (newHead) {
+      // A head of another size (a 3-label classifier loaded for 2 labels) is replaced, as
+      // transformers' ignore_mismatched_sizes does.
+      for (const [name, key] of plan) {
+        const p = params.get(name)!;
+        const shape = ckpt.info(key).shape;
+        if (this.isHeadParameter(name) && (shape.length !== p.rank || shape.some((d, i) => d !== p.shape[i]))) {
+          plan.delete(name);
+          fresh.push(name);
+        }
+      }
+    }
+    const missing = [...params.keys()].filter((n) => !tied.has(n) && !plan.has(n) && !fresh.includes(n));
+    fresh.push(...missing.filter((n) => newHead && this.isHeadParameter(n)));
+    const stillMissing = missing.filter((n) => !fresh.includes(n));
+    if (stillMissing.length > 0) {
+      const list = stillMissing.slice(0, 10).map((k) => `"${k}"`);
+      const hint = stillMissing.every((n) => this.isHeadParameter(n))
+        ? '; to put a new, randomly initialised head on this base, load it with newHead'
+        : '';
       throw new Error(
-        `${tag}: missing key ${list.join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''} (the checkpoint has ${ckpt.names().length} tensors)`,
+        `${tag}: missing key ${list.join(', ')}${stillMissing.length > 10 ? ` and ${stillMissing.length - 10} more` : ''} (the checkpoint has ${ckpt.names().length} tensors)${hint}`,
       );
     }
     for (const [name, key] of plan) {
@@ -165,6 +196,12 @@ export abstract class PreTrainedModel extends Module {
     }
     for (const [name, key] of plan) {
       const p = params.get(name)!;
+      // A skeleton parameter (loadModel) is replaced by the tensor read in its dtype: no copy.
+      const target = loadTarget(p);
+      if (target) {
+        adoptParameter(this, p, readParameter(ckpt, key, target, p.dtype));
+        continue;
+      }
       const t = ckpt.tensor(key, { backend: p.backend, dtype: p.dtype });
       try {
         p.backend.copy(p.view('loadModel'), t.view('loadModel'));
@@ -172,8 +209,16 @@ export abstract class PreTrainedModel extends Module {
         t.dispose();
       }
     }
+    const order = [...params.keys()];
+    return fresh.sort((a, b) => order.indexOf(a) - order.indexOf(b));
   }
 }
+
+/** Top-level modules that are task heads in transformers' classes. */
+export const HEAD_MODULES: readonly string[] = ['score', 'classifier', 'lm_head'];
+
+/** Keys (without the base prefix) of heads another task's class has: ignored when loading with a new head. */
+const OTHER_HEAD_KEYS: readonly RegExp[] = [/^(lm_head|score|classifier|cls|pre_classifier)\./, /^pooler\./];
 
 const FLOAT_FILE_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 

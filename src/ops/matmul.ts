@@ -1,10 +1,13 @@
 // Matrix products: matmul with torch's broadcasting rules and linear (y = x·Wᵀ + b, W stored
 // [out, in] as in torch and HF checkpoints). Operands reach the GEMM kernel as strided 3-D views, so
-// transposes are flags, not copies; a frozen weight never gets its dW GEMM in the backward.
+// transposes are flags, not copies; a frozen weight never gets its dW GEMM in the backward. The second
+// operand (the weight) may be bf16 when it does not require grad: the kernel widens it to f32 on the
+// fly, and dX = dY·W reads it the same way.
 
 import { noGrad, record } from '../autograd/graph.js';
 import type { View } from '../backends/backend.js';
-import { ShapeError, fmtShape } from '../tensor/errors.js';
+import type { DType } from '../tensor/dtype.js';
+import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { broadcastShapes, broadcastStrides, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -43,7 +46,24 @@ function as3d(t: Tensor, batch: readonly number[], op: string): View | null {
   };
 }
 
-/** a · b for a [..., M, K] and b [..., K, N] (1-D operands as in torch.matmul). */
+/**
+ * The dtype of a GEMM's result: a and b share a float dtype, or b is a bf16 weight that does not require
+ * grad (its gradient would need a bf16 update, which training never does: frozen weights only).
+ */
+function gemmDType(op: string, a: Tensor, b: Tensor, bName: string): DType {
+  if (b.dtype !== 'bf16') return floatDType(op, a, b);
+  if (b.requiresGrad)
+    throw new DTypeError(
+      `[${op}] ${bName} ${fmtShape(b.shape)} is bf16 and requires grad; bf16 operands are frozen weights (cast it to f32 to train it)`,
+    );
+  if (a.dtype === 'bf16')
+    throw new DTypeError(
+      `[${op}] Both operands are bf16 (${fmtShape(a.shape)} and ${fmtShape(b.shape)}); only the ${bName} may be bf16, cast the other to f32`,
+    );
+  return floatDType(op, a);
+}
+
+/** a · b for a [..., M, K] and b [..., K, N] (1-D operands as in torch.matmul); b may be a frozen bf16 weight. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0)
     throw new ShapeError(`[matmul] Operands must have rank ≥ 1, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
@@ -58,14 +78,18 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       return reshape(y, shape);
     });
   }
-  floatDType('matmul', a, b);
+  if (a.dtype === 'bf16' && b.dtype !== 'bf16')
+    throw new DTypeError(
+      `[matmul] The first operand ${fmtShape(a.shape)} is bf16; only the second operand (a frozen weight) may be bf16, cast it to f32`,
+    );
+  const dtype = gemmDType('matmul', a, b, 'second operand');
   const backend = sameBackend('matmul', a, b);
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [k2, n] = b.shape.slice(-2) as [number, number];
   if (k !== k2)
     throw new ShapeError(`[matmul] Inner dimensions differ: a is ${fmtShape(a.shape)}, b is ${fmtShape(b.shape)}`);
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const out = alloc(backend, [...batch, m, n], a.dtype);
+  const out = alloc(backend, [...batch, m, n], dtype);
   noGrad(() =>
     scope(() => {
       const av = operand(a, batch, m, k);
@@ -88,9 +112,17 @@ function operand(t: Tensor, batch: readonly number[], rows: number, cols: number
   return as3d(contiguous(expand(x, [...batch, rows, cols])), batch, 'matmul')!;
 }
 
-/** y = x·Wᵀ (+ bias) over the last axis of x: x [..., in], weight [out, in], bias [out]. */
+/**
+ * y = x·Wᵀ (+ bias) over the last axis of x: x [..., in], weight [out, in], bias [out]. The weight may be
+ * bf16 when it does not require grad (bf16 storage of frozen weights); x and bias share a float dtype.
+ */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  floatDType('linear', x, weight, ...(bias ? [bias] : []));
+  if (x.dtype === 'bf16' && weight.dtype !== 'bf16')
+    throw new DTypeError(
+      `[linear] Input ${fmtShape(x.shape)} is bf16; only the weight may be bf16, cast the input to f32`,
+    );
+  gemmDType('linear', x, weight, 'weight');
+  if (bias) floatDType('linear', x, bias);
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
     throw new ShapeError(
       `[linear] Input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} (expected [..., ${weight.shape[1]}])`,

@@ -2,6 +2,13 @@
 // init_genrand(seed mod 2³²)), and uniform() reproduces torch's float32 `uniform_` bit for bit
 // (FMA recipe by default), which VeRA's shared projections depend on (../shared peft-vera.md §5).
 
+/** A generator's state as plain JSON (see Generator.state()). */
+export interface GeneratorState {
+  mt: number[];
+  index: number;
+  seed: string;
+}
+
 export class Generator {
   #state = new Uint32Array(624);
   #index = 624;
@@ -28,6 +35,35 @@ export class Generator {
       this.#state[j] = x;
     }
     this.#index = 624;
+    return this;
+  }
+
+  /**
+   * A copy of the generator's whole state (torch's get_state): the 624 MT19937 words, the read
+   * position and the seed. Plain JSON, so a training checkpoint can store it and resume exactly.
+   */
+  state(): GeneratorState {
+    return { mt: Array.from(this.#state), index: this.#index, seed: this.#seed.toString() };
+  }
+
+  /** Restores a state from state() (torch's set_state): the next draws continue where it left off. */
+  setState(s: GeneratorState): this {
+    const ok =
+      s !== null &&
+      typeof s === 'object' &&
+      Array.isArray(s.mt) &&
+      s.mt.length === 624 &&
+      s.mt.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) &&
+      Number.isInteger(s.index) &&
+      s.index >= 0 &&
+      s.index <= 624 &&
+      typeof s.seed === 'string' &&
+      /^-?\d+$/.test(s.seed);
+    if (!ok)
+      throw new Error('[Generator] setState: expected { mt: 624 uint32 words, index: 0..624, seed: integer string }');
+    this.#state.set(s.mt);
+    this.#index = s.index;
+    this.#seed = BigInt(s.seed);
     return this;
   }
 
@@ -113,4 +149,24 @@ export const dropoutStream = new PhiloxStream();
 export function manualSeed(seed: number | bigint): void {
   defaultGenerator.manualSeed(seed);
   dropoutStream.restore({ seed: Number(BigInt.asUintN(32, BigInt(seed))), offset: 0 });
+}
+
+/** Everything random a training step consumes: the default generator and the dropout stream position. */
+export interface RngState {
+  generator: GeneratorState;
+  dropout: { seed: number; offset: number };
+}
+
+/** The global random state (torch.get_rng_state's counterpart), as plain JSON. */
+export function rngState(): RngState {
+  return { generator: defaultGenerator.state(), dropout: dropoutStream.state() };
+}
+
+/** Restores rngState()'s result, so the next draws and dropout masks repeat an earlier run's exactly. */
+export function setRngState(s: RngState): void {
+  const d = s?.dropout;
+  if (!d || !Number.isSafeInteger(d.seed) || !Number.isSafeInteger(d.offset) || d.offset < 0)
+    throw new Error('[random] setRngState: dropout must be { seed: integer, offset: integer >= 0 }');
+  defaultGenerator.setState(s.generator);
+  dropoutStream.restore({ seed: d.seed, offset: d.offset });
 }

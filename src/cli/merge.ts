@@ -1,0 +1,95 @@
+// `vera merge`: folds a PEFT adapter into its base model (mergeAndUnload) and saves a plain Hugging Face
+// model directory (config.json + model.safetensors, plus the base's tokenizer files) that transformers
+// and every vera command load without PEFT.
+
+import { copyFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+import { writeDirAtomic } from '../train/checkpoint.js';
+import { loadTrained } from '../train/load.js';
+import { padIdFor } from '../train/setup.js';
+import { readJsonFile } from '../io/json.js';
+import { Tokenizer } from '../io/tokenizer.js';
+import { asConfigObject } from '../models/config-utils.js';
+import { flagNames, parseCommandArgs, intFlag, writeOut } from './train.js';
+
+export const MERGE_USAGE = `Usage: vera merge --model DIR --adapter DIR --out DIR [--label_names A,B]
+
+Merges a VeRA or LoRA adapter into its base model's weights (PEFT's merge_and_unload; a trained
+classification head is kept) and saves the result as a Hugging Face model directory: config.json,
+model.safetensors and the base's tokenizer files. The directory is written atomically.
+
+Options:
+  --model DIR          The base model the adapter was trained on
+  --adapter DIR        The PEFT adapter directory (e.g. a vera train run's adapter/ or best/)
+  --out DIR            Where the merged model goes (replaced if it exists)
+  --label_names A,B    Class names for config.json's id2label (classification)
+  --backend js|native  Tensor backend (default: native when built)
+  --threads N          Native backend threads (default: all cores)
+`;
+
+const ASSETS = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'vocab.txt',
+  'preprocessor_config.json',
+  'generation_config.json',
+];
+
+export async function mergeCommand(args: string[]): Promise<number> {
+  const s = { type: 'string' } as const;
+  const { values } = parseCommandArgs('merge', () =>
+    parseArgs({
+      args: flagNames(args),
+      options: {
+        model: s,
+        adapter: s,
+        out: s,
+        label_names: s,
+        backend: s,
+        threads: s,
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }),
+  );
+  if (values.help) {
+    await writeOut(MERGE_USAGE);
+    return 0;
+  }
+  for (const key of ['model', 'adapter', 'out'] as const)
+    if (!values[key]) throw new Error(`--${key} is required (see vera merge --help)`);
+  if (values.backend) {
+    if (values.backend !== 'js' && values.backend !== 'native')
+      throw new Error(`--backend must be js or native, got "${values.backend}"`);
+    setDefaultBackend(getBackend(values.backend));
+  }
+  const backend = defaultBackend();
+  if (values.threads !== undefined) backend.setThreads(intFlag('threads', values.threads, 1));
+  const modelDir = values.model!;
+  const configFile = join(modelDir, 'config.json');
+  const baseConfig = asConfigObject(readJsonFile(configFile), configFile);
+  const hasTokenizer = ['tokenizer.json', 'vocab.txt', 'vocab.json'].some((f) => existsSync(join(modelDir, f)));
+  const padId = padIdFor(baseConfig, hasTokenizer ? Tokenizer.fromDir(modelDir) : null);
+  const { model } = loadTrained(modelDir, values.adapter!, { backend, merge: true, padTokenId: padId });
+  if (values.label_names !== undefined) {
+    const names = values.label_names.split(',').map((x) => x.trim());
+    const n = Object.keys((model.config['id2label'] as object | undefined) ?? {}).length;
+    if (names.length !== n) throw new Error(`--label_names gives ${names.length} names for a head of ${n} labels`);
+    model.config['id2label'] = Object.fromEntries(names.map((x, i) => [String(i), x]));
+    model.config['label2id'] = Object.fromEntries(names.map((x, i) => [x, i]));
+  }
+  writeDirAtomic(values.out!, (tmp) => {
+    model.savePretrained(tmp);
+    for (const f of ASSETS) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
+  });
+  await writeOut(
+    `${JSON.stringify({ out: values.out, architecture: model.architecture, parameters: model.numParameters() })}\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,63 @@
+// What each task computes from a model's output: the summed loss of a batch (cross-entropy with label
+// smoothing for classes, squared error for regression, next-token cross-entropy for causal LM) and
+// how many items it sums over, so that micro-batches of any size average exactly like one big batch.
+
+import type { Batch, Example } from '../data/index.js';
+import { IGNORE_INDEX } from '../data/index.js';
+import type { ModelInputs } from '../models/pretrained.js';
+import * as ops from '../ops/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Task } from './config.js';
+
+/** The inputs a model's forward takes from a batch (token types only for BERT, whose embeddings use them). */
+export function modelInputs(batch: Batch, modelType: string | null): ModelInputs {
+  const inputs: ModelInputs = {};
+  if (batch.inputIds) inputs.inputIds = batch.inputIds;
+  if (batch.attentionMask) inputs.attentionMask = batch.attentionMask;
+  if (batch.tokenTypeIds && modelType === 'bert') inputs.tokenTypeIds = batch.tokenTypeIds;
+  if (batch.pixelValues) inputs.pixelValues = batch.pixelValues;
+  return inputs;
+}
+
+/**
+ * The loss of a batch summed over its items (a scalar): logits [B, L] against class ids, [B, 1] against
+ * regression targets, or [B, T, V] against token labels [B, T] shifted by one (position t predicts
+ * token t + 1; −100 counts nothing), as transformers' heads compute it before their mean.
+ */
+export function summedLoss(logits: Tensor, labels: Tensor, task: Task, labelSmoothing = 0): Tensor {
+  switch (task) {
+    case 'classification':
+    case 'image-classification':
+      return ops.crossEntropy(logits, labels, { reduction: 'sum', labelSmoothing });
+    case 'regression': {
+      const b = logits.shape[0]!;
+      if (logits.numel !== b)
+        throw new Error(
+          `[train] regression needs a model with one output (num_labels 1), got logits (${logits.shape.join(', ')})`,
+        );
+      return ops.sum(ops.square(ops.sub(ops.reshape(logits, [b]), labels)));
+    }
+    case 'causal-lm': {
+      const shifted = ops.slice(logits, 1, 0, -1); // (B, T-1, V)
+      const targets = ops.slice(labels, 1, 1); // (B, T-1)
+      return ops.crossEntropy(shifted, targets, { reduction: 'sum', labelSmoothing, ignoreIndex: IGNORE_INDEX });
+    }
+  }
+}
+
+/** How many items summedLoss adds up for these examples: examples, or target tokens after the shift. */
+export function lossItems(examples: readonly Example[], task: Task): number {
+  if (task !== 'causal-lm') return examples.length;
+  let n = 0;
+  for (const ex of examples) {
+    const labels = ex.labels ?? ex.inputIds ?? [];
+    for (let t = 1; t < labels.length; t++) if (labels[t] !== IGNORE_INDEX) n++;
+  }
+  return n;
+}
+
+/** Predictions of a classification ([B] class ids) or regression ([B] values) batch. */
+export function predictions(logits: Tensor, task: Task): number[] {
+  if (task === 'regression') return ops.reshape(logits, [logits.shape[0]!]).toNumbers();
+  return ops.argmax(logits).toNumbers();
+}

@@ -1,0 +1,78 @@
+// Loading a trained run's result for evaluation or merging: the base model in the class its adapter
+// needs (a classification adapter trained on a causal-LM base gets the family's classifier, sized by
+// the head the adapter file holds), then the adapter itself.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { PeftModel } from '../adapters/peft-model.js';
+import type { Backend } from '../backends/backend.js';
+import { readJsonFile } from '../io/json.js';
+import { SafetensorsReader } from '../io/safetensors.js';
+import { loadModel } from '../models/auto.js';
+import { asConfigObject } from '../models/config-utils.js';
+import type { PreTrainedModel } from '../models/pretrained.js';
+import { MODEL_CLASSES, resolveModelClass } from '../models/registry.js';
+
+/** The classes and label count an adapter's head implies: null when it has no classification head. */
+export function adapterHead(adapterDir: string): { numLabels: number } | null {
+  const config = readJsonFile(join(adapterDir, 'adapter_config.json')) as Record<string, unknown>;
+  const saved = Array.isArray(config['modules_to_save']) ? (config['modules_to_save'] as string[]) : [];
+  if (config['task_type'] !== 'SEQ_CLS' && !saved.some((m) => m === 'score' || m === 'classifier')) return null;
+  const file = join(adapterDir, 'adapter_model.safetensors');
+  if (!existsSync(file)) return null;
+  const reader = SafetensorsReader.open(file);
+  try {
+    const names = reader.names();
+    // The head's output layer: score / classifier (BERT, ViT, GPT-2, Llama) or classifier.out_proj (RoBERTa).
+    const key = ['classifier.out_proj.weight', 'classifier.weight', 'score.weight']
+      .map((k) => `base_model.model.${k}`)
+      .find((k) => names.includes(k));
+    return key ? { numLabels: reader.info(key).shape[0]! } : null;
+  } finally {
+    reader.close();
+  }
+}
+
+/**
+ * The base model of `modelDir` for the adapter in `adapterDir` (or alone), and the adapter on it. With
+ * `merge` the adapter is merged and unloaded, leaving a plain model.
+ */
+export function loadTrained(
+  modelDir: string,
+  adapterDir: string | null,
+  opts: { backend?: Backend; merge?: boolean; padTokenId?: number } = {},
+): { model: PreTrainedModel; peft: PeftModel<PreTrainedModel> | null } {
+  const backend = opts.backend === undefined ? {} : { backend: opts.backend };
+  if (adapterDir === null) return { model: loadModel(modelDir, backend), peft: null };
+  const head = adapterHead(adapterDir);
+  let model: PreTrainedModel;
+  if (head === null) model = loadModel(modelDir, backend);
+  else {
+    const configFile = join(modelDir, 'config.json');
+    const base = resolveModelClass(asConfigObject(readJsonFile(configFile), configFile), undefined, configFile);
+
+    const config = asConfigObject(readJsonFile(configFile), configFile);
+    const cls =
+      base.task === 'causal-lm'
+        ? MODEL_CLASSES.find((m) => m.modelType === base.modelType && m.task === 'sequence-classification')
+        : base;
+    if (!cls)
+      throw new Error(
+        `${adapterDir} has a classification head but ${modelDir} (${base.architecture}) has no classifier class`,
+      );
+    // The head's weights come from the adapter (modules_to_save); the base's own head, if any, is replaced.
+    model = loadModel(modelDir, {
+      ...backend,
+      architecture: cls.architecture,
+      numLabels: head.numLabels,
+      // Decoder classifiers pool the last non-padding token: they need the padding id training used.
+      ...(config['pad_token_id'] == null && opts.padTokenId !== undefined
+        ? { config: { pad_token_id: opts.padTokenId } }
+        : {}),
+      newHead: { seed: 0, warn: () => {} },
+    });
+  }
+  const peft = PeftModel.fromPretrained(model, adapterDir);
+  if (opts.merge) return { model: peft.mergeAndUnload(), peft: null };
+  return { model, peft };
+}

@@ -1,0 +1,475 @@
+// The training loop: each step takes gradient_accumulation_steps micro-batches, forward + backward, clip,
+// schedule, AdamW; then logging, evaluation (best checkpoint, early stopping) and atomic checkpoints from
+// which --resume continues bit for bit (weights, optimizer moments, data position, dropout stream, counters).
+
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { backward } from '../autograd/backward.js';
+import { type Example, type SamplerState, collate } from '../data/index.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { Checkpoint } from '../io/checkpoint.js';
+import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
+import * as ops from '../ops/index.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { rngState, setRngState } from '../tensor/random.js';
+import { scope } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import {
+  CONFIG_FILE,
+  OPTIMIZER_FILE,
+  STATE_FILE,
+  type TrainerState,
+  newestCheckpoint,
+  readCheckpointConfig,
+  readTrainerState,
+  recoverDirs,
+  removeDir,
+  saveCheckpoint,
+  sleepMs,
+  writeDirAtomic,
+} from './checkpoint.js';
+import { ConfigError, RUN_DEFINING, type TrainConfig, greaterIsBetter } from './config.js';
+import { evaluate } from './evaluate.js';
+import { lossItems, modelInputs, summedLoss } from './heads.js';
+import { MetricsLog } from './log.js';
+import { renderPlot } from './plot.js';
+import { Progress, type Sink, statusText } from './progress.js';
+import { lrFactor, warmupSteps } from './schedule.js';
+import { type Run, setUp } from './setup.js';
+
+export interface TrainOptions {
+  config: TrainConfig;
+  /** Where progress and log lines go (default: stderr; a progress bar when it is a terminal). */
+  sink?: Sink;
+  /** Aborting stops the run after the current step, with a checkpoint to resume from (Ctrl-C). */
+  signal?: AbortSignal;
+  /** Called after every optimizer step, before its evaluation and checkpoint (tests inject faults here). */
+  onStep?: (step: number, run: Run) => void;
+  /** Pause between the files of a checkpoint, in ms (lets tests kill a run in the middle of one). */
+  checkpointDelayMs?: number;
+}
+
+export interface TrainResult {
+  status: 'completed' | 'early-stopped' | 'interrupted' | 'diverged';
+  step: number;
+  totalSteps: number;
+  best: TrainerState['best'];
+  /** The final adapter (vera, lora) or model (head, full) directory; null when the run stopped early. */
+  output: string | null;
+  /** The newest checkpoint directory. */
+  checkpoint: string | null;
+  /** The last evaluation's metrics (eval_loss, eval_accuracy, …). */
+  lastEval: Record<string, number> | null;
+  /** Number of trained values (adapter vectors/matrices and any head trained in full). */
+  trainableParameters: number;
+  message: string;
+}
+
+/** Files next to a saved full model so that it loads with its tokenizer / image processor. */
+const ASSET_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'vocab.txt',
+  'preprocessor_config.json',
+  'generation_config.json',
+];
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const cfg = opts.config;
+  const out = cfg.output_dir;
+  const progress = new Progress(opts.sink ?? process.stderr);
+  const say = (s: string) => progress.line(s);
+
+  // ---- the output directory: resume, start over, or refuse to mix two runs
+  recoverDirs(out);
+  const resumeFrom = cfg.resume ? newestCheckpoint(out) : null;
+  if (!cfg.resume && newestCheckpoint(out)) {
+    if (!cfg.overwrite_output_dir)
+      throw new ConfigError(
+        `${out} already holds checkpoints: pass --resume to continue that run or --overwrite_output_dir to start over`,
+      );
+    for (const name of ['adapter', 'model', 'best']) removeDir(join(out, name));
+    for (const c of listOld(out)) removeDir(c);
+  }
+  if (resumeFrom) checkSameRun(cfg, resumeFrom.dir);
+  mkdirSync(out, { recursive: true });
+
+  // ---- model, data, optimizer (identical for fresh and resumed runs)
+  const run = setUp(cfg, (m) => say(`warning: ${m}`));
+  const { model, peft, optimizer, sampler, totalSteps } = run;
+  const accum = cfg.gradient_accumulation_steps;
+  const schedule = {
+    name: cfg.lr_scheduler,
+    warmupSteps: warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, totalSteps),
+    totalSteps,
+  };
+  const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : run.stepsPerEpoch;
+  const saveEvery = cfg.save_steps > 0 ? cfg.save_steps : evalEvery;
+  const trainable = run.params.map(([, p]) => p);
+
+  let st: TrainerState = {
+    version: 1,
+    step: 0,
+    totalSteps,
+    sampler: sampler.start(),
+    rng: rngState(),
+    optimizer: { step: 0, groups: [] },
+    parameters: run.params.map(([n]) => n),
+    best: null,
+    badEvals: 0,
+    examplesSeen: 0,
+    tokensSeen: 0,
+    trainSeconds: 0,
+    labelNames: run.labelNames,
+    logWindow: { lossSum: 0, steps: 0 },
+  };
+  if (resumeFrom) {
+    st = restore(run, resumeFrom.dir);
+    st.totalSteps = totalSteps;
+  }
+  const log = new MetricsLog(join(out, 'metrics.jsonl'), resumeFrom ? st.step : null);
+  say(describeRun(run, resumeFrom ? st.step : null));
+  if (resumeFrom) log.append({ type: 'event', step: st.step, event: 'resume', checkpoint: resumeFrom.dir });
+
+  const t0 = performance.now();
+  const secondsBefore = st.trainSeconds;
+  const stepAtStart = st.step;
+  const tokensAtStart = st.tokensSeen;
+  let lastEval: Record<string, number> | null = null;
+  let lastCheckpoint = resumeFrom?.dir ?? null;
+  let stopped: TrainResult['status'] | null = cfg.patience > 0 && st.badEvals >= cfg.patience ? 'early-stopped' : null;
+
+  const elapsed = () => secondsBefore + (performance.now() - t0) / 1000;
+  const rate = () => {
+    const secs = (performance.now() - t0) / 1000;
+    return {
+      steps: secs > 0 ? (st.step - stepAtStart) / secs : 0,
+      tokens: secs > 0 ? (st.tokensSeen - tokensAtStart) / secs : 0,
+    };
+  };
+  const epochOf = (s: SamplerState) => s.epoch + s.position / sampler.batchesPerEpoch;
+
+  const writeTrainable = (dir: string) => {
+    if (peft) peft.savePretrained(dir);
+    else {
+      model.savePretrained(dir);
+      copyAssets(run.assetsDir, dir);
+    }
+  };
+  const checkpoint = () => {
+    st.rng = rngState();
+    st.trainSeconds = elapsed();
+    const sd = optimizer.stateDict();
+    st.optimizer = { step: sd.step, groups: sd.groups };
+    const pause = () => sleepMs(opts.checkpointDelayMs ?? 0);
+    lastCheckpoint = saveCheckpoint(out, st.step, cfg.save_total_limit, (tmp) => {
+      writeTrainable(tmp);
+      pause();
+      const moments = new Map<string, Tensor>();
+      sd.state.forEach((s, i) => {
+        if (!s) return;
+        moments.set(`exp_avg/${st.parameters[i]}`, s.m);
+        moments.set(`exp_avg_sq/${st.parameters[i]}`, s.v);
+      });
+      writeSafetensors(join(tmp, OPTIMIZER_FILE), moments, { format: 'pt' });
+      pause();
+      writeFileAtomic(join(tmp, CONFIG_FILE), `${JSON.stringify(cfg, null, 2)}\n`);
+      pause();
+      // Last: a directory with trainer_state.json is complete (it is only renamed into place afterwards anyway).
+      writeFileAtomic(join(tmp, STATE_FILE), `${JSON.stringify(st, null, 2)}\n`);
+    });
+  };
+  const plot = () =>
+    writeFileAtomic(
+      join(out, 'plot.svg'),
+      renderPlot(log.records, { metric: run.metric, title: `${cfg.method} · ${cfg.model} · ${run.task}` }),
+    );
+
+  /** The next step's micro-batches: up to gradient_accumulation_steps batches, never past an epoch's end. */
+  function nextMicroBatches(from: SamplerState): { batches: Example[][]; after: SamplerState } {
+    const batches: Example[][] = [];
+    let after = from;
+    for (const [indices, next] of sampler.iterate(from)) {
+      batches.push(indices.map((i) => run.train.get(i)));
+      after = next;
+      if (batches.length === accum || next.position === 0) break;
+    }
+    return { batches, after };
+  }
+
+  /**
+   * Forward and backward of each micro-batch. Each summed loss is divided by the item count of the whole
+   * step (examples, or target tokens), so the gradients are those of one batch of all of them.
+   */
+  function forwardBackward(batches: Example[][]): { loss: number; tokens: number } {
+    const items = Math.max(
+      1,
+      batches.reduce((n, ex) => n + lossItems(ex, run.task), 0),
+    );
+    let lossSum = 0;
+    let tokens = 0;
+    for (const examples of batches) {
+      lossSum += scope(() => {
+        const batch = collate(examples, {
+          kind: run.task,
+          padId: run.padId,
+          paddingSide: cfg.padding_side,
+          backend: run.backend,
+        });
+        tokens += batch.tokens;
+        const logits = run.forward(modelInputs(batch, model.modelType));
+        const loss = summedLoss(logits, batch.labels, run.task, cfg.label_smoothing);
+        backward(ops.mulScalar(loss, 1 / items));
+        return loss.item();
+      });
+    }
+    return { loss: lossSum / items, tokens };
+  }
+
+  /** The progress bar, and every logging_steps a metrics.jsonl record (the mean loss since the last one). */
+  function logStep(loss: number, gradNorm: number, lr: number, due: boolean): void {
+    st.logWindow.lossSum += loss;
+    st.logWindow.steps++;
+    const r = rate();
+    const status = {
+      step: st.step,
+      totalSteps,
+      epoch: epochOf(st.sampler),
+      loss,
+      lr,
+      stepsPerSec: r.steps,
+      tokensPerSec: r.tokens,
+    };
+    progress.update(status);
+    if (!due) return;
+    const mean = st.logWindow.lossSum / st.logWindow.steps;
+    log.append({
+      type: 'train',
+      step: st.step,
+      epoch: round(status.epoch, 4),
+      loss: mean,
+      lr,
+      grad_norm: gradNorm,
+      steps_per_s: round(r.steps, 3),
+      tokens_per_s: round(r.tokens, 1),
+      elapsed_s: round(elapsed(), 2),
+    });
+    if (!progress.tty) say(statusText({ ...status, loss: mean }));
+    st.logWindow = { lossSum: 0, steps: 0 };
+  }
+
+  /** Evaluates on the validation set; a better metric saves best/, `patience` evaluations without one stop the run. */
+  function evaluateAndSelect(): void {
+    const ev = evaluate(run.forward, run.root, run.validation!, {
+      task: run.task,
+      batchSize: cfg.eval_batch_size ?? cfg.batch_size,
+      padId: run.padId,
+      paddingSide: cfg.padding_side,
+      backend: run.backend,
+      modelType: model.modelType,
+      ...(run.labelNames ? { numLabels: run.labelNames.length } : {}),
+    });
+    lastEval = Object.fromEntries(Object.entries(ev.metrics).map(([k, v]) => [`eval_${k}`, v]));
+    const metric = run.metric!;
+    const value = ev.metrics[metric]!;
+    const margin = cfg.early_stopping_threshold;
+    const better =
+      Number.isFinite(value) &&
+      (st.best === null || (greaterIsBetter(metric) ? value > st.best.value + margin : value < st.best.value - margin));
+    if (better) {
+      st.best = { metric, value, step: st.step };
+      st.badEvals = 0;
+      const results = `${JSON.stringify({ step: st.step, ...lastEval }, null, 2)}\n`;
+      writeDirAtomic(join(out, 'best'), (tmp) => {
+        writeTrainable(tmp);
+        writeFileAtomic(join(tmp, 'eval_results.json'), results);
+      });
+    } else st.badEvals++;
+    log.append({ type: 'eval', step: st.step, epoch: round(epochOf(st.sampler), 4), ...lastEval, best: better });
+    const shown = Object.entries(ev.metrics).map(([k, v]) => `${k} ${fmt(v)}`);
+    say(`eval step ${st.step}: ${shown.join('  ')}${better ? '  (best)' : ''}`);
+    plot();
+    if (cfg.patience > 0 && st.badEvals >= cfg.patience) {
+      stopped = 'early-stopped';
+      const best = st.best ? `best ${fmt(st.best.value)} at step ${st.best.step}` : 'no finite value';
+      say(`early stopping: no ${metric} improvement in ${cfg.patience} evaluations (${best})`);
+      log.append({ type: 'event', step: st.step, event: 'early_stop' });
+    }
+  }
+
+  // ---- the loop
+  while (st.step < totalSteps && stopped === null) {
+    const { batches, after } = nextMicroBatches(st.sampler);
+    const { loss, tokens } = forwardBackward(batches); // gradients accumulate in .grad
+    const gradNorm = clipGradNorm(trainable, cfg.max_grad_norm > 0 ? cfg.max_grad_norm : Infinity);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) return diverged(st.step + 1, loss, gradNorm);
+    const lr = lrFactor(schedule, st.step);
+    optimizer.groups.forEach((g, i) => (g.lr = run.baseLrs[i]! * lr));
+    optimizer.step();
+    optimizer.zeroGrad();
+
+    st.step++;
+    st.sampler = after;
+    st.examplesSeen += batches.reduce((n, b) => n + b.length, 0);
+    st.tokensSeen += tokens;
+    opts.onStep?.(st.step, run);
+    const last = st.step === totalSteps;
+    logStep(loss, gradNorm, run.baseLrs[0]! * lr, st.step % cfg.logging_steps === 0 || last);
+    if (run.validation && (st.step % evalEvery === 0 || last)) evaluateAndSelect();
+    const interrupted = opts.signal?.aborted === true;
+    if (st.step % saveEvery === 0 || last || stopped !== null || interrupted) checkpoint();
+    if (interrupted && !last && stopped === null) {
+      progress.done();
+      log.append({ type: 'event', step: st.step, event: 'interrupted' });
+      plot();
+      return result('interrupted', null, `interrupted at step ${st.step}; continue with --resume (${lastCheckpoint})`);
+    }
+    // Let signal handlers (Ctrl-C) run between steps.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  progress.done();
+
+  // ---- the final adapter (or model)
+  const finalDir = join(out, peft ? 'adapter' : 'model');
+  writeDirAtomic(finalDir, writeTrainable);
+  plot();
+  const status = stopped ?? 'completed';
+  const best = st.best
+    ? `; best ${st.best.metric} ${fmt(st.best.value)} at step ${st.best.step} in ${join(out, 'best')}`
+    : '';
+  return result(
+    status,
+    finalDir,
+    `${status === 'completed' ? 'finished' : 'stopped early'} at step ${st.step}: ${finalDir}${best}`,
+  );
+
+  function diverged(step: number, loss: number, gradNorm: number): TrainResult {
+    optimizer.zeroGrad();
+    progress.done();
+    const what = Number.isFinite(loss) ? `the gradient norm became ${gradNorm}` : `the loss became ${loss}`;
+    log.append({ type: 'event', step, event: 'diverged', loss, grad_norm: gradNorm });
+    plot();
+    const keep = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
+    return result(
+      'diverged',
+      null,
+      `${what} at step ${step}; stopped without applying that update (${keep}; lower --lr or --max_grad_norm and --resume)`,
+    );
+  }
+
+  function result(status: TrainResult['status'], output: string | null, message: string): TrainResult {
+    const trainableParameters = run.params.reduce((n, [, t]) => n + t.numel, 0);
+    return {
+      status,
+      step: st.step,
+      totalSteps,
+      best: st.best,
+      output,
+      checkpoint: lastCheckpoint,
+      lastEval,
+      trainableParameters,
+      message,
+    };
+  }
+}
+
+/** Restores trainable weights, optimizer, data position, RNG and counters from a checkpoint. */
+function restore(run: Run, dir: string): TrainerState {
+  const st = readTrainerState(dir);
+  const names = run.params.map(([n]) => n);
+  if (st.parameters.join('\n') !== names.join('\n'))
+    throw new Error(
+      `[train] ${dir}: its trainable parameters differ from this run's (was the model or method changed?)`,
+    );
+  if (run.peft) {
+    const reader = SafetensorsReader.open(join(dir, 'adapter_model.safetensors'));
+    try {
+      for (const [key, t] of run.peft.adapterStateDict()) {
+        const src = reader.tensor(key, { dtype: t.dtype, backend: t.backend });
+        t.backend.copy(t.view('resume'), src.view('resume'));
+        src.dispose();
+      }
+    } finally {
+      reader.close();
+    }
+  } else {
+    const ckpt = Checkpoint.open(dir);
+    try {
+      run.model.loadCheckpoint(ckpt, dir);
+    } finally {
+      ckpt.close();
+    }
+  }
+  const reader = SafetensorsReader.open(join(dir, OPTIMIZER_FILE));
+  const have = new Set(reader.names());
+  const loaded: Tensor[] = [];
+  try {
+    const state = run.params.map(([name, p]) => {
+      if (!have.has(`exp_avg/${name}`)) return null;
+      const get = (k: string) => {
+        const t = reader.tensor(k, { dtype: p.dtype, backend: p.backend });
+        loaded.push(t);
+        return t;
+      };
+      return { m: get(`exp_avg/${name}`), v: get(`exp_avg_sq/${name}`) };
+    });
+    run.optimizer.loadStateDict({ step: st.optimizer.step, groups: st.optimizer.groups, state });
+  } finally {
+    for (const t of loaded) t.dispose();
+    reader.close();
+  }
+  setRngState(st.rng);
+  return st;
+}
+
+/** A resumed run must be the same run: the fields that define it must equal the checkpoint's. */
+function checkSameRun(cfg: TrainConfig, dir: string): void {
+  let saved: Partial<TrainConfig>;
+  try {
+    saved = readCheckpointConfig(dir);
+  } catch {
+    return;
+  }
+  for (const key of RUN_DEFINING) {
+    if (JSON.stringify(saved[key] ?? null) !== JSON.stringify(cfg[key] ?? null))
+      throw new ConfigError(
+        `--${key} is ${JSON.stringify(cfg[key])} but the run in ${dir} used ${JSON.stringify(saved[key])}; a resumed run must keep it (or start over with --overwrite_output_dir)`,
+      );
+  }
+}
+
+/** checkpoint-* directories (complete or not) of an output directory. */
+function listOld(out: string): string[] {
+  return existsSync(out)
+    ? readdirSync(out)
+        .filter((n) => /^checkpoint-\d+$/.test(n))
+        .map((n) => join(out, n))
+    : [];
+}
+
+function copyAssets(from: string, to: string): void {
+  for (const f of ASSET_FILES) if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
+}
+
+function describeRun(run: Run, resumedAt: number | null): string {
+  const n = run.params.reduce((s, [, p]) => s + p.numel, 0);
+  const all = run.model.numParameters();
+  const what = run.peft
+    ? run.peft.trainableParametersSummary()
+    : `trainable params: ${n.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')}`;
+  const data = `${run.train.length} training examples${run.validation ? `, ${run.validation.length} validation` : ''}`;
+  const head = resumedAt === null ? 'training' : `resuming at step ${resumedAt} of`;
+  return `${head} ${run.model.architecture} (${run.cfg.method}, ${run.task}) for ${run.totalSteps} steps; ${data}; ${what}`;
+}
+
+function round(v: number, digits: number): number {
+  return Number.isFinite(v) ? Number(v.toFixed(digits)) : v;
+}
+
+function fmt(v: number): string {
+  return Number.isFinite(v) ? String(Number(v.toPrecision(5))) : String(v);
+}
