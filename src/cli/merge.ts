@@ -2,10 +2,11 @@
 // model directory (config.json + model.safetensors, plus the base's tokenizer files) that transformers
 // and every vera command load without PEFT.
 
-import { copyFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+import { copyModelAssets } from '../models/assets.js';
 import { writeDirAtomic } from '../train/checkpoint.js';
 import { loadTrained } from '../train/load.js';
 import { padIdFor } from '../train/setup.js';
@@ -28,18 +29,6 @@ Options:
   --backend js|native  Tensor backend (default: native when built)
   --threads N          Native backend threads (default: all cores)
 `;
-
-const ASSETS = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'vocab.json',
-  'merges.txt',
-  'vocab.txt',
-  'preprocessor_config.json',
-  'generation_config.json',
-];
 
 export async function mergeCommand(args: string[]): Promise<number> {
   const s = { type: 'string' } as const;
@@ -86,7 +75,7 @@ export async function mergeCommand(args: string[]): Promise<number> {
   }
   writeDirAtomic(values.out!, (tmp) => {
     model.savePretrained(tmp);
-    for (const f of ASSETS) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
+    copyModelAssets(modelDir, tmp);
   });
   await writeOut(
     `${JSON.stringify({ out: values.out, architecture: model.architecture, parameters: model.numParameters() })}\n`,

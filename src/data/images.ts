@@ -5,14 +5,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { describeError } from '../io/errors.js';
-import {
-  type Image8,
-  type ImageProcessorConfig,
-  outputSize,
-  preprocessImage,
-  readImage,
-  resizeImage,
-} from '../io/image.js';
+import { type Image8, type ImageProcessorConfig, imageGeometry, preprocessImage, readImage } from '../io/image.js';
 import { DataError, RowPolicy } from './errors.js';
 import { type Dataset, type Example, checkIndex } from './example.js';
 
@@ -65,7 +58,7 @@ export function loadImageFolder(dir: string, opts: ImageFolderOpts): Dataset {
       const file = join(sub, name);
       let img: Image8;
       try {
-        img = geometry(readImage(file), config);
+        img = imageGeometry(readImage(file), config);
       } catch (e) {
         policy.bad(undefined, describeError(e).replace(/^\[image\] /, ''), file, e);
         continue;
@@ -99,34 +92,4 @@ export function loadImageFolder(dir: string, opts: ImageFolderOpts): Dataset {
     },
     exampleLength: () => 0,
   };
-}
-
-/** The resize and centre crop of preprocessImage, on 8-bit data (what the folder keeps per image). */
-export function geometry(img: Image8, config: ImageProcessorConfig): Image8 {
-  let cur = img;
-  if (config.doResize) {
-    const { height, width } = outputSize(img.width, img.height, { ...config, doCenterCrop: false });
-    cur = resizeImage(cur, width, height, config.resample);
-  }
-  if (config.doCenterCrop && config.cropSize) cur = centerCrop(cur, config.cropSize.height, config.cropSize.width);
-  return cur;
-}
-
-/** transformers' center_crop on 8-bit data, zero-padded where the crop is larger (as src/io/image.ts does). */
-function centerCrop(img: Image8, ch: number, cw: number): Image8 {
-  const { width: W, height: H, channels: C } = img;
-  if (ch === H && cw === W) return img;
-  const top = Math.floor((H - ch) / 2);
-  const left = Math.floor((W - cw) / 2);
-  const out = new Uint8Array(ch * cw * C);
-  for (let y = 0; y < ch; y++) {
-    const sy = y + top;
-    if (sy < 0 || sy >= H) continue;
-    for (let x = 0; x < cw; x++) {
-      const sx = x + left;
-      if (sx < 0 || sx >= W) continue;
-      for (let c = 0; c < C; c++) out[(y * cw + x) * C + c] = img.data[(sy * W + sx) * C + c]!;
-    }
-  }
-  return { width: cw, height: ch, channels: C, data: out };
 }

@@ -309,6 +309,17 @@ function centerCrop(img: Image8, ch: number, cw: number): Image8 {
   return { width: cw, height: ch, channels: C, data: out };
 }
 
+/** The 8-bit steps of preprocessing: resize with Pillow's filter, then the optional centre crop. */
+export function imageGeometry(img: Image8, config: ImageProcessorConfig): Image8 {
+  let cur = img;
+  if (config.doResize) {
+    const { height, width } = resizeTarget(img.width, img.height, config);
+    cur = resizeImage(cur, width, height, config.resample);
+  }
+  if (config.doCenterCrop && config.cropSize) cur = centerCrop(cur, config.cropSize.height, config.cropSize.width);
+  return cur;
+}
+
 /**
  * ViTImageProcessor.preprocess on one RGB image (the PIL path): resize with Pillow's filter on uint8,
  * optional centre crop, rescale (uint8 × factor in float64, stored as float32), normalize ((x − mean) / std
@@ -317,12 +328,7 @@ function centerCrop(img: Image8, ch: number, cw: number): Image8 {
 export function preprocessImage(img: Image8, config: ImageProcessorConfig = VIT_DEFAULTS): Float32Array {
   if (img.channels !== 3)
     throw new RangeError(`[image] preprocess: expected an RGB image (3 channels), got ${img.channels}`);
-  let cur = img;
-  if (config.doResize) {
-    const { height, width } = resizeTarget(img.width, img.height, config);
-    cur = resizeImage(cur, width, height, config.resample);
-  }
-  if (config.doCenterCrop && config.cropSize) cur = centerCrop(cur, config.cropSize.height, config.cropSize.width);
+  const cur = imageGeometry(img, config);
   const { width: W, height: H } = cur;
   const plane = W * H;
   const out = new Float32Array(3 * plane);

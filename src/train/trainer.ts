@@ -2,7 +2,7 @@
 // schedule, AdamW; then logging, evaluation (best checkpoint, early stopping) and atomic checkpoints from
 // which --resume continues bit for bit (weights, optimizer moments, data position, dropout stream, counters).
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
 import { type Example, type SamplerState, collate } from '../data/index.js';
@@ -35,6 +35,7 @@ import { MetricsLog } from './log.js';
 import { renderPlot } from './plot.js';
 import { Progress, type Sink, statusText } from './progress.js';
 import { lrFactor, warmupSteps } from './schedule.js';
+import { copyModelAssets } from '../models/assets.js';
 import { type Run, setUp } from './setup.js';
 
 export interface TrainOptions {
@@ -64,19 +65,6 @@ export interface TrainResult {
   trainableParameters: number;
   message: string;
 }
-
-/** Files next to a saved full model so that it loads with its tokenizer / image processor. */
-const ASSET_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'vocab.json',
-  'merges.txt',
-  'vocab.txt',
-  'preprocessor_config.json',
-  'generation_config.json',
-];
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
@@ -157,7 +145,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (peft) peft.savePretrained(dir);
     else {
       model.savePretrained(dir);
-      copyAssets(run.assetsDir, dir);
+      copyModelAssets(run.assetsDir, dir);
     }
   };
   const checkpoint = () => {
@@ -449,10 +437,6 @@ function listOld(out: string): string[] {
         .filter((n) => /^checkpoint-\d+$/.test(n))
         .map((n) => join(out, n))
     : [];
-}
-
-function copyAssets(from: string, to: string): void {
-  for (const f of ASSET_FILES) if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
 }
 
 function describeRun(run: Run, resumedAt: number | null): string {
