@@ -3,10 +3,11 @@
 // sentiment sentences (Kotzias et al. 2015, CC BY 4.0) — with VeRA, LoRA and head-only training, and
 // print one table: trainable parameters, adapter bytes, validation accuracy and training time.
 
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UCI_SOURCES, uciSentimentDir } from '../data/builtin.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { Generator } from '../tensor/random.js';
 import { resolveConfig, type Method, type TrainConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
@@ -67,8 +68,9 @@ export function writeSentimentData(dir: string, seed: number): { train: string; 
   const nValid = Math.round(rows.length / 10);
   mkdirSync(dir, { recursive: true });
   const paths = { train: join(dir, 'train.csv'), validation: join(dir, 'validation.csv') };
-  writeFileSync(paths.validation, csv(rows.slice(0, nValid)));
-  writeFileSync(paths.train, csv(rows.slice(nValid)));
+  // Atomic: parallel experiment sweeps write the same files while others read them.
+  writeFileAtomic(paths.validation, csv(rows.slice(0, nValid)));
+  writeFileAtomic(paths.train, csv(rows.slice(nValid)));
   return { ...paths, count: rows.length };
 }
 

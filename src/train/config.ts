@@ -43,6 +43,9 @@ export interface TrainConfig {
   target_modules: string[] | null;
   adapter_dropout: number;
   vera_d_initial: number;
+  vera_train_b: boolean;
+  vera_train_d: boolean;
+  vera_projection_init: 'kaiming_uniform' | 'kaiming_normal' | 'uniform_0_0.1';
   projection_prng_key: number | null;
   save_projection: boolean;
   lora_alpha: number;
@@ -227,6 +230,25 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
   },
   adapter_dropout: { kind: num(0, 1, true), default: 0, group: 'Adapter', help: 'vera_dropout / lora_dropout' },
   vera_d_initial: { kind: num(), default: 0.1, group: 'Adapter', help: 'VeRA: initial value of λ_d' },
+  // The VeRA paper's ablations (Table 6); saved in adapter_config.json under a key PEFT ignores.
+  vera_train_b: {
+    kind: bool,
+    default: true,
+    group: 'Adapter',
+    help: 'VeRA: train λ_b; off fixes it at ones (ablation "only d"; experimental, not PEFT)',
+  },
+  vera_train_d: {
+    kind: bool,
+    default: true,
+    group: 'Adapter',
+    help: 'VeRA: train λ_d; off fixes it at ones (ablation "only b"; experimental, not PEFT)',
+  },
+  vera_projection_init: {
+    kind: oneOf('kaiming_uniform', 'kaiming_normal', 'uniform_0_0.1'),
+    default: 'kaiming_uniform',
+    group: 'Adapter',
+    help: 'VeRA: kaiming_uniform (PEFT) or, experimental, kaiming_normal|uniform_0_0.1 (needs --save_projection)',
+  },
   projection_prng_key: {
     kind: int(0),
     nullable: true,
@@ -411,6 +433,9 @@ export const RUN_DEFINING: readonly (keyof TrainConfig)[] = [
   'target_modules',
   'adapter_dropout',
   'vera_d_initial',
+  'vera_train_b',
+  'vera_train_d',
+  'vera_projection_init',
   'projection_prng_key',
   'save_projection',
   'lora_alpha',
@@ -615,6 +640,10 @@ function validate(c: TrainConfig): void {
     for (const key of ['r', 'target_modules'] as const)
       if (c[key] !== null) throw new ConfigError(`--${key} is an adapter option; --method ${c.method} has no adapter`);
   }
+  if (c.vera_projection_init !== 'kaiming_uniform' && !c.save_projection)
+    throw new ConfigError(
+      `--vera_projection_init ${c.vera_projection_init} needs --save_projection: PEFT regenerates only Kaiming-uniform projections from the seed`,
+    );
   if (c.metric !== null && c.task !== null && !metricsFor(c.task).includes(c.metric))
     throw new ConfigError(
       `--metric ${c.metric} does not apply to task ${c.task} (use one of ${metricsFor(c.task).join(', ')})`,

@@ -7,7 +7,8 @@ import { extname, join } from 'node:path';
 import type { AdapterConfig } from '../adapters/peft-model.js';
 import { PeftModel, getPeftModel } from '../adapters/peft-model.js';
 import { loraConfig } from '../adapters/lora/config.js';
-import { veraConfig } from '../adapters/vera/config.js';
+import { type VeraExperimental, veraConfig } from '../adapters/vera/config.js';
+import { freezeFixedLambdas } from '../adapters/vera/layer.js';
 import type { Backend } from '../backends/backend.js';
 import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
 import {
@@ -96,6 +97,8 @@ export function setUp(cfg: TrainConfig, warn: (message: string) => void): Run {
     cfg.method === 'vera' || cfg.method === 'lora'
       ? getPeftModel(model, adapterConfig(cfg, task, model.modelType))
       : null;
+  // A λ that a VeRA ablation fixes (--no-vera_train_b / --no-vera_train_d) is saved but not trained.
+  if (peft) freezeFixedLambdas(peft);
   if (cfg.method === 'head') {
     model.freeze();
     for (const [name, p] of model.namedParameters()) if (model.isHeadParameter(name)) p.setRequiresGrad(true);
@@ -376,7 +379,13 @@ function adapterConfig(cfg: TrainConfig, task: Task, modelType: string): Adapter
       targets === null ? null : targets.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
     modules_to_save: task === 'image-classification' ? ['classifier'] : null,
   };
-  if (cfg.method === 'vera')
+  if (cfg.method === 'vera') {
+    // Only what differs from PEFT, so that a default run's config is PEFT's VeraConfig exactly.
+    const experimental: VeraExperimental = {
+      ...(cfg.vera_train_b ? {} : { train_b: false }),
+      ...(cfg.vera_train_d ? {} : { train_d: false }),
+      ...(cfg.vera_projection_init === 'kaiming_uniform' ? {} : { projection_init: cfg.vera_projection_init }),
+    };
     return veraConfig({
       ...common,
       r: cfg.r ?? 256,
@@ -384,7 +393,9 @@ function adapterConfig(cfg: TrainConfig, task: Task, modelType: string): Adapter
       save_projection: cfg.save_projection,
       vera_dropout: cfg.adapter_dropout,
       d_initial: cfg.vera_d_initial,
+      ...(Object.keys(experimental).length > 0 ? { experimental } : {}),
     });
+  }
   return loraConfig({ ...common, r: cfg.r ?? 8, lora_alpha: cfg.lora_alpha, lora_dropout: cfg.adapter_dropout });
 }
 

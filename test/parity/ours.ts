@@ -72,6 +72,19 @@ export const OURS_CASES: readonly OursCase[] = [
     config: () =>
       loraConfig({ r: 4, lora_alpha: 16, use_rslora: true, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }),
   },
+  {
+    // A VeRA-paper ablation (vera-ts only, under vera_ts_experimental, which PEFT ignores): the file must
+    // still load in PEFT with our logits, its Kaiming-normal projections read from the file.
+    name: 'gpt2-vera-ablation',
+    base: 'gpt2-lm',
+    config: () =>
+      veraConfig({
+        r: 8,
+        target_modules: ['c_attn', 'c_fc'],
+        projection_prng_key: 5,
+        experimental: { train_d: false, projection_init: 'kaiming_normal' },
+      }),
+  },
 ];
 
 /** Gives every trainable tensor seeded values (an identity adapter would test nothing). */

@@ -1,8 +1,10 @@
 // The VeRA layer (PEFT's vera/layer.py Linear): y = base(x) + λ_b ⊙ (B_s · (λ_d ⊙ (A_s · dropout(x)))),
 // where A_s = vera_A[:, :in] and B_s = vera_B[:out, :] are slices of the projections shared by every
-// layer of the model, and only λ_b (out) and λ_d (r) are trained.
+// layer of the model, and only λ_b (out) and λ_d (r) are trained — or, in the VeRA paper's ablations
+// (VeraConfig.experimental), only one of them while the other stays fixed.
 
 import type { LinearLike } from '../../nn/layers.js';
+import type { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { full } from '../../tensor/creation.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
@@ -24,6 +26,10 @@ export interface VeraLayerInit {
   dInitial: number;
   initWeights: boolean;
   baseDType: BaseDType;
+  /** Ablations (default true): a λ that is not trained holds `fixedValue` (default 1) and is frozen. */
+  trainB?: boolean;
+  trainD?: boolean;
+  fixedValue?: number;
 }
 
 /** The float32 value a parameter initialised to x holds after PEFT's cast to the base dtype and back. */
@@ -38,6 +44,8 @@ export class VeraLinear extends AdapterLayer {
   vera_lambda_d = new Map<string, Tensor>(); // adapter → (R)
   #projections: Map<string, VeraProjections>;
   #dropout = new Map<string, number>();
+  /** The λ vectors an ablation keeps fixed (they are saved like the others but never trained). */
+  #fixed = new Set<Tensor>();
 
   /** `projections` is the model-wide map from adapter name to its (shared) A and B. */
   constructor(base: LinearLike, path: string, projections: Map<string, VeraProjections>) {
@@ -71,18 +79,34 @@ export class VeraLinear extends AdapterLayer {
       );
     }
     const backend = this.base_layer.weight.backend;
-    const b = keep(full([this.outFeatures], init.initWeights ? 0 : 1, { backend })).setRequiresGrad(true);
-    const d = keep(
-      full([init.r], init.initWeights ? initValue(init.dInitial, init.baseDType) : 1, { backend }),
-    ).setRequiresGrad(true);
+    const trainB = init.trainB ?? true;
+    const trainD = init.trainD ?? true;
+    const fixed = initValue(init.fixedValue ?? 1, init.baseDType);
+    const bValue = !trainB ? fixed : init.initWeights ? 0 : 1;
+    const dValue = !trainD ? fixed : init.initWeights ? initValue(init.dInitial, init.baseDType) : 1;
+    const b = keep(full([this.outFeatures], bValue, { backend })).setRequiresGrad(trainB);
+    const d = keep(full([init.r], dValue, { backend })).setRequiresGrad(trainD);
+    if (!trainB) this.#fixed.add(b);
+    if (!trainD) this.#fixed.add(d);
     this.vera_lambda_b.set(name, b);
     this.vera_lambda_d.set(name, d);
     this.#dropout.set(name, init.dropout);
     if (!this.activeAdapters.includes(name) && this.activeAdapters.length === 0) this.activeAdapters = [name];
   }
 
+  /** Freezes the λ vectors an ablation fixes (PeftModel marks every saved λ trainable, as PEFT does). */
+  freezeFixed(): number {
+    let n = 0;
+    for (const t of this.#fixed) {
+      t.requiresGrad = false;
+      n += t.numel;
+    }
+    return n;
+  }
+
   deleteAdapter(name: string): void {
     if (this.mergedAdapters.includes(name)) this.unmerge();
+    for (const t of [this.vera_lambda_b.get(name), this.vera_lambda_d.get(name)]) if (t) this.#fixed.delete(t);
     this.vera_lambda_b.get(name)?.dispose();
     this.vera_lambda_d.get(name)?.dispose();
     this.vera_lambda_b.delete(name);
@@ -112,4 +136,14 @@ export class VeraLinear extends AdapterLayer {
     const delta = ops.matmul(ops.mul(b, lb), ops.mul(a, ld));
     return this.base_layer.fanInFanOut ? ops.contiguous(ops.transpose(delta)) : delta;
   }
+}
+
+/**
+ * Freezes every λ that a VeRA ablation keeps fixed in a model (a PeftModel or its base model) and returns
+ * how many values that froze; 0 for models without such adapters. Call it after the adapter is added.
+ */
+export function freezeFixedLambdas(root: Module): number {
+  let n = 0;
+  for (const [, m] of root.namedModules()) if (m instanceof VeraLinear) n += m.freezeFixed();
+  return n;
 }

@@ -9,7 +9,7 @@ import { AdapterError } from '../errors.js';
 import type { AdapterLayer } from '../layer.js';
 import type { AdapterMethod, ExpectedTensor, ModelContext, Target } from '../method.js';
 import type { PyJson } from '../python-json.js';
-import { type VeraConfig, veraFromJson, veraToJson } from './config.js';
+import { type VeraConfig, experimentalOf, veraFromJson, veraToJson } from './config.js';
 import { VeraLinear, type VeraProjections } from './layer.js';
 import { makeProjections } from './projections.js';
 
@@ -44,6 +44,12 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
           `[vera] VeRA projection weights must be saved for all adapters or none, but got multiple different values: [${prev.save_projection}, ${config.save_projection}]`,
         );
       }
+      // The projections are shared, so they are drawn one way for all adapters.
+      const [was, now] = [experimentalOf(prev).projection_init, experimentalOf(config).projection_init];
+      if (was !== now)
+        throw new AdapterError(
+          `[vera] experimental.projection_init must be the same for all adapters (they share the projections), got ${now} but previous config had ${was}`,
+        );
     }
   }
 
@@ -68,6 +74,7 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
         baseDType: ctx.baseDType,
         backend: ctx.backend,
         fma: this.#fma,
+        init: experimentalOf(config).projection_init,
       });
     this.projections.set(name, p);
     if (stored === null) return [];
@@ -94,7 +101,11 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
   }
 
   addToLayer(layer: AdapterLayer, name: string, config: VeraConfig, _path: string, ctx: ModelContext): void {
+    const e = experimentalOf(config);
     (layer as VeraLinear).addAdapter(name, {
+      trainB: e.train_b,
+      trainD: e.train_d,
+      fixedValue: e.fixed_value,
       r: config.r,
       dropout: config.vera_dropout,
       dInitial: config.d_initial,

@@ -3,6 +3,7 @@
 // first, then vera_B (max_out × r) from the same stream, each Kaiming-uniform with bound
 // √3·(√2/√fan_in) over its columns, float32 — then rounded to the base model's dtype when that is
 // bf16/f16, as PEFT's dtype casting leaves them. Every float equals torch's (FMA recipe by default).
+// The VeRA paper's other initialisations (Table 6; not PEFT's) come from the same stream and order.
 
 import type { Backend } from '../../backends/backend.js';
 import { tensor } from '../../tensor/creation.js';
@@ -10,6 +11,7 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js'
 import { Generator } from '../../tensor/random.js';
 import { keep } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import type { ProjectionInit } from './config.js';
 
 /** The storage dtype of the base weights, which decides how PEFT rounds the projections. */
 export type BaseDType = 'f32' | 'bf16' | 'f16';
@@ -18,6 +20,8 @@ export interface ProjectionOpts {
   /** torch's AVX2/AVX-512 kernels fuse the multiply-add (default); its generic kernel does not. */
   fma?: boolean;
   baseDType?: BaseDType;
+  /** kaiming_uniform (PEFT's, default), kaiming_normal (std √2/√fan_in) or uniform_0_0.1 (U(0, 0.1)). */
+  init?: ProjectionInit;
 }
 
 /** The float32 values of PEFT's vera_A and vera_B for this seed and shape. */
@@ -29,9 +33,20 @@ export function projectionValues(
   opts: ProjectionOpts = {},
 ): { a: Float32Array; b: Float32Array } {
   const g = new Generator(seed);
-  const bound = (fan: number) => Math.sqrt(3.0) * (Math.SQRT2 / Math.sqrt(fan));
-  const a = g.uniform(r * maxIn, -bound(maxIn), bound(maxIn), opts.fma ?? true);
-  const b = g.uniform(maxOut * r, -bound(r), bound(r), opts.fma ?? true);
+  // torch's kaiming_*_ with gain √2 and fan_in = the columns: maxIn for vera_A (r, maxIn), r for vera_B.
+  const std = (fan: number) => Math.SQRT2 / Math.sqrt(fan);
+  const draw = (n: number, fan: number): Float32Array => {
+    switch (opts.init ?? 'kaiming_uniform') {
+      case 'kaiming_uniform':
+        return g.uniform(n, -Math.sqrt(3.0) * std(fan), Math.sqrt(3.0) * std(fan), opts.fma ?? true);
+      case 'kaiming_normal':
+        return g.normal(n, 0, std(fan));
+      case 'uniform_0_0.1':
+        return g.uniform(n, 0, 0.1, opts.fma ?? true);
+    }
+  };
+  const a = draw(r * maxIn, maxIn);
+  const b = draw(maxOut * r, r);
   roundTo(a, opts.baseDType ?? 'f32');
   roundTo(b, opts.baseDType ?? 'f32');
   return { a, b };
