@@ -42,6 +42,10 @@ export abstract class AdapterLayer extends Module implements LinearLike {
   abstract deltaWeight(name: string): Tensor;
   /** Removes one adapter's parameters from the layer. */
   abstract deleteAdapter(name: string): void;
+  /** Tensors of an adapter that its file holds but training leaves alone (VeRA ablations' fixed λ). */
+  fixedTensors(_name: string): Tensor[] {
+    return [];
+  }
 
   forward(x: Tensor): Tensor {
     if (this.disabled && this.mergedAdapters.length > 0) this.unmerge();

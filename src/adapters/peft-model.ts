@@ -363,9 +363,10 @@ export class PeftModel<M extends AdaptableModel = AdaptableModel> extends Module
     for (const p of this.model.parameters()) p.requiresGrad = false;
     if (name === null) return;
     const config = this.#config(name);
-    for (const t of this.adapterStateDict(name).values()) {
-      if (!this.#method.modelTensors(name, config).some(([, m]) => m === t)) t.requiresGrad = true;
-    }
+    const frozen = new Set(this.#method.modelTensors(name, config).map(([, t]) => t));
+    for (const [, m] of visibleModules(this.model, this.#method))
+      if (m instanceof AdapterLayer) for (const t of m.fixedTensors(name)) frozen.add(t);
+    for (const t of this.adapterStateDict(name).values()) if (!frozen.has(t)) t.requiresGrad = true;
   }
 
   /** PEFT's print_trainable_parameters line. */

@@ -8,7 +8,6 @@ import type { AdapterConfig } from '../adapters/peft-model.js';
 import { PeftModel, getPeftModel } from '../adapters/peft-model.js';
 import { loraConfig } from '../adapters/lora/config.js';
 import { type VeraExperimental, veraConfig } from '../adapters/vera/config.js';
-import { freezeFixedLambdas } from '../adapters/vera/layer.js';
 import type { Backend } from '../backends/backend.js';
 import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
 import {
@@ -97,8 +96,6 @@ export function setUp(cfg: TrainConfig, warn: (message: string) => void): Run {
     cfg.method === 'vera' || cfg.method === 'lora'
       ? getPeftModel(model, adapterConfig(cfg, task, model.modelType))
       : null;
-  // A λ that a VeRA ablation fixes (--no-vera_train_b / --no-vera_train_d) is saved but not trained.
-  if (peft) freezeFixedLambdas(peft);
   if (cfg.method === 'head') {
     model.freeze();
     for (const [name, p] of model.namedParameters()) if (model.isHeadParameter(name)) p.setRequiresGrad(true);

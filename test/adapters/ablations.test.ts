@@ -14,7 +14,6 @@ import {
   type VeraExperimental,
   veraConfig,
 } from '../../src/adapters/vera/config.js';
-import { freezeFixedLambdas } from '../../src/adapters/vera/layer.js';
 import { projectionValues } from '../../src/adapters/vera/projections.js';
 import { backward } from '../../src/autograd/backward.js';
 import { noGrad } from '../../src/autograd/graph.js';
@@ -50,14 +49,17 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'vera-ablations-'));
 const lambdas = (peft: PeftModel, which: 'b' | 'd') =>
   [...peft.adapterStateDict()].filter(([k]) => k.endsWith(`vera_lambda_${which}`)).map(([, t]) => t);
 
-/** A VeRA MLP with `experimental`, its fixed λ frozen as the trainer freezes them. */
+/** Values of the λ vectors that do not require grad. */
+const frozenValues = (peft: PeftModel) =>
+  [...lambdas(peft, 'b'), ...lambdas(peft, 'd')].filter((t) => !t.requiresGrad).reduce((n, t) => n + t.numel, 0);
+
+/** A VeRA MLP with `experimental`, and how many λ values getPeftModel left frozen. */
 function adapted(experimental?: VeraExperimental, extra: Parameters<typeof veraConfig>[0] = {}) {
   const peft = getPeftModel(
     new MLP(),
     veraConfig({ r: 4, target_modules: ['lin0', 'lin1'], ...(experimental ? { experimental } : {}), ...extra }),
   );
-  const frozen = freezeFixedLambdas(peft);
-  return { peft, frozen };
+  return { peft, frozen: frozenValues(peft) };
 }
 
 /** Three AdamW steps (with weight decay, which must not touch a fixed λ either). */
@@ -103,6 +105,8 @@ describe('VeRA ablations', () => {
     });
     const loaded = PeftModel.fromPretrained(new MLP(), dir);
     assert.equal((loaded.peftConfig.get('default') as VeraConfig).experimental?.train_b, false);
+    // Loaded to train further, the fixed λ stays frozen.
+    assert.equal(frozenValues(PeftModel.fromPretrained(new MLP(), dir, { isTrainable: true })), 20 + 2);
     const input = x();
     assert.deepEqual(
       noGrad(() => loaded.forward(input as never)).toNumbers(),

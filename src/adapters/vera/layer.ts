@@ -4,7 +4,6 @@
 // (VeraConfig.experimental), only one of them while the other stays fixed.
 
 import type { LinearLike } from '../../nn/layers.js';
-import type { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { full } from '../../tensor/creation.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
@@ -94,14 +93,11 @@ export class VeraLinear extends AdapterLayer {
     if (!this.activeAdapters.includes(name) && this.activeAdapters.length === 0) this.activeAdapters = [name];
   }
 
-  /** Freezes the λ vectors an ablation fixes (PeftModel marks every saved λ trainable, as PEFT does). */
-  freezeFixed(): number {
-    let n = 0;
-    for (const t of this.#fixed) {
-      t.requiresGrad = false;
-      n += t.numel;
-    }
-    return n;
+  /** The λ vectors of an adapter that an ablation keeps fixed (saved like the others, never trained). */
+  override fixedTensors(name: string): Tensor[] {
+    return [this.vera_lambda_b.get(name), this.vera_lambda_d.get(name)].filter(
+      (t): t is Tensor => t !== undefined && this.#fixed.has(t),
+    );
   }
 
   deleteAdapter(name: string): void {
@@ -136,14 +132,4 @@ export class VeraLinear extends AdapterLayer {
     const delta = ops.matmul(ops.mul(b, lb), ops.mul(a, ld));
     return this.base_layer.fanInFanOut ? ops.contiguous(ops.transpose(delta)) : delta;
   }
-}
-
-/**
- * Freezes every λ that a VeRA ablation keeps fixed in a model (a PeftModel or its base model) and returns
- * how many values that froze; 0 for models without such adapters. Call it after the adapter is added.
- */
-export function freezeFixedLambdas(root: Module): number {
-  let n = 0;
-  for (const [, m] of root.namedModules()) if (m instanceof VeraLinear) n += m.freezeFixed();
-  return n;
 }

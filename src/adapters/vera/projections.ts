@@ -3,7 +3,8 @@
 // first, then vera_B (max_out × r) from the same stream, each Kaiming-uniform with bound
 // √3·(√2/√fan_in) over its columns, float32 — then rounded to the base model's dtype when that is
 // bf16/f16, as PEFT's dtype casting leaves them. Every float equals torch's (FMA recipe by default).
-// The VeRA paper's other initialisations (Table 6; not PEFT's) come from the same stream and order.
+// The VeRA paper's other initialisations (Table 6; not PEFT's) come from the same stream and order; they
+// are not torch's draws (its normal_ differs), so such adapters always store their projections.
 
 import type { Backend } from '../../backends/backend.js';
 import { tensor } from '../../tensor/creation.js';
