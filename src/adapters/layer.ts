@@ -30,6 +30,8 @@ export abstract class AdapterLayer extends Module implements LinearLike {
       );
     }
     this.base_layer = base;
+    // In the wrapped layer's mode: adapting a model in eval mode must not switch dropout on.
+    this.training = base.training;
     this.inFeatures = base.inFeatures;
     this.outFeatures = base.outFeatures;
   }

@@ -123,6 +123,8 @@ export class PeftModel<M extends AdaptableModel = AdaptableModel> extends Module
     const json = readConfigJson(dir);
     const peft = new PeftModel(model, methodFor(json['peft_type'], join(dir, CONFIG_FILE), opts));
     peft.loadAdapter(dir, opts.adapterName ?? 'default', opts);
+    // As PEFT's from_pretrained: loaded for inference, the model is put in eval mode (no dropout).
+    if (!opts.isTrainable) peft.model.eval();
     return peft;
   }
 

@@ -27,6 +27,8 @@ Options:
   --model DIR          A Hugging Face model directory
   --adapter DIR        A PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
   --merge              Merge the adapter into the weights first
+  --label_names A,B    Class names in id order (default: config.json's id2label; an adapter trained
+                       by vera train on a base without labels needs them, as vera eval does)
   --top N              Print the N most likely labels only (default: all)
   --json               Print one JSON object {"labels":[{"label","id","score"}],"logits":[...]}
   --verbose            Loading and timing lines on stderr (default: only when stderr is a terminal)
@@ -75,6 +77,7 @@ export async function classifyCommand(args: string[]): Promise<number> {
         text: { type: 'string' },
         pair: { type: 'string' },
         image: { type: 'string' },
+        label_names: { type: 'string' },
         top: { type: 'string' },
         json: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
@@ -102,7 +105,10 @@ export async function classifyCommand(args: string[]): Promise<number> {
   const model = loadWithAdapter(values.model, values.adapter, values.merge);
   log(`vera: loaded ${model.architecture} from ${values.model} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   const logits = noGrad(() => scope(() => forwardOne(model, values.model!, values)));
-  const ranked = rankLabels(logits, labelNames(model.config, logits.length)).slice(0, top);
+  const names = values.label_names?.split(',').map((x) => x.trim()) ?? labelNames(model.config, logits.length);
+  if (names.length !== logits.length)
+    throw new Error(`--label_names gives ${names.length} names for a head of ${logits.length} labels`);
+  const ranked = rankLabels(logits, names).slice(0, top);
   if (values.json) {
     await writeOut(`${JSON.stringify({ labels: ranked, logits })}\n`);
   } else {

@@ -128,6 +128,11 @@ export async function runDemo(opts: DemoOptions): Promise<Row[]> {
   log(
     `Adapters (PEFT format) and logs are in ${opts.out}/<method>/. VeRA trains one b (out) and one d (r) vector per adapted layer plus the head.`,
   );
+  const tried = opts.methods.find((m) => m !== 'head');
+  if (tried)
+    log(
+      `Try it: node bin/vera.js classify --model assets/base-model --adapter ${join(opts.out, tried, 'adapter')} --label_names negative,positive --text "What a great movie, I loved it"`,
+    );
   return rows;
 }
 

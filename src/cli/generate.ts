@@ -5,14 +5,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PeftModel } from '../adapters/peft-model.js';
 import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
 import { streamGenerate } from '../generate/generate.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer, createStreamDecoder } from '../io/tokenizer.js';
-import { loadModel } from '../models/auto.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
+import { loadTrained } from '../train/load.js';
 import { parseIds } from './logits.js';
 
 export const GENERATE_USAGE = `Usage: vera generate --model DIR (--prompt TEXT | --chat TEXT | --ids 1,2,3) [options]
@@ -78,17 +77,14 @@ export function numberFlag(name: string, value: string, ok: (n: number) => boole
 }
 
 /**
- * Loads the model and, with `adapter`, a PEFT adapter into it. The adapter layers are injected into the
- * model's own module tree, so the returned model's forward runs them (merged or not).
+ * Loads the model and, with `adapter`, a PEFT adapter into it, in the class the adapter needs (a
+ * classification adapter trained on a causal-LM base gets the family's classifier, as `vera train`
+ * built it). The adapter layers live in the model's own module tree, so its forward runs them; with
+ * `merge` they are merged and unloaded, leaving a plain model.
  */
 export function loadWithAdapter(dir: string, adapter: string | undefined, merge: boolean): PreTrainedModel {
   if (merge && adapter === undefined) throw new Error('--merge needs --adapter');
-  const model = loadModel(dir);
-  if (adapter !== undefined) {
-    const peft = PeftModel.fromPretrained(model, adapter);
-    if (merge) peft.merge();
-  }
-  return model;
+  return loadTrained(dir, adapter ?? null, { merge }).model;
 }
 
 /** Whether `dir` holds any of the files Tokenizer.fromDir reads. */
@@ -242,7 +238,7 @@ export async function generateCommand(args: string[]): Promise<number> {
   const model = loadWithAdapter(values.model, values.adapter, values.merge);
   if (model.task !== 'causal-lm')
     throw new Error(
-      `${values.model} holds a ${model.architecture} (${model.task}); vera generate needs a causal LM (try vera classify)`,
+      `${values.adapter === undefined ? values.model : `${values.model} with the adapter ${values.adapter}`} is a ${model.architecture} (${model.task}); vera generate needs a causal LM (try vera classify)`,
     );
   // --ids needs no tokenizer; text in or stop strings do (fromDir's error names the files it looked for).
   const needTokenizer = promptIds === undefined || stops.length > 0;

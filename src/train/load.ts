@@ -49,9 +49,8 @@ export function loadTrained(
   if (head === null) model = loadModel(modelDir, backend);
   else {
     const configFile = join(modelDir, 'config.json');
-    const base = resolveModelClass(asConfigObject(readJsonFile(configFile), configFile), undefined, configFile);
-
     const config = asConfigObject(readJsonFile(configFile), configFile);
+    const base = resolveModelClass(config, undefined, configFile);
     const cls =
       base.task === 'causal-lm'
         ? MODEL_CLASSES.find((m) => m.modelType === base.modelType && m.task === 'sequence-classification')

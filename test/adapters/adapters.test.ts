@@ -335,6 +335,27 @@ describe('VeRA options', () => {
     assert.notDeepEqual(plain.projections()!.A.toArray(), fma.projections()!.A.toArray());
   });
 
+  test('train/eval mode: new layers take the wrapped layer’s; fromPretrained for inference sets eval', () => {
+    const modes = (m: Module) => [...m.namedModules()].map(([, x]) => x.training);
+    const config = veraConfig({ r: 2, target_modules: ['lin0', 'lin1'], vera_dropout: 0.5 });
+    const inEval = getPeftModel(new MLP().eval(), config);
+    assert.ok(
+      modes(inEval.model).every((t) => !t),
+      'no dropout in an eval-mode model',
+    );
+    const input = x();
+    randomizeLambdas(inEval, 1);
+    assert.deepEqual(vals(noGrad(() => inEval.forward(input))), vals(noGrad(() => inEval.forward(input))));
+    assert.ok(modes(getPeftModel(new MLP(), config).model).every((t) => t));
+    const dir = tmp();
+    inEval.savePretrained(dir);
+    assert.ok(
+      modes(PeftModel.fromPretrained(new MLP(), dir).model).every((t) => !t),
+      'PEFT: eval() unless trainable',
+    );
+    assert.ok(modes(PeftModel.fromPretrained(new MLP(), dir, { isTrainable: true }).model).every((t) => t));
+  });
+
   test('unknown adapter_config.json keys are tolerated', () => {
     const dir = tmp();
     getPeftModel(new MLP(), veraConfig({ r: 2, target_modules: ['lin0'] })).savePretrained(dir);

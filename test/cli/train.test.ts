@@ -220,6 +220,48 @@ describe('vera train (CLI)', () => {
     assert.equal(b['accuracy'], a['accuracy']);
     assert.ok(Math.abs(b['loss']! - a['loss']!) < 1e-4, `${a['loss']} vs ${b['loss']}`);
 
+    // classify: the adapter on its causal-LM base (built as the classifier training used) and the merged
+    // model give the same probabilities; generate says the adapter makes the base a classifier.
+    type Labels = { labels: { label: string; score: number }[] };
+    const text = ['--text', 'w7 w7 w7 w7', '--json'];
+    const onBase = vera([
+      'classify',
+      '--model',
+      gpt2,
+      '--adapter',
+      join(ref, 'best'),
+      '--label_names',
+      'neg,pos',
+      ...text,
+    ]);
+    assert.equal(onBase.status, 0, onBase.stderr);
+    const fromMerged = vera(['classify', '--model', merged, ...text]);
+    const [p, q] = [onBase, fromMerged].map((r) => (JSON.parse(r.stdout) as Labels).labels);
+    assert.deepEqual(
+      p!.map((l) => l.label),
+      ['pos', 'neg'],
+    );
+    assert.deepEqual(
+      q!.map((l) => l.label),
+      ['pos', 'neg'],
+    );
+    assert.ok(Math.abs(p![0]!.score - q![0]!.score) < 1e-5, `${p![0]!.score} vs ${q![0]!.score}`);
+    const wrongNames = vera([
+      'classify',
+      '--model',
+      gpt2,
+      '--adapter',
+      join(ref, 'best'),
+      '--label_names',
+      'a,b,c',
+      ...text,
+    ]);
+    assert.equal(wrongNames.status, 1);
+    assert.match(wrongNames.stderr, /--label_names gives 3 names for a head of 2 labels/);
+    const gen = vera(['generate', '--model', gpt2, '--adapter', join(ref, 'best'), '--ids', '1,2']);
+    assert.equal(gen.status, 1);
+    assert.match(gen.stderr, /with the adapter .* is a GPT2ForSequenceClassification .*try vera classify/);
+
     const adapter = JSON.parse(vera(['inspect', join(ref, 'adapter'), '--json']).stdout) as Record<string, unknown>;
     assert.equal(adapter['kind'], 'adapter');
     assert.equal(adapter['method'], 'VERA');
