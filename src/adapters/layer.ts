@@ -64,35 +64,38 @@ export abstract class AdapterLayer extends Module implements LinearLike {
   merge(names: readonly string[] = this.activeAdapters, opts: { safe?: boolean } = {}): void {
     for (const name of names) {
       if (!this.adapterNames().includes(name) || this.mergedAdapters.includes(name)) continue;
-      noGrad(() =>
-        scope(() => {
-          const w = this.base_layer.weight;
-          const delta = this.deltaWeight(name);
-          if (opts.safe) {
-            const merged = ops.add(w, delta);
-            const bad = ops.sum(ops.cast(ops.ne(merged, merged), 'f32')).item();
-            if (bad > 0)
-              throw new AdapterError(
-                `[adapters] NaNs detected in the merged weights. The adapter "${name}" seems to be broken`,
-              );
-          }
-          w.backend.binary('add', w.view('merge'), w.view('merge'), delta.view('merge'));
-        }),
-      );
+      this.#applyDelta(name, 'add', opts.safe ?? false);
       this.mergedAdapters.push(name);
     }
   }
 
   /** Subtracts merged deltas again (last merged first). */
   unmerge(): void {
-    while (this.mergedAdapters.length > 0) {
-      const name = this.mergedAdapters.pop()!;
-      noGrad(() =>
-        scope(() => {
-          const w = this.base_layer.weight;
-          w.backend.binary('sub', w.view('unmerge'), w.view('unmerge'), this.deltaWeight(name).view('unmerge'));
-        }),
-      );
-    }
+    while (this.mergedAdapters.length > 0) this.#applyDelta(this.mergedAdapters.pop()!, 'sub', false);
+  }
+
+  /**
+   * w ← w ± ΔW in place, as PEFT does it (`weight.data += delta`, a float32 ΔW since PEFT keeps adapter
+   * weights in float32): for a bf16 weight the float32 sum is rounded to bf16 — so merging into bf16 is
+   * lossy, and unmerging does not give every original weight back.
+   */
+  #applyDelta(name: string, op: 'add' | 'sub', safe: boolean): void {
+    noGrad(() =>
+      scope(() => {
+        const w = this.base_layer.weight;
+        const delta = this.deltaWeight(name);
+        if (w.dtype === 'f32' && !safe) {
+          w.backend.binary(op, w.view('merge'), w.view('merge'), delta.view('merge'));
+          return;
+        }
+        const result = (op === 'add' ? ops.add : ops.sub)(ops.cast(w, 'f32'), delta);
+        // PEFT's safe_merge: checked before the weight changes, so a broken adapter leaves it as it was.
+        if (safe && ops.sum(ops.cast(ops.ne(result, result), 'f32')).item() > 0)
+          throw new AdapterError(
+            `[adapters] NaNs detected in the merged weights. The adapter "${name}" seems to be broken`,
+          );
+        w.backend.copy(w.view('merge'), result.view('merge'));
+      }),
+    );
   }
 }

@@ -15,7 +15,7 @@ import { Tokenizer } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
 import { flagNames, parseCommandArgs, intFlag, writeOut } from './train.js';
 
-export const MERGE_USAGE = `Usage: vera merge --model DIR --adapter DIR --out DIR [--label_names A,B]
+export const MERGE_USAGE = `Usage: vera merge --model DIR --adapter DIR --out DIR [--label_names A,B] [--dtype f32|bf16]
 
 Merges a VeRA or LoRA adapter into its base model's weights (PEFT's merge_and_unload; a trained
 classification head is kept) and saves the result as a Hugging Face model directory: config.json,
@@ -26,6 +26,8 @@ Options:
   --adapter DIR        The PEFT adapter directory (e.g. a vera train run's adapter/ or best/)
   --out DIR            Where the merged model goes (replaced if it exists)
   --label_names A,B    Class names for config.json's id2label (classification)
+  --dtype f32|bf16     Storage of the Linear/Embedding weights merged into and saved (default f32;
+                       bf16 halves memory and file, and rounds W + ΔW to bf16 exactly as PEFT does)
   --backend js|native  Tensor backend (default: native when built)
   --threads N          Native backend threads (default: all cores)
 `;
@@ -40,6 +42,7 @@ export async function mergeCommand(args: string[]): Promise<number> {
         adapter: s,
         out: s,
         label_names: s,
+        dtype: s,
         backend: s,
         threads: s,
         help: { type: 'boolean', short: 'h' },
@@ -65,7 +68,9 @@ export async function mergeCommand(args: string[]): Promise<number> {
   const baseConfig = asConfigObject(readJsonFile(configFile), configFile);
   const hasTokenizer = ['tokenizer.json', 'vocab.txt', 'vocab.json'].some((f) => existsSync(join(modelDir, f)));
   const padId = padIdFor(baseConfig, hasTokenizer ? Tokenizer.fromDir(modelDir) : null);
-  const { model } = loadTrained(modelDir, values.adapter!, { backend, merge: true, padTokenId: padId });
+  const dtype = values.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'bf16') throw new Error(`--dtype must be f32 or bf16, got "${dtype}"`);
+  const { model } = loadTrained(modelDir, values.adapter!, { backend, merge: true, padTokenId: padId, dtype });
   if (values.label_names !== undefined) {
     const names = values.label_names.split(',').map((x) => x.trim());
     const n = Object.keys((model.config['id2label'] as object | undefined) ?? {}).length;

@@ -11,6 +11,7 @@ import { SafetensorsReader } from '../io/safetensors.js';
 import { loadModel } from '../models/auto.js';
 import { asConfigObject } from '../models/config-utils.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
+import type { ParameterDType } from '../models/storage.js';
 import { MODEL_CLASSES, resolveModelClass } from '../models/registry.js';
 
 /** The classes and label count an adapter's head implies: null when it has no classification head. */
@@ -40,9 +41,13 @@ export function adapterHead(adapterDir: string): { numLabels: number } | null {
 export function loadTrained(
   modelDir: string,
   adapterDir: string | null,
-  opts: { backend?: Backend; merge?: boolean; padTokenId?: number } = {},
+  opts: { backend?: Backend; merge?: boolean; padTokenId?: number; dtype?: ParameterDType } = {},
 ): { model: PreTrainedModel; peft: PeftModel<PreTrainedModel> | null } {
-  const backend = opts.backend === undefined ? {} : { backend: opts.backend };
+  // Options every loadModel call here shares: the backend and the weights' storage dtype.
+  const backend = {
+    ...(opts.backend === undefined ? {} : { backend: opts.backend }),
+    ...(opts.dtype === undefined ? {} : { dtype: opts.dtype }),
+  };
   if (adapterDir === null) return { model: loadModel(modelDir, backend), peft: null };
   const head = adapterHead(adapterDir);
   let model: PreTrainedModel;

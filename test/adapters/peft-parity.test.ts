@@ -5,17 +5,19 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { PeftModel, projectionValues } from '../../src/adapters/index.js';
+import { AdapterLayer } from '../../src/adapters/layer.js';
 import { noGrad } from '../../src/autograd/graph.js';
 import { defaultBackend } from '../../src/backends/registry.js';
 import { SafetensorsReader, writeSafetensors } from '../../src/io/safetensors.js';
 import { vitKeyTo4x } from '../../src/models/vit/weights.js';
 import { loadModel } from '../../src/models/auto.js';
+import * as ops from '../../src/ops/index.js';
 import type { ModelInputs } from '../../src/models/pretrained.js';
 import { scope } from '../../src/tensor/scope.js';
 import { caseDir, refInputs, refsOf } from '../models/fixtures.js';
@@ -107,6 +109,36 @@ describe('PEFT adapters load and match PEFT', () => {
       assert.equal(trainable.model.numParameters(true), refs.trainable_parameters);
     });
   }
+
+  test("merging into bf16-stored weights gives PEFT's bf16 weights, merged and unmerged again, bit for bit", () => {
+    const cases = manifest.cases.filter((c) => existsSync(join(ADAPTERS, c.name, 'merged-bf16.safetensors')));
+    assert.ok(cases.length >= 2, 'the bf16 cases have merge references');
+    for (const c of cases) {
+      const backend = defaultBackend();
+      const model = loadModel(caseDir(c.base), { backend, dtype: 'bf16' });
+      const peft = PeftModel.fromPretrained(model, join(ADAPTERS, c.name));
+      const ref = SafetensorsReader.open(join(ADAPTERS, c.name, 'merged-bf16.safetensors'));
+      const layers = [...model.namedModules()].filter((e): e is [string, AdapterLayer] => e[1] instanceof AdapterLayer);
+      assert.equal(layers.length * 2, ref.names().length);
+      const check = (stage: 'merged' | 'unmerged') => {
+        for (const [path, layer] of layers) {
+          const w = layer.base_layer.weight;
+          assert.equal(w.dtype, 'bf16', `${path} stays bf16`);
+          // The file's bf16 values, widened exactly to f32 on reading, against ours widened the same way.
+          const want = ref.tensor(`${stage}.${path}.weight`).toArray();
+          assert.deepEqual(ops.cast(w, 'f32').toArray(), want, `${c.name} ${stage} ${path}`);
+        }
+      };
+      const before = layers.map(([, l]) => ops.cast(l.base_layer.weight, 'f32').toArray());
+      peft.merge();
+      check('merged');
+      peft.unmerge();
+      check('unmerged');
+      // bf16 merging is lossy, as in PEFT: unmerging does not give every original weight back.
+      assert.ok(layers.some(([, l], i) => sha(ops.cast(l.base_layer.weight, 'f32').toArray()) !== sha(before[i]!)));
+      ref.close();
+    }
+  });
 
   test('a ViT adapter written against transformers 4.x module names loads onto the same model', () => {
     const name = 'vit-vera-head';

@@ -219,6 +219,16 @@ describe('vera train (CLI)', () => {
     const b = JSON.parse(vera(['eval', '--model', merged, '--data', data]).stdout) as Record<string, number>;
     assert.equal(b['accuracy'], a['accuracy']);
     assert.ok(Math.abs(b['loss']! - a['loss']!) < 1e-4, `${a['loss']} vs ${b['loss']}`);
+    // Merged into bf16 weights: BF16 in the file, and nearly the same model.
+    const mergedBf16 = join(root, 'merged-bf16');
+    const args = ['merge', '--model', gpt2, '--adapter', join(ref, 'best'), '--out', mergedBf16];
+    assert.equal(vera([...args, '--dtype', 'bf16']).status, 0);
+    const file = SafetensorsReader.open(join(mergedBf16, 'model.safetensors'));
+    assert.equal(file.info('transformer.h.0.attn.c_attn.weight').dtype, 'BF16');
+    file.close();
+    const c = JSON.parse(vera(['eval', '--model', mergedBf16, '--data', data]).stdout) as Record<string, number>;
+    assert.ok(Math.abs(c['loss']! - a['loss']!) < 2e-3, `${a['loss']} vs ${c['loss']} (bf16)`);
+    assert.match(vera([...args, '--dtype', 'f16']).stderr, /--dtype must be f32 or bf16, got "f16"/);
 
     // classify: the adapter on its causal-LM base (built as the classifier training used) and the merged
     // model give the same probabilities; generate says the adapter makes the base a classifier.

@@ -11,6 +11,7 @@ Run after gen_models.py, where torch, transformers and peft are installed:
   python3 test/parity/gen_adapters.py
 The reverse direction (adapters and merged models written by vera-ts, from test/parity/ours.ts):
   python3 test/parity/gen_adapters.py --check-ours
+  python3 test/parity/gen_adapters.py --bf16-merges   # PEFT's merges into bf16 weights (after the main run)
 """
 import copy
 import hashlib
@@ -205,6 +206,27 @@ def check_ours():
                    "transformers": transformers.__version__, "torch": torch.__version__, "cases": results}, f, indent=1)
 
 
+def bf16_merges():
+    """PEFT merging into bf16 weights (no float32 copy): for each bf16-base case, the merged and then the
+    unmerged weights of every adapted layer, saved as fixtures/adapters/<case>/merged-bf16.safetensors."""
+    from safetensors.torch import save_file
+
+    for name, base_name, _, dtype in CASES:
+        if dtype != torch.bfloat16:
+            continue
+        model = PeftModel.from_pretrained(load_base(base_name, dtype), os.path.join(OUT, name)).eval()
+        layers = {n: m for n, m in model.base_model.model.named_modules() if hasattr(m, "base_layer")}
+        out = {}
+        model.merge_adapter()
+        for n, m in layers.items():
+            out[f"merged.{n}.weight"] = m.base_layer.weight.detach().clone().contiguous()
+        model.unmerge_adapter()
+        for n, m in layers.items():
+            out[f"unmerged.{n}.weight"] = m.base_layer.weight.detach().clone().contiguous()
+        save_file(out, os.path.join(OUT, name, "merged-bf16.safetensors"))
+        print(f"{name}: {len(layers)} layers merged in bf16", file=sys.stderr)
+
+
 def compare(theirs, ours):
     """Max absolute difference, and whether every element is within 1e-4 + 1e-4·|ours|."""
     diffs = [abs(a - b) for a, b in zip(theirs, ours)]
@@ -222,5 +244,7 @@ def torch_load_keys(path):
 if __name__ == "__main__":
     if "--check-ours" in sys.argv:
         check_ours()
+    elif "--bf16-merges" in sys.argv:
+        bf16_merges()
     else:
         main()
