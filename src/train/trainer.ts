@@ -31,6 +31,7 @@ import {
 import { ConfigError, RUN_DEFINING, type TrainConfig, greaterIsBetter } from './config.js';
 import { evaluate } from './evaluate.js';
 import { lossItems, modelInputs, summedLoss } from './heads.js';
+import { lockOutputDir } from './lock.js';
 import { MetricsLog } from './log.js';
 import { renderPlot } from './plot.js';
 import { Progress, type Sink, statusText } from './progress.js';
@@ -66,7 +67,17 @@ export interface TrainResult {
   message: string;
 }
 
+/** Trains one run in its output directory, which it holds locked (lock.ts) until it returns. */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const release = lockOutputDir(opts.config.output_dir);
+  try {
+    return await trainLocked(opts);
+  } finally {
+    release();
+  }
+}
+
+async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
   const out = cfg.output_dir;
   const progress = new Progress(opts.sink ?? process.stderr);
