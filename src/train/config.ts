@@ -72,6 +72,7 @@ export interface TrainConfig {
   metric: string | null;
   patience: number;
   early_stopping_threshold: number;
+  load_best_model_at_end: boolean;
   save_steps: number;
   save_total_limit: number;
   logging_steps: number;
@@ -349,6 +350,12 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
     default: 0,
     group: 'Evaluation and checkpoints',
     help: 'Smallest change of the metric that counts as an improvement',
+  },
+  load_best_model_at_end: {
+    kind: bool,
+    default: false,
+    group: 'Evaluation and checkpoints',
+    help: 'The final adapter/ (or model/) is the best evaluation’s, not the last step’s (best/ is kept either way)',
   },
   save_steps: {
     kind: int(0),

@@ -2,7 +2,7 @@
 // schedule, AdamW; then logging, evaluation (best checkpoint, early stopping) and atomic checkpoints from
 // which --resume continues bit for bit (weights, optimizer moments, data position, dropout stream, counters).
 
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
 import { type Example, type SamplerState, collate } from '../data/index.js';
@@ -332,13 +332,18 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
   }
   progress.done();
 
-  // ---- the final adapter (or model)
+  // ---- the final adapter (or model): the last step's, or with load_best_model_at_end a copy of best/
   const finalDir = join(out, peft ? 'adapter' : 'model');
-  writeDirAtomic(finalDir, writeTrainable);
+  const bestDir = join(out, 'best');
+  const fromBest = cfg.load_best_model_at_end && st.best !== null && existsSync(bestDir);
+  if (fromBest) writeDirAtomic(finalDir, (tmp) => cpSync(bestDir, tmp, { recursive: true }));
+  else writeDirAtomic(finalDir, writeTrainable);
   plot();
   const status = stopped ?? 'completed';
   const best = st.best
-    ? `; best ${st.best.metric} ${fmt(st.best.value)} at step ${st.best.step} in ${join(out, 'best')}`
+    ? fromBest
+      ? `; it is the best evaluation's (${st.best.metric} ${fmt(st.best.value)} at step ${st.best.step})`
+      : `; best ${st.best.metric} ${fmt(st.best.value)} at step ${st.best.step} in ${bestDir}`
     : '';
   return result(
     status,

@@ -352,6 +352,21 @@ describe('train', () => {
         .filter((x) => x['type'] !== 'event')
         .map((x) => [x['type'], x['step'], x['loss'] ?? x['eval_loss']]);
     assert.deepEqual(losses('parts'), losses('whole'));
+
+    // load_best_model_at_end: the same run, but its final adapter/ is a copy of best/.
+    const atBest = await train({
+      config: { ...config(join(root, 'at-best')), load_best_model_at_end: true },
+      sink: quietSink(),
+    });
+    assert.deepEqual(atBest.best, whole.best);
+    assert.match(atBest.message, /it is the best evaluation's/);
+    const bytes = (dir: string, sub: string) => readFileSync(join(root, dir, sub, 'adapter_model.safetensors'));
+    assert.deepEqual(bytes('at-best', 'adapter'), bytes('whole', 'best'));
+    assert.deepEqual(
+      readdirSync(join(root, 'at-best', 'adapter')).sort(),
+      readdirSync(join(root, 'whole', 'best')).sort(),
+    );
+    if (whole.best!.step !== whole.step) assert.notDeepEqual(bytes('whole', 'adapter'), bytes('whole', 'best'));
   });
 
   test('a full fine-tune stopped and resumed ends with the same model.safetensors', async () => {
