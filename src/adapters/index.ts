@@ -14,3 +14,4 @@ export { VeraLinear } from './vera/layer.js';
 export { type LoraConfig, loraConfig } from './lora/config.js';
 export { LoraLinear } from './lora/layer.js';
 export { ModulesToSaveWrapper } from './modules-to-save.js';
+export { BASE_ADAPTER } from './mixed.js';

@@ -9,6 +9,7 @@ import * as ops from '../ops/index.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AdapterError } from './errors.js';
+import { type RowAdapters, checkRows, rowMask } from './mixed.js';
 
 export abstract class AdapterLayer extends Module implements LinearLike {
   /** The wrapped layer; PEFT's name, so merged checkpoints and bias keys read "<path>.base_layer.*". */
@@ -49,15 +50,44 @@ export abstract class AdapterLayer extends Module implements LinearLike {
     return [];
   }
 
+  /** During PeftModel.withAdapterNames: the adapter of each batch row (null: none); else null. */
+  rowAdapters: RowAdapters | null = null;
+
   forward(x: Tensor): Tensor {
     if (this.disabled && this.mergedAdapters.length > 0) this.unmerge();
     let y = this.base_layer.forward(x);
     if (this.disabled || this.mergedAdapters.length > 0) return y;
+    if (this.rowAdapters !== null) {
+      checkRows(this.rowAdapters, x, 'mixed-adapter batch');
+      const mixed = this.mixedContribution(this.rowAdapters, x);
+      return mixed === null ? y : ops.add(y, mixed);
+    }
     for (const name of this.activeAdapters) {
       if (!this.adapterNames().includes(name)) continue;
       y = ops.add(y, this.contribution(name, x));
     }
     return y;
+  }
+
+  /**
+   * The additive output when each batch row runs its own adapter (null when no row's adapter is in this
+   * layer). Here: each adapter on the whole batch, masked to its rows; VeRA does it in one pass.
+   */
+  protected mixedContribution(rows: RowAdapters, x: Tensor): Tensor | null {
+    let sum: Tensor | null = null;
+    for (const name of new Set(rows)) {
+      if (name === null || !this.adapterNames().includes(name)) continue;
+      const part = ops.mul(
+        this.contribution(name, x),
+        rowMask(
+          rows.map((r) => r === name),
+          x.rank,
+          x,
+        ),
+      );
+      sum = sum === null ? part : ops.add(sum, part);
+    }
+    return sum;
   }
 
   /** Adds the deltas of the given adapters (default: the active ones) to the base weight, in place. */

@@ -3,7 +3,9 @@
 // uses the active adapter's copy. In-memory names match PEFT's ("classifier.modules_to_save.default.weight").
 
 import { Module } from '../nn/module.js';
+import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { type RowAdapters, checkRows, rowMask } from './mixed.js';
 import { cloneModule } from './tree.js';
 
 interface Forwardable extends Module {
@@ -41,7 +43,28 @@ export class ModulesToSaveWrapper extends Module {
     return this.modules_to_save.get(this.activeAdapter) ?? this.original_module;
   }
 
+  /** During PeftModel.withAdapterNames: the adapter of each batch row (null: the original module). */
+  rowAdapters: RowAdapters | null = null;
+
   forward(...args: unknown[]): Tensor {
-    return this.current().forward(...args);
+    if (this.rowAdapters === null || this.disabled) return this.current().forward(...args);
+    // Each row through its adapter's copy, or the original: each module on the whole batch, masked.
+    const rows = this.rowAdapters;
+    checkRows(rows, args[0] as Tensor, 'mixed-adapter batch (modules_to_save)');
+    const moduleOf = rows.map((n) => (n === null ? undefined : this.modules_to_save.get(n)) ?? this.original_module);
+    let sum: Tensor | null = null;
+    for (const module of new Set(moduleOf)) {
+      const y = module.forward(...args);
+      const part = ops.mul(
+        y,
+        rowMask(
+          moduleOf.map((m) => m === module),
+          y.rank,
+          y,
+        ),
+      );
+      sum = sum === null ? part : ops.add(sum, part);
+    }
+    return sum!;
   }
 }

@@ -18,6 +18,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { AdapterError } from './errors.js';
 import { findTargets, resolveTargets, stage, visibleModules } from './inject.js';
 import { AdapterLayer } from './layer.js';
+import { BASE_ADAPTER } from './mixed.js';
 import { type LoraConfig } from './lora/config.js';
 import { LoraMethod } from './lora/model.js';
 import type { AdapterMethod, ExpectedTensor, ModelContext } from './method.js';
@@ -239,6 +240,37 @@ export class PeftModel<M extends AdaptableModel = AdaptableModel> extends Module
     this.#method.deleteAdapter(name);
     this.peftConfig.delete(name);
     if (this.activeAdapter === name && this.peftConfig.size > 0) this.setAdapter(this.peftConfig.keys().next().value!);
+  }
+
+  /**
+   * Runs fn with each batch row on its own adapter (PEFT's `adapter_names`): names[i] is row i's adapter,
+   * or BASE_ADAPTER ('__base__') for none. Inference only: the model must be in eval mode and nothing
+   * merged. With VeRA a mixed batch costs what a batch of one adapter costs (src/adapters/mixed.ts).
+   */
+  withAdapterNames<T>(names: readonly string[], fn: () => T): T {
+    const known = [...this.peftConfig.keys()];
+    for (const n of names)
+      if (n !== BASE_ADAPTER && !this.peftConfig.has(n))
+        throw new AdapterError(
+          `[adapters] Adapter "${n}" not found; adapters: ${known.join(', ')} (or ${BASE_ADAPTER})`,
+        );
+    if (this.model.training)
+      throw new AdapterError('[adapters] Mixed-adapter batches are for inference: call model.eval() first');
+    const layers = this.model
+      .namedModules()
+      .map(([, m]) => m)
+      .filter(
+        (m): m is AdapterLayer | ModulesToSaveWrapper => m instanceof AdapterLayer || m instanceof ModulesToSaveWrapper,
+      );
+    if (layers.some((m) => m instanceof AdapterLayer && m.mergedAdapters.length > 0))
+      throw new AdapterError('[adapters] Mixed-adapter batches need unmerged adapters: call unmerge() first');
+    const rows = names.map((n) => (n === BASE_ADAPTER ? null : n));
+    for (const m of layers) m.rowAdapters = rows;
+    try {
+      return fn();
+    } finally {
+      for (const m of layers) m.rowAdapters = null;
+    }
   }
 
   /** Runs fn with every adapter (and modules_to_save copy) switched off. */

@@ -4,6 +4,7 @@
 // (VeraConfig.experimental), only one of them while the other stays fixed.
 
 import type { LinearLike } from '../../nn/layers.js';
+import { type RowAdapters, rowVectors } from '../mixed.js';
 import * as ops from '../../ops/index.js';
 import { full } from '../../tensor/creation.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
@@ -122,6 +123,21 @@ export class VeraLinear extends AdapterLayer {
     const h = ops.linear(ops.dropout(x, this.#dropout.get(name) ?? 0, this.training), a); // (..., R)
     const y = ops.linear(ops.mul(h, this.vera_lambda_d.get(name)!), b); // (..., out)
     return ops.mul(y, this.vera_lambda_b.get(name)!);
+  }
+
+  /**
+   * Every adapter of a model shares A and B, so a mixed batch needs no more than one adapter does:
+   * h = A_s·x once, scaled per row by that row's λ_d (zeros for rows without an adapter here), then B_s·h
+   * scaled per row by its λ_b. Inference only: no dropout.
+   */
+  protected override mixedContribution(rows: RowAdapters, x: Tensor): Tensor | null {
+    const first = rows.find((n): n is string => n !== null && this.vera_lambda_d.has(n));
+    if (first === undefined) return null;
+    const [a, b] = this.#slices(first);
+    const r = this.vera_lambda_d.get(first)!.shape[0]!;
+    const d = rowVectors(rows, (n) => this.vera_lambda_d.get(n), r, x.rank, x);
+    const lb = rowVectors(rows, (n) => this.vera_lambda_b.get(n), this.outFeatures, x.rank, x);
+    return ops.mul(ops.linear(ops.mul(ops.linear(x, a), d), b), lb);
   }
 
   deltaWeight(name: string): Tensor {
