@@ -17,6 +17,7 @@ Commands:
   eval      Evaluate a model (optionally with a PEFT adapter) on labelled data, printing metrics as JSON
   merge     Merge a PEFT adapter into its base model and save a plain model directory
   inspect   Describe an adapter, model, checkpoint or training run directory
+  serve     Serve many adapters on one base model over HTTP, mixed-adapter batches
   help      Show this help
 
 Global options:
@@ -114,6 +115,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'eval') return (await import('./eval.js')).evalCommand(rest);
   if (command === 'merge') return (await import('./merge.js')).mergeCommand(rest);
   if (command === 'inspect') return (await import('./inspect.js')).inspectCommand(rest);
+  if (command === 'serve') return (await import('./serve.js')).serveCommand(rest);
   process.stderr.write(`vera: unknown command "${command}"\n\n${USAGE}`);
   return 2;
 }

@@ -34,48 +34,58 @@ export function adapterHead(adapterDir: string): { numLabels: number } | null {
   }
 }
 
+export interface LoadTrainedOpts {
+  backend?: Backend;
+  /** Merge the adapter and unload it, leaving a plain model. */
+  merge?: boolean;
+  /** The padding id training used (decoder classifiers pool the last non-padding token). */
+  padTokenId?: number;
+  dtype?: ParameterDType;
+}
+
 /**
- * The base model of `modelDir` for the adapter in `adapterDir` (or alone), and the adapter on it. With
- * `merge` the adapter is merged and unloaded, leaving a plain model.
+ * The base model of `modelDir` in the class an adapter needs: as saved, or — for an adapter with a
+ * classification head trained on a causal-LM base — the family's classifier, sized by that head.
  */
-export function loadTrained(
-  modelDir: string,
-  adapterDir: string | null,
-  opts: { backend?: Backend; merge?: boolean; padTokenId?: number; dtype?: ParameterDType } = {},
-): { model: PreTrainedModel; peft: PeftModel<PreTrainedModel> | null } {
+export function loadBaseFor(modelDir: string, adapterDir: string | null, opts: LoadTrainedOpts = {}): PreTrainedModel {
   // Options every loadModel call here shares: the backend and the weights' storage dtype.
-  const backend = {
+  const shared = {
     ...(opts.backend === undefined ? {} : { backend: opts.backend }),
     ...(opts.dtype === undefined ? {} : { dtype: opts.dtype }),
   };
-  if (adapterDir === null) return { model: loadModel(modelDir, backend), peft: null };
-  const head = adapterHead(adapterDir);
-  let model: PreTrainedModel;
-  if (head === null) model = loadModel(modelDir, backend);
-  else {
-    const configFile = join(modelDir, 'config.json');
-    const config = asConfigObject(readJsonFile(configFile), configFile);
-    const base = resolveModelClass(config, undefined, configFile);
-    const cls =
-      base.task === 'causal-lm'
-        ? MODEL_CLASSES.find((m) => m.modelType === base.modelType && m.task === 'sequence-classification')
-        : base;
-    if (!cls)
-      throw new Error(
-        `${adapterDir} has a classification head but ${modelDir} (${base.architecture}) has no classifier class`,
-      );
-    // The head's weights come from the adapter (modules_to_save); the base's own head, if any, is replaced.
-    model = loadModel(modelDir, {
-      ...backend,
-      architecture: cls.architecture,
-      numLabels: head.numLabels,
-      // Decoder classifiers pool the last non-padding token: they need the padding id training used.
-      ...(config['pad_token_id'] == null && opts.padTokenId !== undefined
-        ? { config: { pad_token_id: opts.padTokenId } }
-        : {}),
-      newHead: { seed: 0, warn: () => {} },
-    });
-  }
+  const head = adapterDir === null ? null : adapterHead(adapterDir);
+  if (head === null) return loadModel(modelDir, shared);
+  const configFile = join(modelDir, 'config.json');
+  const config = asConfigObject(readJsonFile(configFile), configFile);
+  const base = resolveModelClass(config, undefined, configFile);
+  const cls =
+    base.task === 'causal-lm'
+      ? MODEL_CLASSES.find((m) => m.modelType === base.modelType && m.task === 'sequence-classification')
+      : base;
+  if (!cls)
+    throw new Error(
+      `${adapterDir} has a classification head but ${modelDir} (${base.architecture}) has no classifier class`,
+    );
+  // The head's weights come from the adapter (modules_to_save); the base's own head, if any, is replaced.
+  return loadModel(modelDir, {
+    ...shared,
+    architecture: cls.architecture,
+    numLabels: head.numLabels,
+    ...(config['pad_token_id'] == null && opts.padTokenId !== undefined
+      ? { config: { pad_token_id: opts.padTokenId } }
+      : {}),
+    newHead: { seed: 0, warn: () => {} },
+  });
+}
+
+/** The base model of `modelDir` for the adapter in `adapterDir` (or alone), and the adapter on it. */
+export function loadTrained(
+  modelDir: string,
+  adapterDir: string | null,
+  opts: LoadTrainedOpts = {},
+): { model: PreTrainedModel; peft: PeftModel<PreTrainedModel> | null } {
+  const model = loadBaseFor(modelDir, adapterDir, opts);
+  if (adapterDir === null) return { model, peft: null };
   const peft = PeftModel.fromPretrained(model, adapterDir);
   if (opts.merge) return { model: peft.mergeAndUnload(), peft: null };
   return { model, peft };

@@ -1,0 +1,92 @@
+// `vera serve`: many PEFT adapters on one base model over HTTP, requests that arrive together answered
+// in one mixed-adapter batch (src/serve/server.ts has the routes).
+
+import { parseArgs } from 'node:util';
+import { AdapterServer } from '../serve/server.js';
+import { intFlag, progressLogger, selectBackend, usage } from './generate.js';
+
+export const SERVE_USAGE = `Usage: vera serve --model DIR --adapters DIR [options]
+
+Serves every adapter in a folder (each subfolder with adapter_config.json, named by the folder) from one
+base model. An adapter is loaded on its first request; requests that arrive together run as one batch in
+which each row uses its own adapter (with VeRA, a batch of many adapters costs what a batch of one does).
+
+  GET  /health        status and counters
+  GET  /v1/adapters   adapters available and loaded
+  POST /v1/classify   {"adapter"?, "text", "pair"?}  → {"adapter", "labels":[{"label","id","score"}], "logits"}
+  POST /v1/generate   {"adapter"?, "prompt", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?}
+                      → {"adapter", "text", "tokens", "finish_reason"}
+Without "adapter" (or with "__base__") a request runs the base model alone.
+
+Options:
+  --model DIR            The base model directory (with its tokenizer)
+  --adapters DIR         The folder of adapters
+  --port N               Port (default 8080; 0 picks a free one)
+  --host ADDR            Address to listen on (default 127.0.0.1)
+  --max-batch N          Most requests in one batch (default 16)
+  --batch-window-ms N    How long a request waits for others to join its batch (default 2)
+  --max-loaded N         Most adapters in memory; the least recently used are unloaded (default 64)
+  --label_names A,B      Class names in id order (default: config.json's id2label)
+  --verbose              Log adapter loads on stderr
+  --backend js|native    Tensor backend (default: native when built, else js)
+  --threads N            Worker threads of the native backend (default: all cores)
+`;
+
+export async function serveCommand(args: string[]): Promise<number> {
+  const s = { type: 'string' } as const;
+  const { values } = usage('serve', () =>
+    parseArgs({
+      args,
+      options: {
+        model: s,
+        adapters: s,
+        port: s,
+        host: s,
+        'max-batch': s,
+        'batch-window-ms': s,
+        'max-loaded': s,
+        label_names: s,
+        verbose: { type: 'boolean', default: false },
+        backend: s,
+        threads: s,
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }),
+  );
+  if (values.help) {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
+  }
+  for (const key of ['model', 'adapters'] as const)
+    if (!values[key]) throw new Error(`--${key} is required (see vera serve --help)`);
+  selectBackend(values.backend, values.threads);
+  const log = (line: string) => process.stderr.write(`vera serve: ${line}\n`);
+  const server = new AdapterServer({
+    model: values.model!,
+    adapters: values.adapters!,
+    ...(values['max-batch'] === undefined ? {} : { maxBatch: intFlag('max-batch', values['max-batch'], 1) }),
+    ...(values['batch-window-ms'] === undefined
+      ? {}
+      : { batchWindowMs: intFlag('batch-window-ms', values['batch-window-ms'], 0) }),
+    ...(values['max-loaded'] === undefined ? {} : { maxLoaded: intFlag('max-loaded', values['max-loaded'], 1) }),
+    ...(values.label_names === undefined ? {} : { labelNames: values.label_names.split(',').map((x) => x.trim()) }),
+    log: progressLogger(values.verbose),
+  });
+  const port = await server.listen(values.port === undefined ? 8080 : intFlag('port', values.port, 0), values.host);
+  const { available } = server.adapters();
+  log(
+    `${server.model.architecture} (${server.task}) with ${available.length} adapters on http://${values.host ?? '127.0.0.1'}:${port}`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      log('stopping');
+      void server.close().then(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}

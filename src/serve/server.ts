@@ -1,0 +1,467 @@
+// `vera serve`: many adapters on one base model over HTTP. Every subdirectory of the adapters folder
+// holding adapter_config.json is an adapter, named by the folder; it is loaded on its first request and
+// unloaded when more than maxLoaded are in memory (least recently used first). Requests that arrive
+// together are answered in one mixed-adapter batch (PeftModel.withAdapterNames): with VeRA, whose
+// adapters share A and B, a batch of many adapters costs what a batch of one costs.
+//
+//   GET  /health          {"ok":true, model, task, adapters_loaded, requests, batches}
+//   GET  /v1/adapters     {"available":[…], "loaded":[…]}
+//   POST /v1/classify     {"adapter"?, "text", "pair"?}                → {"adapter", "labels":[{label,id,score}], "logits"}
+//   POST /v1/generate     {"adapter"?, "prompt", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?}
+//                                                                     → {"adapter", "text", "tokens", "finish_reason"}
+// No "adapter" (or "__base__") runs the base model alone. Errors are {"error": "…"} with a 4xx/5xx status.
+
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { BASE_ADAPTER } from '../adapters/mixed.js';
+import { PeftModel } from '../adapters/peft-model.js';
+import { noGrad } from '../autograd/graph.js';
+import { generate } from '../generate/generate.js';
+import { type SamplingOptions, checkSamplingOptions } from '../generate/sampling.js';
+import { readJsonFile } from '../io/json.js';
+import { Tokenizer } from '../io/tokenizer.js';
+import { asConfigObject } from '../models/config-utils.js';
+import type { PreTrainedModel } from '../models/pretrained.js';
+import { tensor } from '../tensor/creation.js';
+import { scope } from '../tensor/scope.js';
+import { loadBaseFor } from '../train/load.js';
+import { defaultMaxLength, padIdFor } from '../train/setup.js';
+import { labelNames, rankLabels } from './labels.js';
+
+export interface ServeOptions {
+  /** The base model directory (with its tokenizer). */
+  model: string;
+  /** A folder whose subfolders are PEFT adapters. */
+  adapters: string;
+  /** Most requests in one batch (default 16). */
+  maxBatch?: number;
+  /** How long a request waits for others to share its batch, in ms (default 2). */
+  batchWindowMs?: number;
+  /** Most adapters held in memory at once (default 64). */
+  maxLoaded?: number;
+  /** Class names in id order (default: config.json's id2label). */
+  labelNames?: string[];
+  /** Largest new-token count a generate request may ask for (default 512). */
+  maxNewTokensLimit?: number;
+  log?: (line: string) => void;
+}
+
+/** An error with the HTTP status it is answered with. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface ClassifyJob {
+  kind: 'classify';
+  adapter: string;
+  text: string;
+  pair?: string;
+}
+
+interface GenerateJob {
+  kind: 'generate';
+  adapter: string;
+  prompt: string;
+  maxNewTokens: number;
+  /** Greedy unless temperature > 0; a sampled request runs in a batch of its own, so its seed alone decides it. */
+  sampling: SamplingOptions & { seed?: number };
+}
+
+type Job = (ClassifyJob | GenerateJob) & {
+  /** Jobs with the same key can share a batch. */
+  key: string;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+};
+
+const MAX_BODY = 1 << 20;
+
+/** The adapters under `dir`: subfolder name → path, for each subfolder with an adapter_config.json. */
+export function findAdapters(dir: string): Map<string, string> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir} is not a folder of adapters`);
+  const out = new Map<string, string>();
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (existsSync(join(path, 'adapter_config.json'))) out.set(name, path);
+  }
+  return out;
+}
+
+export class AdapterServer {
+  readonly model: PreTrainedModel;
+  readonly tokenizer: Tokenizer;
+  #peft: PeftModel<PreTrainedModel> | null = null;
+  #available: Map<string, string>;
+  /** Loaded adapters, least recently used first. */
+  #loaded: string[] = [];
+  #queue: Job[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #padId: number;
+  #maxLength: number | undefined;
+  #opts: Required<Omit<ServeOptions, 'labelNames' | 'log'>> & Pick<ServeOptions, 'labelNames' | 'log'>;
+  #server: Server | null = null;
+  stats = { requests: 0, batches: 0 };
+
+  constructor(opts: ServeOptions) {
+    this.#opts = { maxBatch: 16, batchWindowMs: 2, maxLoaded: 64, maxNewTokensLimit: 512, ...opts };
+    for (const [k, v] of Object.entries({ maxBatch: this.#opts.maxBatch, maxLoaded: this.#opts.maxLoaded }))
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${v}`);
+    this.#available = findAdapters(opts.adapters);
+    this.tokenizer = Tokenizer.fromDir(opts.model);
+    const configFile = join(opts.model, 'config.json');
+    const config = asConfigObject(readJsonFile(configFile), configFile);
+    this.#padId = padIdFor(config, this.tokenizer);
+    this.#maxLength = defaultMaxLength(config, this.tokenizer);
+    // The class comes from the adapters: classification adapters trained on a causal LM need its classifier.
+    const first = this.#available.values().next().value ?? null;
+    this.model = loadBaseFor(opts.model, first, { padTokenId: this.#padId }).eval();
+  }
+
+  get task(): string {
+    return this.model.task;
+  }
+
+  /** Adapters found, and those in memory. */
+  adapters(): { available: string[]; loaded: string[] } {
+    return { available: [...this.#available.keys()], loaded: [...this.#loaded] };
+  }
+
+  /** Classifies one text (batched with others that arrive at the same time). */
+  classify(req: { adapter?: string; text: string; pair?: string }): Promise<unknown> {
+    if (this.model.task === 'causal-lm')
+      throw new HttpError(400, `the model is a ${this.model.architecture} (causal LM): use /v1/generate`);
+    return this.#enqueue({
+      kind: 'classify',
+      adapter: this.#adapterName(req.adapter),
+      text: req.text,
+      ...(req.pair === undefined ? {} : { pair: req.pair }),
+    });
+  }
+
+  /** Continues one prompt (batched with others of the same sampling options). */
+  generate(req: {
+    adapter?: string;
+    prompt: string;
+    maxNewTokens?: number;
+    sampling?: { temperature?: number; topK?: number; topP?: number; seed?: number };
+  }): Promise<unknown> {
+    if (this.model.task !== 'causal-lm')
+      throw new HttpError(400, `the model is a ${this.model.architecture} (${this.model.task}): use /v1/classify`);
+    const n = req.maxNewTokens ?? 32;
+    if (!Number.isInteger(n) || n < 1 || n > this.#opts.maxNewTokensLimit)
+      throw new HttpError(400, `max_new_tokens must be an integer from 1 to ${this.#opts.maxNewTokensLimit}, got ${n}`);
+    const sampling = { ...req.sampling, doSample: (req.sampling?.temperature ?? 0) > 0 };
+    try {
+      checkSamplingOptions(sampling);
+    } catch (e) {
+      throw new HttpError(400, (e as Error).message);
+    }
+    return this.#enqueue({
+      kind: 'generate',
+      adapter: this.#adapterName(req.adapter),
+      prompt: req.prompt,
+      maxNewTokens: n,
+      sampling,
+    });
+  }
+
+  #adapterName(name: string | undefined): string {
+    if (name === undefined || name === BASE_ADAPTER) return BASE_ADAPTER;
+    if (!this.#available.has(name))
+      throw new HttpError(
+        404,
+        `no adapter "${name}" in ${this.#opts.adapters} (available: ${[...this.#available.keys()].join(', ') || 'none'})`,
+      );
+    return name;
+  }
+
+  #enqueue(job: ClassifyJob | GenerateJob): Promise<unknown> {
+    this.stats.requests++;
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ ...job, key: batchKey(job), resolve, reject });
+      if (this.#timer === null) this.#timer = setTimeout(() => this.#drain(), this.#opts.batchWindowMs);
+    });
+  }
+
+  /** Runs the queue batch by batch: the first job and the jobs after it that can share its batch. */
+  #drain(): void {
+    this.#timer = null;
+    while (this.#queue.length > 0) {
+      const key = this.#queue[0]!.key;
+      const batch: Job[] = [];
+      this.#queue = this.#queue.filter((j) => {
+        if (batch.length < this.#opts.maxBatch && j.key === key) {
+          batch.push(j);
+          return false;
+        }
+        return true;
+      });
+      this.#runBatch(batch);
+    }
+  }
+
+  #runBatch(batch: Job[]): void {
+    this.stats.batches++;
+    // An adapter that cannot be loaded fails its own requests only.
+    const ok = batch.filter((j) => {
+      try {
+        this.#ensureLoaded(j.adapter, batch);
+        return true;
+      } catch (e) {
+        j.reject(e instanceof HttpError ? e : new HttpError(422, `adapter "${j.adapter}": ${(e as Error).message}`));
+        return false;
+      }
+    });
+    if (ok.length === 0) return;
+    try {
+      const results =
+        ok[0]!.kind === 'classify'
+          ? this.#classifyBatch(ok as ClassifyJob[])
+          : this.#generateBatch(ok as GenerateJob[]);
+      ok.forEach((j, i) => j.resolve(results[i]));
+    } catch (e) {
+      for (const j of ok) j.reject(e);
+    }
+  }
+
+  #ensureLoaded(name: string, batch: readonly Job[]): void {
+    if (name === BASE_ADAPTER) return;
+    const at = this.#loaded.indexOf(name);
+    if (at >= 0) {
+      this.#loaded.splice(at, 1);
+      this.#loaded.push(name);
+      return;
+    }
+    const dir = this.#available.get(name)!;
+    if (this.#peft === null) this.#peft = PeftModel.fromPretrained(this.model, dir, { adapterName: name });
+    else this.#peft.loadAdapter(dir, name);
+    this.#loaded.push(name);
+    this.#opts.log?.(`loaded adapter ${name} from ${dir}`);
+    // Over the limit: unload the least recently used adapters that this batch does not need.
+    const needed = new Set(batch.map((j) => j.adapter));
+    for (const old of [...this.#loaded]) {
+      if (this.#loaded.length <= this.#opts.maxLoaded) break;
+      if (needed.has(old)) continue;
+      this.#peft.deleteAdapter(old);
+      this.#loaded.splice(this.#loaded.indexOf(old), 1);
+      this.#opts.log?.(`unloaded adapter ${old}`);
+    }
+  }
+
+  /** Runs fn with each row on its job's adapter (the base alone when no adapter is loaded yet). */
+  #withAdapters<T>(jobs: readonly { adapter: string }[], fn: () => T): T {
+    if (this.#peft === null) return fn();
+    return this.#peft.withAdapterNames(
+      jobs.map((j) => j.adapter),
+      fn,
+    );
+  }
+
+  #classifyBatch(jobs: ClassifyJob[]): unknown[] {
+    const enc = jobs.map((j) => this.tokenizer.encode(j.text, j.pair === undefined ? {} : { pair: j.pair }));
+    const limit = this.#maxLength ?? Infinity;
+    const rows = enc.map((e) => ({ ids: e.ids.slice(0, limit), types: e.tokenTypeIds.slice(0, limit) }));
+    const width = Math.max(...rows.map((r) => r.ids.length));
+    const padded = (pick: (r: (typeof rows)[number]) => number[], fill: number) =>
+      Int32Array.from(rows.flatMap((r) => [...pick(r), ...new Array<number>(width - pick(r).length).fill(fill)]));
+    const shape = [rows.length, width];
+    const backend = this.model.parameters()[0]!.backend;
+    const logits = noGrad(() =>
+      scope(() =>
+        this.#withAdapters(
+          jobs,
+          () =>
+            this.model
+              .forward({
+                inputIds: tensor(
+                  padded((r) => r.ids, this.#padId),
+                  { dtype: 'i32', shape, backend },
+                ),
+                attentionMask: tensor(
+                  padded((r) => r.ids.map(() => 1), 0),
+                  { dtype: 'i32', shape, backend },
+                ),
+                ...(this.model.modelType === 'bert'
+                  ? {
+                      tokenTypeIds: tensor(
+                        padded((r) => r.types, 0),
+                        { dtype: 'i32', shape, backend },
+                      ),
+                    }
+                  : {}),
+              })
+              .toArray() as Float32Array,
+        ),
+      ),
+    );
+    const n = logits.length / jobs.length;
+    const names = this.#opts.labelNames ?? labelNames(this.model.config, n);
+    return jobs.map((j, i) => {
+      const row = Array.from(logits.subarray(i * n, (i + 1) * n));
+      return { adapter: j.adapter, labels: rankLabels(row, names), logits: row };
+    });
+  }
+
+  #generateBatch(jobs: GenerateJob[]): unknown[] {
+    const prompts = jobs.map((j) => this.tokenizer.encode(j.prompt).ids);
+    if (prompts.some((p) => p.length === 0)) throw new HttpError(400, 'an empty prompt has no tokens to continue');
+    const stop = new Set(
+      this.model.config['eos_token_id'] === undefined ? [] : [this.model.config['eos_token_id']].flat(),
+    );
+    const out = this.#withAdapters(jobs, () =>
+      generate(this.model, prompts, {
+        ...jobs[0]!.sampling,
+        maxNewTokens: Math.max(...jobs.map((j) => j.maxNewTokens)),
+        // Left padding of shorter prompts: an id the model embeds (config ids may lie outside its vocabulary).
+        padTokenId: this.#padId,
+      }),
+    );
+    return jobs.map((j, i) => {
+      const tokens = out[i]!.slice(0, j.maxNewTokens);
+      const stopped = tokens.length > 0 && stop.has(tokens[tokens.length - 1]!);
+      return {
+        adapter: j.adapter,
+        text: this.tokenizer.decode(tokens, { skipSpecialTokens: true }),
+        tokens,
+        finish_reason: stopped ? 'stop' : 'length',
+      };
+    });
+  }
+
+  /** Starts listening; resolves with the port (0 picks a free one). */
+  listen(port = 8080, host = '127.0.0.1'): Promise<number> {
+    const server = createServer((req, res) => void this.#handle(req, res));
+    this.#server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+    });
+  }
+
+  close(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      const text = `${JSON.stringify(body)}\n`;
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    try {
+      const url = (req.url ?? '/').split('?')[0];
+      const route = `${req.method} ${url}`;
+      if (route === 'GET /health')
+        return send(200, {
+          ok: true,
+          model: this.model.architecture,
+          task: this.task,
+          adapters_loaded: this.#loaded.length,
+          ...this.stats,
+        });
+      if (route === 'GET /v1/adapters') return send(200, this.adapters());
+      if (route === 'POST /v1/classify') {
+        const body = await readBody(req);
+        return send(
+          200,
+          await this.classify({
+            ...optionalString(body, 'adapter'),
+            text: requiredString(body, 'text'),
+            ...optionalString(body, 'pair'),
+          }),
+        );
+      }
+      if (route === 'POST /v1/generate') {
+        const body = await readBody(req);
+        const sampling = {
+          ...optionalNumber(body, 'temperature', 'temperature'),
+          ...optionalNumber(body, 'top_k', 'topK'),
+          ...optionalNumber(body, 'top_p', 'topP'),
+          ...optionalNumber(body, 'seed', 'seed'),
+        };
+        const max = optionalNumber(body, 'max_new_tokens', 'maxNewTokens');
+        return send(
+          200,
+          await this.generate({
+            ...optionalString(body, 'adapter'),
+            prompt: requiredString(body, 'prompt'),
+            ...max,
+            sampling,
+          }),
+        );
+      }
+      if (['/health', '/v1/adapters', '/v1/classify', '/v1/generate'].includes(url ?? ''))
+        throw new HttpError(405, `${req.method} is not allowed on ${url}`);
+      throw new HttpError(
+        404,
+        `no route ${route} (GET /health, GET /v1/adapters, POST /v1/classify, POST /v1/generate)`,
+      );
+    } catch (e) {
+      const status = e instanceof HttpError ? e.status : 500;
+      send(status, { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+}
+
+let unique = 0;
+
+/** Jobs that can share a batch: every classification; greedy generations; a sampled one shares with none. */
+function batchKey(j: ClassifyJob | GenerateJob): string {
+  if (j.kind === 'classify') return 'classify';
+  return j.sampling.doSample ? `sampled ${unique++}` : 'greedy';
+}
+
+function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new HttpError(413, `the request body is over ${MAX_BODY} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch (e) {
+        return reject(new HttpError(400, `the body is not JSON: ${(e as Error).message}`));
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body))
+        return reject(new HttpError(400, 'the body must be a JSON object'));
+      resolve(body as Record<string, unknown>);
+    });
+    req.on('error', reject);
+  });
+}
+
+function requiredString(body: Record<string, unknown>, key: string): string {
+  const v = body[key];
+  if (typeof v !== 'string')
+    throw new HttpError(400, `"${key}" must be a string, got ${JSON.stringify(v) ?? 'nothing'}`);
+  return v;
+}
+
+function optionalString<K extends string>(body: Record<string, unknown>, key: K): { [P in K]?: string } {
+  if (body[key] === undefined || body[key] === null) return {};
+  return { [key]: requiredString(body, key) } as { [P in K]?: string };
+}
+
+function optionalNumber<K extends string>(body: Record<string, unknown>, key: string, as: K): { [P in K]?: number } {
+  const v = body[key];
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new HttpError(400, `"${key}" must be a number, got ${JSON.stringify(v)}`);
+  return { [as]: v } as { [P in K]?: number };
+}

@@ -1,0 +1,231 @@
+// `vera serve`'s server over real HTTP on a free port: classification adapters trained by vera train on a
+// causal-LM base and language-model adapters, each request answered as that adapter alone answers it
+// (also when requests of several adapters share a batch), batching, unloading beyond maxLoaded, and
+// errors with their status codes.
+
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { getPeftModel, veraConfig } from '../../src/adapters/index.js';
+import { PeftModel } from '../../src/adapters/peft-model.js';
+import { noGrad } from '../../src/autograd/graph.js';
+import { generate } from '../../src/generate/generate.js';
+import { Tokenizer } from '../../src/io/tokenizer.js';
+import { loadModel } from '../../src/models/auto.js';
+import { AdapterServer } from '../../src/serve/server.js';
+import { tensor } from '../../src/tensor/creation.js';
+import { Generator } from '../../src/tensor/random.js';
+import { scope } from '../../src/tensor/scope.js';
+import { loadBaseFor, loadTrained } from '../../src/train/load.js';
+import { train } from '../../src/train/trainer.js';
+import { fixtureModel, keywordCsv, quietSink, runConfig, scratch } from '../train/helpers.js';
+
+const { dir: root, cleanup } = scratch('serve');
+let gpt2: string;
+const servers: AdapterServer[] = [];
+after(async () => {
+  for (const s of servers) await s.close();
+  cleanup();
+});
+
+async function start(opts: Omit<ConstructorParameters<typeof AdapterServer>[0], 'model'> & { model?: string }) {
+  const server = new AdapterServer({ model: gpt2, ...opts });
+  servers.push(server);
+  const port = await server.listen(0);
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  return { server, call };
+}
+
+/** Logits of one text through `adapter` alone, loaded as vera eval loads it. */
+function alone(adapter: string, text: string): number[] {
+  const { model } = loadTrained(gpt2, adapter, { padTokenId: 0 });
+  const ids = Tokenizer.fromDir(gpt2).encode(text).ids;
+  return noGrad(() =>
+    scope(() => [
+      ...(model
+        .forward({ inputIds: tensor(Int32Array.from(ids), { dtype: 'i32', shape: [1, ids.length] }) })
+        .toArray() as Float32Array),
+    ]),
+  );
+}
+
+const close = (got: unknown, want: number[], what: string) => {
+  const g = got as number[];
+  assert.equal(g.length, want.length, what);
+  assert.ok(Math.max(...g.map((v, i) => Math.abs(v - want[i]!))) <= 1e-5, `${what}: ${g} vs ${want}`);
+};
+
+before(async () => {
+  gpt2 = fixtureModel(root, 'gpt2-lm');
+  // Classification adapters: VeRA (same seed, so the same projections; different data) and one LoRA.
+  const cls = join(root, 'classifiers');
+  for (const [name, method, seed] of [
+    ['keywords', 'vera', 7],
+    ['keywords-2', 'vera', 11],
+    ['lora', 'lora', 7],
+  ] as const) {
+    const out = join(root, 'runs', name);
+    const config = runConfig({
+      model: gpt2,
+      train_file: keywordCsv(join(root, `${name}.csv`), 64, seed),
+      method,
+      r: 8,
+      lr: 3e-2,
+      max_steps: 8,
+      batch_size: 8,
+      output_dir: out,
+    });
+    assert.equal((await train({ config, sink: quietSink() })).status, 'completed');
+    cpSync(join(out, 'adapter'), join(cls, name), { recursive: true });
+  }
+  // Language-model adapters with seeded λ values (an identity adapter would test nothing).
+  const lm = join(root, 'lm');
+  for (const [name, seed] of [
+    ['style-a', 1],
+    ['style-b', 2],
+  ] as const) {
+    const peft = getPeftModel(loadModel(gpt2), veraConfig({ r: 8, target_modules: ['c_attn', 'c_fc'] }));
+    const g = new Generator(seed);
+    noGrad(() => {
+      for (const [, t] of peft.trainableParameters()) {
+        const v = tensor(g.uniform(t.numel, -1, 1), { shape: t.shape });
+        t.backend.copy(t.view('λ'), v.view('λ'));
+      }
+    });
+    mkdirSync(join(lm, name), { recursive: true });
+    peft.savePretrained(join(lm, name));
+  }
+});
+
+describe('vera serve', () => {
+  test('classification: each request as its adapter alone gives it, batched across adapters', async () => {
+    const { server, call } = await start({
+      adapters: join(root, 'classifiers'),
+      labelNames: ['neg', 'pos'],
+      batchWindowMs: 20,
+    });
+    assert.equal(server.task, 'sequence-classification');
+    assert.deepEqual((await call('GET', '/v1/adapters')).body, {
+      available: ['keywords', 'keywords-2', 'lora'],
+      loaded: [],
+    });
+    const texts = ['w7 w7 w12', 'w8 w30 w8 w8', 'w7 w8 w9'];
+    const requests = [
+      { adapter: 'keywords', text: texts[0] },
+      { adapter: 'keywords-2', text: texts[1] },
+      { text: texts[2] },
+      { adapter: 'keywords', text: texts[1] },
+    ];
+    const replies = await Promise.all(requests.map((r) => call('POST', '/v1/classify', r)));
+    const base = loadBaseFor(gpt2, join(root, 'classifiers', 'keywords'), { padTokenId: 0 });
+    replies.forEach((reply, i) => {
+      const r = requests[i]!;
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      assert.equal(reply.body['adapter'], r.adapter ?? '__base__');
+      const want =
+        r.adapter === undefined
+          ? (() => {
+              const ids = Tokenizer.fromDir(gpt2).encode(r.text!).ids;
+              return noGrad(() =>
+                scope(() => [
+                  ...(base
+                    .forward({ inputIds: tensor(Int32Array.from(ids), { dtype: 'i32', shape: [1, ids.length] }) })
+                    .toArray() as Float32Array),
+                ]),
+              );
+            })()
+          : alone(join(root, 'classifiers', r.adapter), r.text!);
+      close(reply.body['logits'], want, `request ${i}`);
+      const labels = reply.body['labels'] as { label: string; score: number }[];
+      assert.deepEqual(labels.map((l) => l.label).sort(), ['neg', 'pos']);
+      assert.ok(labels[0]!.score >= labels[1]!.score);
+    });
+    const health = (await call('GET', '/health')).body;
+    assert.equal(health['requests'], 4);
+    assert.equal(health['batches'], 1, 'requests that arrive together share one batch');
+    // Least recently used first: request 4 used keywords again.
+    assert.deepEqual((await call('GET', '/v1/adapters')).body['loaded'], ['keywords-2', 'keywords']);
+
+    // A LoRA adapter cannot join a model of VeRA adapters: its requests fail, the others do not.
+    const [bad, good] = await Promise.all([
+      call('POST', '/v1/classify', { adapter: 'lora', text: 'w7' }),
+      call('POST', '/v1/classify', { adapter: 'keywords', text: 'w7' }),
+    ]);
+    assert.equal(bad.status, 422);
+    assert.match(String(bad.body['error']), /adapter "lora": .*LORA.*VERA|peft_type/);
+    assert.equal(good.status, 200);
+  });
+
+  test('generation: each prompt continued by its own adapter, as generate() with that adapter alone', async () => {
+    const { server, call } = await start({ adapters: join(root, 'lm'), batchWindowMs: 20 });
+    assert.equal(server.task, 'causal-lm');
+    const requests = [
+      { adapter: 'style-a', prompt: 'w7 w8 w12', max_new_tokens: 5 },
+      { adapter: 'style-b', prompt: 'w30 w8', max_new_tokens: 4 },
+      { prompt: 'w9 w10 w11 w12', max_new_tokens: 3 },
+    ];
+    const replies = await Promise.all(requests.map((r) => call('POST', '/v1/generate', r)));
+    const tok = Tokenizer.fromDir(gpt2);
+    for (const [i, r] of requests.entries()) {
+      const reply = replies[i]!;
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      const model = loadModel(gpt2);
+      if (r.adapter) PeftModel.fromPretrained(model, join(root, 'lm', r.adapter));
+      const want = generate(model, [tok.encode(r.prompt).ids], { maxNewTokens: r.max_new_tokens })[0]!;
+      assert.deepEqual(reply.body['tokens'], want, `request ${i}`);
+      assert.equal(reply.body['text'], tok.decode(want, { skipSpecialTokens: true }));
+      assert.ok(['stop', 'length'].includes(String(reply.body['finish_reason'])));
+    }
+    assert.notDeepEqual(replies[0]!.body['tokens'], replies[1]!.body['tokens']);
+    assert.equal((await call('GET', '/health')).body['batches'], 1);
+    const wrong = await call('POST', '/v1/classify', { text: 'w7' });
+    assert.equal(wrong.status, 400);
+    assert.match(String(wrong.body['error']), /causal LM\): use \/v1\/generate/);
+    const tooMany = await call('POST', '/v1/generate', { prompt: 'w7', max_new_tokens: 100000 });
+    assert.equal(tooMany.status, 400);
+    assert.match(String(tooMany.body['error']), /max_new_tokens must be an integer from 1 to 512/);
+  });
+
+  test('beyond maxLoaded the least recently used adapter is unloaded', async () => {
+    const { call } = await start({ adapters: join(root, 'lm'), maxLoaded: 1 });
+    for (const adapter of ['style-a', 'style-b', 'style-a'])
+      assert.equal((await call('POST', '/v1/generate', { adapter, prompt: 'w7', max_new_tokens: 1 })).status, 200);
+    assert.deepEqual((await call('GET', '/v1/adapters')).body['loaded'], ['style-a']);
+  });
+
+  test('bad requests get a status and an error naming the field', async () => {
+    const { call } = await start({ adapters: join(root, 'lm') });
+    const cases: [string, string, unknown, number, RegExp][] = [
+      [
+        'POST',
+        '/v1/generate',
+        { adapter: 'nope', prompt: 'x' },
+        404,
+        /no adapter "nope" in .* \(available: style-a, style-b\)/,
+      ],
+      ['POST', '/v1/generate', { prompt: 5 }, 400, /"prompt" must be a string, got 5/],
+      ['POST', '/v1/generate', 'not json', 400, /the body is not JSON/],
+      ['POST', '/v1/generate', [1], 400, /must be a JSON object/],
+      ['POST', '/v1/generate', { prompt: 'x', temperature: 'hot' }, 400, /"temperature" must be a number/],
+      ['POST', '/v1/generate', { prompt: 'x', temperature: 1, top_p: 2 }, 400, /top/i],
+      ['GET', '/v1/generate', undefined, 405, /GET is not allowed on \/v1\/generate/],
+      ['GET', '/nope', undefined, 404, /no route GET \/nope/],
+    ];
+    for (const [method, path, body, status, error] of cases) {
+      const r = await call(method, path, body);
+      assert.equal(r.status, status, `${method} ${path} ${JSON.stringify(body)}`);
+      assert.match(String(r.body['error']), error);
+    }
+    assert.throws(
+      () => new AdapterServer({ model: gpt2, adapters: join(root, 'missing') }),
+      /is not a folder of adapters/,
+    );
+  });
+});
