@@ -234,38 +234,19 @@ describe('vera train (CLI)', () => {
     // model give the same probabilities; generate says the adapter makes the base a classifier.
     type Labels = { labels: { label: string; score: number }[] };
     const text = ['--text', 'w7 w7 w7 w7', '--json'];
-    const onBase = vera([
-      'classify',
-      '--model',
-      gpt2,
-      '--adapter',
-      join(ref, 'best'),
-      '--label_names',
-      'neg,pos',
-      ...text,
-    ]);
+    const classify = (names: string) =>
+      vera(['classify', '--model', gpt2, '--adapter', join(ref, 'best'), '--label_names', names, ...text]);
+    const onBase = classify('neg,pos');
     assert.equal(onBase.status, 0, onBase.stderr);
     const fromMerged = vera(['classify', '--model', merged, ...text]);
     const [p, q] = [onBase, fromMerged].map((r) => (JSON.parse(r.stdout) as Labels).labels);
-    assert.deepEqual(
-      p!.map((l) => l.label),
-      ['pos', 'neg'],
-    );
-    assert.deepEqual(
-      q!.map((l) => l.label),
-      ['pos', 'neg'],
-    );
+    for (const labels of [p!, q!])
+      assert.deepEqual(
+        labels.map((l) => l.label),
+        ['pos', 'neg'],
+      );
     assert.ok(Math.abs(p![0]!.score - q![0]!.score) < 1e-5, `${p![0]!.score} vs ${q![0]!.score}`);
-    const wrongNames = vera([
-      'classify',
-      '--model',
-      gpt2,
-      '--adapter',
-      join(ref, 'best'),
-      '--label_names',
-      'a,b,c',
-      ...text,
-    ]);
+    const wrongNames = classify('a,b,c');
     assert.equal(wrongNames.status, 1);
     assert.match(wrongNames.stderr, /--label_names gives 3 names for a head of 2 labels/);
     const gen = vera(['generate', '--model', gpt2, '--adapter', join(ref, 'best'), '--ids', '1,2']);
