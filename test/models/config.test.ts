@@ -46,6 +46,36 @@ describe('configs', () => {
     assert.throws(() => parseRope({ rope_parameters: { rope_type: 'linear' } }, 'llama'), /field "factor" is required/);
   });
 
+  test('YaRN: the attention factor (from factor, mscale/mscale_all_dim, or given), defaults, and the ramp', () => {
+    const yarn = (p: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+      parseRope(
+        {
+          ...top,
+          rope_parameters: { rope_theta: 10000, rope_type: 'yarn', original_max_position_embeddings: 16, ...p },
+        },
+        'llama',
+      );
+    const r = yarn({ factor: 4 });
+    assert.equal(r.attentionFactor, 0.1 * Math.log(4) + 1);
+    assert.deepEqual([r.betaFast, r.betaSlow, r.truncate], [32, 1, true]);
+    assert.equal(yarn({ factor: 4, beta_fast: 0, beta_slow: null }).betaFast, 32, "transformers' `or 32`");
+    assert.equal(yarn({ factor: 4, attention_factor: 0.5 }).attentionFactor, 0.5);
+    assert.equal(
+      yarn({ factor: 40, mscale: 1, mscale_all_dim: 0.5 }).attentionFactor,
+      (0.1 * Math.log(40) + 1) / (0.05 * Math.log(40) + 1),
+    );
+    assert.equal(yarn({ factor: 0.5 }).attentionFactor, 1, 'no scaling below a factor of 1');
+    // DeepSeek-V3 style: no factor, the ratio of the context lengths.
+    assert.equal(yarn({}, { max_position_embeddings: 64 }).factor, 4);
+    // High frequencies (first dimensions) keep their values, low ones are divided by the factor.
+    const plain = inverseFrequencies(parseRope({ rope_theta: 10000 }, 'llama'), 64);
+    const inv = inverseFrequencies(r, 64);
+    assert.equal(inv[0], plain[0]);
+    assert.equal(inv[31], Math.fround(1 / Math.fround(4 * Math.fround(1 / plain[31]!))));
+    assert.ok(inv.every((x, i) => x <= plain[i]! && x >= plain[i]! / 4 - 1e-12));
+    assert.throws(() => yarn({ factor: 4, truncate: 'yes' }), /field "truncate" must be true or false/);
+  });
+
   test('numLabels: num_labels, else id2label, else 2; errors name the model type and field', () => {
     assert.equal(new ConfigReader({ id2label: { 0: 'a', 1: 'b', 2: 'c' } }, 'bert').numLabels(), 3);
     assert.equal(new ConfigReader({}, 'bert').numLabels(), 2);

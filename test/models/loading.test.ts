@@ -89,9 +89,17 @@ describe('loadModel errors name what is wrong', () => {
 
   test('an unsupported rope_type (5.x rope_parameters and 4.x rope_scaling)', () => {
     const v5 = editedCopy('llama-lm', temp(), backend, {
+      config: (c) => ({ ...c, rope_parameters: { rope_theta: 10000, rope_type: 'longrope', factor: 2 } }),
+    });
+    assert.throws(() => loadModel(v5, { backend }), /field "rope_type" is "longrope", which is not supported/);
+    // yarn needs the pretraining context length.
+    const yarn = editedCopy('llama-lm', temp(), backend, {
       config: (c) => ({ ...c, rope_parameters: { rope_theta: 10000, rope_type: 'yarn', factor: 2 } }),
     });
-    assert.throws(() => loadModel(v5, { backend }), /field "rope_type" is "yarn", which is not supported/);
+    assert.throws(
+      () => loadModel(yarn, { backend }),
+      /llama rope_parameters: field "original_max_position_embeddings" is required/,
+    );
     const v4 = editedCopy('llama-lm', temp(), backend, {
       config: ({ rope_parameters: _, ...c }) => ({
         ...c,

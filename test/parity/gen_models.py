@@ -10,7 +10,7 @@ Weights are re-drawn at a scale that makes activations O(1), so the references d
 Also writes test/parity/fixtures/models/manifest.json (cases, transformers/torch versions, and the
 state-dict key names each class uses, which differ across transformers versions for ViT).
 
-Run where torch and transformers are installed:  python3 test/parity/gen_models.py
+Run where torch and transformers are installed:  python3 test/parity/gen_models.py [--only name,name]
 """
 import json
 import math
@@ -81,6 +81,8 @@ def greedy(model, ids, steps=20):
 
 
 def save_case(name, model, inputs, extra, cls_name, dtype=None):
+    if ONLY and name not in ONLY:
+        return None
     out = os.path.join(ROOT, name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
@@ -159,6 +161,15 @@ def main():
         cfg = LlamaConfig(**llama, rope_parameters={"rope_theta": 500000.0, **llama3_scaling})
     m = build(LlamaForCausalLM, cfg, 4)
     cases.append(save_case("llama3-rope-lm", m, text_inputs(V), causal_extra, "LlamaForCausalLM"))
+    # YaRN (Qwen2.5's long-context setting, DeepSeek's): scaled frequencies and an attention factor; the
+    # greedy continuation runs past original_max_position_embeddings.
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16, "beta_fast": 8.0, "beta_slow": 1.0}
+    try:
+        cfg = LlamaConfig(**llama, rope_theta=10000.0, rope_scaling=yarn)
+    except TypeError:
+        cfg = LlamaConfig(**llama, rope_parameters={"rope_theta": 10000.0, **yarn})
+    m = build(LlamaForCausalLM, cfg, 12)
+    cases.append(save_case("llama-yarn-lm", m, text_inputs(V), causal_extra, "LlamaForCausalLM"))
     m = build(LlamaForCausalLM, LlamaConfig(**{**llama, "tie_word_embeddings": True}), 5)
     cases.append(save_case("llama-tied-bf16", m, text_inputs(V), causal_extra, "LlamaForCausalLM", dtype=torch.bfloat16))
     m = build(LlamaForSequenceClassification, LlamaConfig(**llama, num_labels=2, pad_token_id=0), 6)
@@ -184,6 +195,12 @@ def main():
     pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(12))
     cases.append(save_case("vit-imgcls", m, {"pixel_values": pixels}, None, "ViTForImageClassification"))
 
+    cases = [c for c in cases if c is not None]
+    if ONLY:
+        # Only some cases were written: keep the manifest's others, in their order.
+        old = json.load(open(os.path.join(ROOT, "manifest.json")))["cases"]
+        new = {c["name"]: c for c in cases}
+        cases = [new.pop(c["name"], c) for c in old] + list(new.values())
     manifest = {
         "generator": "test/parity/gen_models.py",
         "transformers": transformers.__version__,
@@ -194,6 +211,9 @@ def main():
         json.dump(manifest, f, indent=1)
     print(f"wrote {len(cases)} model cases with transformers {transformers.__version__}", file=sys.stderr)
 
+
+# `--only a,b`: write only these cases (the others and their manifest entries stay as they are).
+ONLY = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else set()
 
 if __name__ == "__main__":
     main()

@@ -141,7 +141,14 @@ export class LlamaModel extends Module {
     const [, t] = idsShape(inputs.inputIds, 'LlamaModel');
     const past = inputs.cache?.length ?? 0;
     return scope(() =>
-      fn(ropeTables(this.invFreq, inputs.positionIds ?? { start: past, length: t }, inputs.inputIds!.backend)),
+      fn(
+        ropeTables(
+          this.invFreq,
+          inputs.positionIds ?? { start: past, length: t },
+          inputs.inputIds!.backend,
+          this.cfg.rope.attentionFactor,
+        ),
+      ),
     );
   }
 }
