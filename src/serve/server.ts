@@ -337,7 +337,8 @@ export class AdapterServer {
 
   /** Starts listening; resolves with the port (0 picks a free one). */
   listen(port = 8080, host = '127.0.0.1'): Promise<number> {
-    const server = createServer((req, res) => void this.#handle(req, res));
+    // #handle answers every error itself; a failure to answer (the client went away) ends that socket only.
+    const server = createServer((req, res) => void this.#handle(req, res).catch(() => res.destroy()));
     this.#server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -426,12 +427,10 @@ function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, `the request body is over ${MAX_BODY} bytes`));
-        req.destroy();
-      } else chunks.push(c);
+      if (size <= MAX_BODY) chunks.push(c); // beyond: read on but keep nothing, and answer 413 at the end
     });
     req.on('end', () => {
+      if (size > MAX_BODY) return reject(new HttpError(413, `the request body is over ${MAX_BODY} bytes`));
       let body: unknown;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8'));

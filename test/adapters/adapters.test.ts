@@ -188,6 +188,11 @@ describe('VeRA', () => {
       () => peft.addAdapter('bad-save', veraConfig({ r: 4, target_modules: ['lin1'], save_projection: false })),
       /must be saved for all adapters or none/,
     );
+    for (const r of [2, 8])
+      assert.throws(
+        () => peft.addAdapter(`r${r}`, veraConfig({ r, target_modules: ['lin1'] })),
+        new RegExp(`adapter "r${r}" has r=${r}, but this model's shared projections have r=4 .* must share r`),
+      );
     assert.throws(
       () => peft.addAdapter('too-wide', veraConfig({ r: 4, target_modules: ['lin2'] })),
       /vera_A has a size of 20 but 30 or greater is required/,

@@ -217,6 +217,7 @@ describe('vera serve', () => {
       ['POST', '/v1/generate', { prompt: 'x', temperature: 1, top_p: 2 }, 400, /top/i],
       ['GET', '/v1/generate', undefined, 405, /GET is not allowed on \/v1\/generate/],
       ['GET', '/nope', undefined, 404, /no route GET \/nope/],
+      ['POST', '/v1/generate', `{"prompt": "${'x'.repeat(1 << 20)}"}`, 413, /the request body is over 1048576 bytes/],
     ];
     for (const [method, path, body, status, error] of cases) {
       const r = await call(method, path, body);

@@ -61,6 +61,11 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
     stored: ReadonlySet<string> | null,
   ): ExpectedTensor[] {
     const existing = this.projections.values().next().value as VeraProjections | undefined;
+    // PEFT refuses a larger r here and fails in the forward with a smaller one: refuse both, saying why.
+    if (existing && existing.A.shape[0] !== config.r)
+      throw new AdapterError(
+        `[vera] adapter "${name}" has r=${config.r}, but this model's shared projections have r=${existing.A.shape[0]} (set by its first adapter): VeRA adapters on one model must share r`,
+      );
     let maxIn = 0;
     let maxOut = 0;
     for (const t of targets) {
