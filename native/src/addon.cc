@@ -3,7 +3,10 @@
 // and one exported function per kernel. No kernel math lives here.
 #include <node_api.h>
 #include <omp.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -278,6 +281,58 @@ KERNEL(Upload, "upload", {
   if ((size_t)off > cap || length > cap - (size_t)off)
     fail(a.kernel, "%zu elements at offset %zu exceed the buffer of %zu elements", length, (size_t)off, cap);
   if (length) std::memcpy(static_cast<char*>(b->data) + (size_t)off * es, data, length * es);
+  return nullptr;
+})
+
+// Reads len bytes at file position pos into dst in 8 MB pieces, the OpenMP threads side by side: the
+// page faults of fresh memory, which dominate, are then taken on every core. Returns 0, an errno, or −1
+// for a file that ends early; `at` is then the file byte of the first (lowest) failing piece.
+int read_pieces(int fd, char* dst, size_t pos, size_t len, size_t& at) {
+  constexpr size_t kPiece = size_t(8) << 20;
+  const long long pieces = (long long)((len + kPiece - 1) / kPiece);
+  long long bad = pieces;
+  int result = 0;
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
+  for (long long i = 0; i < pieces; i++) {
+    const size_t end = std::min(len, (size_t)(i + 1) * kPiece);
+    size_t done = (size_t)i * kPiece;
+    while (done < end) {
+      const ssize_t got = pread(fd, dst + done, end - done, (off_t)(pos + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        const int e = got < 0 ? errno : -1;
+#pragma omp critical(vera_read_pieces)
+        if (i < bad) {
+          bad = i;
+          result = e;
+          at = pos + done;
+        }
+        break;
+      }
+      done += (size_t)got;
+    }
+  }
+  return result;
+}
+
+// readFile(external, byteOffset, fd, position, bytes): fills the buffer's bytes [byteOffset,
+// byteOffset + bytes) straight from an open file at `position` (pread, no host copy in between: what a
+// raw safetensors tensor needs). A short file or a read error fails, naming the byte it reached.
+KERNEL(ReadFile, "readFile", {
+  if (a.argc < 5) fail(a.kernel, "expected (buffer, byteOffset, fd, position, bytes)");
+  Block* b = a.block(a.argv[0], "destination");
+  const double off = arg_number(a, 1, "byteOffset");
+  const double fd = arg_number(a, 2, "fd");
+  const double pos = arg_number(a, 3, "position");
+  const double len = arg_number(a, 4, "bytes");
+  if (!is_index(off) || !is_index(pos) || !is_index(len) || !(fd >= 0 && std::floor(fd) == fd))
+    fail(a.kernel, "invalid arguments (offset %g, fd %g, position %g, bytes %g)", off, fd, pos, len);
+  if ((size_t)off > b->bytes || (size_t)len > b->bytes - (size_t)off)
+    fail(a.kernel, "%g bytes at byte %g exceed the buffer of %zu bytes", len, off, b->bytes);
+  size_t at = 0;
+  const int err = read_pieces((int)fd, static_cast<char*>(b->data) + (size_t)off, (size_t)pos, (size_t)len, at);
+  if (err > 0) fail(a.kernel, "read failed at byte %zu: %s", at, std::strerror(err));
+  if (err < 0) fail(a.kernel, "the file ends at byte %zu, before the %g bytes asked for", at, len);
   return nullptr;
 })
 
@@ -572,6 +627,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"alloc", Alloc},
       {"free", Free},
       {"upload", Upload},
+      {"readFile", ReadFile},
       {"download", Download},
       {"memory", Memory},
       {"emptyCache", EmptyCache},

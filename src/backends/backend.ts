@@ -116,6 +116,12 @@ export interface Backend {
   free(buf: BackendBuffer): void;
   /** Copies a host array (whose length equals the buffer's element count at `offset`) into the buffer. */
   upload(buf: BackendBuffer, dtype: DType, offset: number, data: HostArray): void;
+  /**
+   * Optional: fills `bytes` bytes of the buffer from byte `byteOffset` straight from an open file at
+   * `position`, as stored (no conversion; a backend with device memory can read without a host copy).
+   * Throws on a read error or a file that ends early.
+   */
+  readFile?(buf: BackendBuffer, byteOffset: number, fd: number, position: number, bytes: number): void;
   /** Copies a strided view into a new contiguous host array of the view's dtype. */
   download(v: View): HostArray;
   memory(): MemoryStats;

@@ -47,6 +47,8 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
 
 /** Elements per read: bounds the transient memory of a load (≤ 8 MB read buffer + ≤ 8 MB converted). */
 const CHUNK_ELEMENTS = 1 << 20;
+/** File dtypes whose bytes are an engine dtype's as they are (little-endian host): read without decoding. */
+const RAW_AS: Partial<Record<string, DType>> = { F32: 'f32', BF16: 'bf16', F16: 'f16', I32: 'i32', F64: 'f64' };
 /** Bytes per readSync call for raw reads (Node caps one read at 2 GB). */
 const MAX_READ = 1 << 30;
 
@@ -197,10 +199,25 @@ export class SafetensorsReader {
     return dtype;
   }
 
-  /** Reads the tensor's bytes a chunk at a time, converting and uploading each chunk at its element offset. */
+  /**
+   * Reads the tensor's bytes into its storage: in one read straight into the buffer when the stored
+   * bytes are the engine's (F32 → f32, BF16 → bf16, …) and the backend can; else a chunk at a time,
+   * converting and uploading each chunk at its element offset.
+   */
   #fill(fd: number, t: Tensor, e: TensorEntry, name: string): void {
     const size = dtypeBits(e.dtype)! / 8;
     const buf = t.storage.buffer('safetensors');
+    if (t.backend.readFile && RAW_AS[e.dtype] === t.dtype) {
+      try {
+        t.backend.readFile(buf, 0, fd, this.#dataStart + e.begin, e.numel * size);
+      } catch (err) {
+        throw new SafetensorsError(
+          `[safetensors] ${this.path}: tensor ${quote(name)}: ${describeError(err).replace(/^\[native readFile\] /, '')}`,
+          { file: this.path, tensor: name, cause: err },
+        );
+      }
+      return;
+    }
     const per = Math.min(CHUNK_ELEMENTS, e.numel);
     for (let first = 0; first < e.numel; first += per) {
       const n = Math.min(per, e.numel - first);

@@ -120,6 +120,14 @@ describe('round trip of every dtype', () => {
       const asBf16 = r.tensor('big', { backend, dtype: 'bf16' }).toArray() as Uint16Array;
       assert.ok(bytesOf(asBf16).equals(bytesOf(bits)));
       r.close();
+      // Raw F32 over several of the native reader's 8 MB pieces, with a ragged tail, after another tensor.
+      const m = 5_000_001;
+      const values = Float32Array.from({ length: m }, (_, i) => (i % 9973) - 0.5);
+      writeSafetensors(path, { head: tensor([1, 2, 3], { backend }), big: tensor(values, { backend }) });
+      const r2 = SafetensorsReader.open(path);
+      assert.ok(bytesOf(r2.tensor('big', { backend }).toArray() as Float32Array).equals(bytesOf(values)));
+      assert.deepEqual(r2.tensor('head', { backend }).toNumbers(), [1, 2, 3]);
+      r2.close();
     });
   }
 

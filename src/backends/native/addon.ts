@@ -33,6 +33,7 @@ export interface Addon {
   alloc(dtype: number, numel: number): Handle;
   free(h: H): void;
   upload(h: H, dtype: number, offset: number, data: HostArray): void;
+  readFile(h: H, byteOffset: number, fd: number, position: number, bytes: number): void;
   download(h: H, dst: HostArray): void;
   memory(): void;
   emptyCache(): void;

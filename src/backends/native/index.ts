@@ -126,6 +126,10 @@ export class NativeBackend implements Backend {
     this.#a.upload((buf as NativeBuffer).handle, code, offset, data);
   }
 
+  readFile(buf: BackendBuffer, byteOffset: number, fd: number, position: number, bytes: number): void {
+    this.#a.readFile((buf as NativeBuffer).handle, byteOffset, fd, position, bytes);
+  }
+
   download(v: View): HostArray {
     if (v.dtype === 'f64') throw new Error('[native download] f64 is not supported by the native backend (use f32)');
     let n = 1;
