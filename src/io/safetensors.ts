@@ -4,7 +4,7 @@
 // lays files out exactly as Python's safetensors does and replaces the target atomically.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { Backend } from '../backends/backend.js';
+import type { Backend, BackendBuffer, View } from '../backends/backend.js';
 import { defaultBackend } from '../backends/registry.js';
 import { DTYPE_BYTES, type DType, type HostArray } from '../tensor/dtype.js';
 import { Storage } from '../tensor/storage.js';
@@ -49,6 +49,7 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
 const CHUNK_ELEMENTS = 1 << 20;
 /** File dtypes whose bytes are an engine dtype's as they are (little-endian host): read without decoding. */
 const RAW_AS: Partial<Record<string, DType>> = { F32: 'f32', BF16: 'bf16', F16: 'f16', I32: 'i32', F64: 'f64' };
+const isFloat = (d: DType) => d === 'f32' || d === 'bf16' || d === 'f16' || d === 'f64';
 /** Bytes per readSync call for raw reads (Node caps one read at 2 GB). */
 const MAX_READ = 1 << 30;
 
@@ -207,16 +208,38 @@ export class SafetensorsReader {
   #fill(fd: number, t: Tensor, e: TensorEntry, name: string): void {
     const size = dtypeBits(e.dtype)! / 8;
     const buf = t.storage.buffer('safetensors');
-    if (t.backend.readFile && RAW_AS[e.dtype] === t.dtype) {
-      try {
-        t.backend.readFile(buf, 0, fd, this.#dataStart + e.begin, e.numel * size);
-      } catch (err) {
-        throw new SafetensorsError(
-          `[safetensors] ${this.path}: tensor ${quote(name)}: ${describeError(err).replace(/^\[native readFile\] /, '')}`,
-          { file: this.path, tensor: name, cause: err },
-        );
+    const raw = RAW_AS[e.dtype];
+    const backend = t.backend;
+    if (backend.readFile && raw !== undefined && backend.dtypes.includes(raw) && e.numel > 0) {
+      const read = (into: BackendBuffer) => {
+        try {
+          backend.readFile!(into, 0, fd, this.#dataStart + e.begin, e.numel * size);
+        } catch (err) {
+          throw new SafetensorsError(
+            `[safetensors] ${this.path}: tensor ${quote(name)}: ${describeError(err).replace(/^\[native readFile\] /, '')}`,
+            { file: this.path, tensor: name, cause: err },
+          );
+        }
+      };
+      if (raw === t.dtype) return read(buf);
+      // Another float dtype (BF16 → f32, the common case): read the raw bytes, then the backend's copy converts.
+      if (isFloat(raw) && isFloat(t.dtype)) {
+        const staged = backend.alloc(raw, e.numel);
+        try {
+          read(staged);
+          const dense = (b: BackendBuffer, dtype: DType): View => ({
+            buf: b,
+            dtype,
+            offset: 0,
+            shape: [e.numel],
+            strides: [1],
+          });
+          backend.copy(dense(buf, t.dtype), dense(staged, raw));
+        } finally {
+          backend.free(staged);
+        }
+        return;
       }
-      return;
     }
     const per = Math.min(CHUNK_ELEMENTS, e.numel);
     for (let first = 0; first < e.numel; first += per) {
