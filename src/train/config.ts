@@ -19,6 +19,7 @@ export interface TrainConfig {
   task: Task | null;
   method: Method;
   from_scratch: boolean;
+  dtype: 'f32' | 'bf16';
   // Data
   train_file: string;
   train_labels_file: string | null;
@@ -144,6 +145,12 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
     default: false,
     group: 'Model',
     help: "Random weights from --model's config.json (pretraining; needs --method full)",
+  },
+  dtype: {
+    kind: oneOf('f32', 'bf16'),
+    default: 'f32',
+    group: 'Model',
+    help: "Storage of the frozen base's linear and embedding weights: bf16 halves their memory (vera and lora)",
   },
 
   train_file: {
@@ -418,6 +425,7 @@ export const RUN_DEFINING: readonly (keyof TrainConfig)[] = [
   'task',
   'method',
   'from_scratch',
+  'dtype',
   'train_file',
   'train_labels_file',
   'validation_file',
@@ -639,6 +647,10 @@ function validate(c: TrainConfig): void {
   need('model');
   need('train_file');
   need('output_dir');
+  if (c.dtype === 'bf16' && c.method !== 'vera' && c.method !== 'lora')
+    throw new ConfigError(
+      `--dtype bf16 keeps the base frozen in bf16: it is for --method vera or lora, not ${c.method} (which trains base weights)`,
+    );
   if (c.from_scratch && c.method !== 'full')
     throw new ConfigError(`--from_scratch trains every weight: it needs --method full, not ${c.method}`);
   if (c.resume && c.overwrite_output_dir)

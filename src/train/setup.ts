@@ -361,6 +361,7 @@ function buildModel(
   if (cfg.from_scratch) return createModel(cfg.model, { ...common, seed: cfg.seed });
   return loadModel(cfg.model, {
     ...common,
+    dtype: cfg.dtype,
     ...(task === 'causal-lm' ? {} : { newHead: { seed: cfg.seed, warn } }),
   });
 }

@@ -117,6 +117,43 @@ describe('train', () => {
     }
   });
 
+  test('--dtype bf16: VeRA trains on a bf16-stored base like on the f32 one; base-training methods refuse it', async () => {
+    const run = async (dtype: 'f32' | 'bf16') => {
+      const out = join(root, `dtype-${dtype}`);
+      const r = await train({
+        config: runConfig({
+          model: gpt2,
+          train_file: data,
+          output_dir: out,
+          method: 'vera',
+          r: 16,
+          lr: 3e-2,
+          dtype,
+          max_steps: 8,
+        }),
+        sink: quietSink(),
+      });
+      assert.equal(r.status, 'completed', r.message);
+      const losses = readJsonLines(join(out, 'metrics.jsonl'))
+        .filter((x) => x['type'] === 'train')
+        .map((x) => x['loss'] as number);
+      return { losses, adapter: tensors(join(out, 'adapter', 'adapter_model.safetensors')) };
+    };
+    const [f32, bf16] = [await run('f32'), await run('bf16')];
+    assert.equal(bf16.losses.length, 8);
+    // The fixture's weights are not bf16 values, so the runs differ by bf16 rounding only.
+    f32.losses.forEach((l, i) =>
+      assert.ok(Math.abs(l - bf16.losses[i]!) < 2e-2, `step ${i}: ${l} vs ${bf16.losses[i]}`),
+    );
+    assert.deepEqual([...bf16.adapter.keys()], [...f32.adapter.keys()]);
+    assert.notDeepEqual(bf16.adapter, f32.adapter);
+    for (const method of ['head', 'full'] as const)
+      assert.throws(
+        () => runConfig({ model: gpt2, train_file: data, output_dir: join(root, 'x'), method, dtype: 'bf16' }),
+        new RegExp(`--dtype bf16 keeps the base frozen in bf16: it is for --method vera or lora, not ${method}`),
+      );
+  });
+
   test('LoRA on a causal LM and regression with a new one-output head run', async () => {
     const lm = await train({
       config: runConfig({
