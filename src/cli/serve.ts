@@ -27,6 +27,7 @@ Options:
   --batch-window-ms N    How long a request waits for others to join its batch (default 2)
   --max-loaded N         Most adapters in memory; the least recently used are unloaded (default 64)
   --label_names A,B      Class names in id order (default: config.json's id2label)
+  --dtype f32|bf16       Storage of the base's linear and embedding weights (default f32; bf16 halves it)
   --verbose              Log adapter loads on stderr
   --backend js|native    Tensor backend (default: native when built, else js)
   --threads N            Worker threads of the native backend (default: all cores)
@@ -46,6 +47,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         'batch-window-ms': s,
         'max-loaded': s,
         label_names: s,
+        dtype: s,
         verbose: { type: 'boolean', default: false },
         backend: s,
         threads: s,
@@ -71,6 +73,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       : { batchWindowMs: intFlag('batch-window-ms', values['batch-window-ms'], 0) }),
     ...(values['max-loaded'] === undefined ? {} : { maxLoaded: intFlag('max-loaded', values['max-loaded'], 1) }),
     ...(values.label_names === undefined ? {} : { labelNames: values.label_names.split(',').map((x) => x.trim()) }),
+    ...(values.dtype === undefined ? {} : { dtype: dtypeFlag(values.dtype) }),
     log: progressLogger(values.verbose),
   });
   const port = await server.listen(values.port === undefined ? 8080 : intFlag('port', values.port, 0), values.host);
@@ -89,4 +92,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+function dtypeFlag(v: string): 'f32' | 'bf16' {
+  if (v !== 'f32' && v !== 'bf16') throw new Error(`--dtype must be f32 or bf16, got "${v}"`);
+  return v;
 }

@@ -45,6 +45,8 @@ export interface ServeOptions {
   labelNames?: string[];
   /** Largest new-token count a generate request may ask for (default 512). */
   maxNewTokensLimit?: number;
+  /** Storage of the base's linear and embedding weights (default f32; bf16 halves their memory). */
+  dtype?: 'f32' | 'bf16';
   log?: (line: string) => void;
 }
 
@@ -105,7 +107,8 @@ export class AdapterServer {
   #timer: NodeJS.Timeout | null = null;
   #padId: number;
   #maxLength: number | undefined;
-  #opts: Required<Omit<ServeOptions, 'labelNames' | 'log'>> & Pick<ServeOptions, 'labelNames' | 'log'>;
+  #opts: Required<Omit<ServeOptions, 'labelNames' | 'log' | 'dtype'>> &
+    Pick<ServeOptions, 'labelNames' | 'log' | 'dtype'>;
   #server: Server | null = null;
   stats = { requests: 0, batches: 0 };
 
@@ -121,7 +124,7 @@ export class AdapterServer {
     this.#maxLength = defaultMaxLength(config, this.tokenizer);
     // The class comes from the adapters: classification adapters trained on a causal LM need its classifier.
     const first = this.#available.values().next().value ?? null;
-    this.model = loadBaseFor(opts.model, first, { padTokenId: this.#padId }).eval();
+    this.model = loadBaseFor(opts.model, first, { padTokenId: this.#padId, dtype: opts.dtype ?? 'f32' }).eval();
   }
 
   get task(): string {

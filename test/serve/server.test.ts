@@ -193,6 +193,14 @@ describe('vera serve', () => {
     assert.match(String(tooMany.body['error']), /max_new_tokens must be an integer from 1 to 512/);
   });
 
+  test('a bf16-stored base serves the same adapters', async () => {
+    const { server, call } = await start({ adapters: join(root, 'lm'), dtype: 'bf16' });
+    assert.equal(server.model.parameters().find((p) => p.rank === 2)!.dtype, 'bf16');
+    const r = await call('POST', '/v1/generate', { adapter: 'style-a', prompt: 'w7 w8', max_new_tokens: 3 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((r.body['tokens'] as number[]).length, 3);
+  });
+
   test('beyond maxLoaded the least recently used adapter is unloaded', async () => {
     const { call } = await start({ adapters: join(root, 'lm'), maxLoaded: 1 });
     for (const adapter of ['style-a', 'style-b', 'style-a'])
