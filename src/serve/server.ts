@@ -60,17 +60,19 @@ export class HttpError extends Error {
   }
 }
 
+// Texts are tokenized when a request arrives, so that a request that cannot run is refused alone
+// rather than failing the batch it would have joined.
 interface ClassifyJob {
   kind: 'classify';
   adapter: string;
-  text: string;
-  pair?: string;
+  ids: number[];
+  typeIds: number[];
 }
 
 interface GenerateJob {
   kind: 'generate';
   adapter: string;
-  prompt: string;
+  ids: number[];
   maxNewTokens: number;
   /** Greedy unless temperature > 0; a sampled request runs in a batch of its own, so its seed alone decides it. */
   sampling: SamplingOptions & { seed?: number };
@@ -140,11 +142,16 @@ export class AdapterServer {
   classify(req: { adapter?: string; text: string; pair?: string }): Promise<unknown> {
     if (this.model.task === 'causal-lm')
       throw new HttpError(400, `the model is a ${this.model.architecture} (causal LM): use /v1/generate`);
+    const adapter = this.#adapterName(req.adapter);
+    const e = this.tokenizer.encode(req.text, req.pair === undefined ? {} : { pair: req.pair });
+    if (e.ids.length === 0) throw new HttpError(400, 'the text has no tokens to classify');
+    // Longer inputs are cut to the model's positions, as vera train and vera eval cut them.
+    const limit = this.#maxLength ?? Infinity;
     return this.#enqueue({
       kind: 'classify',
-      adapter: this.#adapterName(req.adapter),
-      text: req.text,
-      ...(req.pair === undefined ? {} : { pair: req.pair }),
+      adapter,
+      ids: e.ids.slice(0, limit),
+      typeIds: e.tokenTypeIds.slice(0, limit),
     });
   }
 
@@ -166,13 +173,10 @@ export class AdapterServer {
     } catch (e) {
       throw new HttpError(400, (e as Error).message);
     }
-    return this.#enqueue({
-      kind: 'generate',
-      adapter: this.#adapterName(req.adapter),
-      prompt: req.prompt,
-      maxNewTokens: n,
-      sampling,
-    });
+    const adapter = this.#adapterName(req.adapter);
+    const ids = this.tokenizer.encode(req.prompt).ids;
+    if (ids.length === 0) throw new HttpError(400, 'the prompt has no tokens to continue');
+    return this.#enqueue({ kind: 'generate', adapter, ids, maxNewTokens: n, sampling });
   }
 
   #adapterName(name: string | undefined): string {
@@ -268,9 +272,7 @@ export class AdapterServer {
   }
 
   #classifyBatch(jobs: ClassifyJob[]): unknown[] {
-    const enc = jobs.map((j) => this.tokenizer.encode(j.text, j.pair === undefined ? {} : { pair: j.pair }));
-    const limit = this.#maxLength ?? Infinity;
-    const rows = enc.map((e) => ({ ids: e.ids.slice(0, limit), types: e.tokenTypeIds.slice(0, limit) }));
+    const rows = jobs.map((j) => ({ ids: j.ids, types: j.typeIds }));
     const width = Math.max(...rows.map((r) => r.ids.length));
     const padded = (pick: (r: (typeof rows)[number]) => number[], fill: number) =>
       Int32Array.from(rows.flatMap((r) => [...pick(r), ...new Array<number>(width - pick(r).length).fill(fill)]));
@@ -313,8 +315,7 @@ export class AdapterServer {
   }
 
   #generateBatch(jobs: GenerateJob[]): unknown[] {
-    const prompts = jobs.map((j) => this.tokenizer.encode(j.prompt).ids);
-    if (prompts.some((p) => p.length === 0)) throw new HttpError(400, 'an empty prompt has no tokens to continue');
+    const prompts = jobs.map((j) => j.ids);
     const stop = new Set(
       this.model.config['eos_token_id'] === undefined ? [] : [this.model.config['eos_token_id']].flat(),
     );
