@@ -6,10 +6,11 @@ import { noGrad } from '../autograd/graph.js';
 import { Linear, type LinearLike } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
+import { full } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AdapterError } from './errors.js';
-import { type RowAdapters, checkRows, rowMask } from './mixed.js';
+import { type RowAdapters, checkRows, selectRows } from './mixed.js';
 
 export abstract class AdapterLayer extends Module implements LinearLike {
   /** The wrapped layer; PEFT's name, so merged checkpoints and bias keys read "<path>.base_layer.*". */
@@ -77,15 +78,9 @@ export abstract class AdapterLayer extends Module implements LinearLike {
     let sum: Tensor | null = null;
     for (const name of new Set(rows)) {
       if (name === null || !this.adapterNames().includes(name)) continue;
-      const part = ops.mul(
-        this.contribution(name, x),
-        rowMask(
-          rows.map((r) => r === name),
-          x.rank,
-          x,
-        ),
-      );
-      sum = sum === null ? part : ops.add(sum, part);
+      const c = this.contribution(name, x);
+      const mine = rows.map((r) => r === name);
+      sum = selectRows(mine, sum === null ? c : ops.add(sum, c), sum ?? full(c.shape, 0, { backend: c.backend }));
     }
     return sum;
   }

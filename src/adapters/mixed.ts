@@ -21,13 +21,17 @@ export function checkRows(rows: RowAdapters, x: Tensor, where: string): void {
     );
 }
 
-/** [B, 1, …, 1] (rank `rank`): 1 in the selected rows, else 0. */
-export function rowMask(selected: readonly boolean[], rank: number, like: Tensor): Tensor {
-  const shape = [selected.length, ...Array<number>(rank - 1).fill(1)];
-  return tensor(
-    selected.map((s) => (s ? 1 : 0)),
-    { shape, backend: like.backend },
+/**
+ * y where the rows are selected, else `rest` ([B, …] both; the selection broadcasts over the other axes).
+ * A select, not a product with a 0/1 mask: a row's inf or NaN from another module must not leak into it.
+ */
+export function selectRows(selected: readonly boolean[], y: Tensor, rest: Tensor): Tensor {
+  const shape = [selected.length, ...Array<number>(y.rank - 1).fill(1)];
+  const mask = tensor(
+    Uint8Array.from(selected, (s) => (s ? 1 : 0)),
+    { shape, dtype: 'bool', backend: y.backend },
   );
+  return ops.where(mask, y, rest);
 }
 
 /**

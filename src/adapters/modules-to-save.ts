@@ -3,9 +3,8 @@
 // uses the active adapter's copy. In-memory names match PEFT's ("classifier.modules_to_save.default.weight").
 
 import { Module } from '../nn/module.js';
-import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type RowAdapters, checkRows, rowMask } from './mixed.js';
+import { type RowAdapters, checkRows, selectRows } from './mixed.js';
 import { cloneModule } from './tree.js';
 
 interface Forwardable extends Module {
@@ -52,19 +51,18 @@ export class ModulesToSaveWrapper extends Module {
     const rows = this.rowAdapters;
     checkRows(rows, args[0] as Tensor, 'mixed-adapter batch (modules_to_save)');
     const moduleOf = rows.map((n) => (n === null ? undefined : this.modules_to_save.get(n)) ?? this.original_module);
-    let sum: Tensor | null = null;
+    let out: Tensor | null = null;
     for (const module of new Set(moduleOf)) {
       const y = module.forward(...args);
-      const part = ops.mul(
-        y,
-        rowMask(
-          moduleOf.map((m) => m === module),
-          y.rank,
-          y,
-        ),
-      );
-      sum = sum === null ? part : ops.add(sum, part);
+      out =
+        out === null
+          ? y
+          : selectRows(
+              moduleOf.map((m) => m === module),
+              y,
+              out,
+            );
     }
-    return sum!;
+    return out!;
   }
 }

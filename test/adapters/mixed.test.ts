@@ -96,6 +96,19 @@ describe('mixed-adapter batches', () => {
       veraConfig({ r: 8, target_modules: ['q_proj', 'v_proj'], modules_to_save: ['score'], task_type: 'SEQ_CLS' }),
     );
     assertRowsMatch(peft, [BASE_ADAPTER, 'b', 'a', 'b']);
+    // A broken head (NaN weights) spoils its own rows only: rows are selected, not masked by products.
+    const head = peft.adapterStateDict('a').get('base_model.model.score.weight')!;
+    noGrad(() => head.backend.fill(head.view('nan'), NaN));
+    const out = noGrad(() =>
+      scope(() =>
+        peft.withAdapterNames(['a', 'b', BASE_ADAPTER, 'b'], () =>
+          peft.model.forward({ inputIds: inputIds() }).toArray(),
+        ),
+      ),
+    ) as Float32Array;
+    const n = out.length / IDS.length;
+    assert.ok(out.subarray(0, n).every(Number.isNaN));
+    assert.ok(out.subarray(n).every(Number.isFinite));
   });
 
   test('LoRA (the generic masked path)', () => {
