@@ -33,6 +33,12 @@ before(() => {
 });
 after(() => cleanup());
 
+/** The training losses a run logged, step by step. */
+const trainLosses = (out: string) =>
+  readJsonLines(join(out, 'metrics.jsonl'))
+    .filter((x) => x['type'] === 'train')
+    .map((x) => x['loss'] as number);
+
 /** Every tensor of a safetensors file as numbers. */
 function tensors(file: string): Map<string, number[]> {
   const r = SafetensorsReader.open(file);
@@ -134,9 +140,7 @@ describe('train', () => {
         sink: quietSink(),
       });
       assert.equal(r.status, 'completed', r.message);
-      const losses = readJsonLines(join(out, 'metrics.jsonl'))
-        .filter((x) => x['type'] === 'train')
-        .map((x) => x['loss'] as number);
+      const losses = trainLosses(out);
       return { losses, adapter: tensors(join(out, 'adapter', 'adapter_model.safetensors')) };
     };
     const [f32, bf16] = [await run('f32'), await run('bf16')];
@@ -223,9 +227,7 @@ describe('train', () => {
       sink: quietSink(),
     });
     assert.equal(r.status, 'completed', r.message);
-    const losses = readJsonLines(join(out, 'metrics.jsonl'))
-      .filter((x) => x['type'] === 'train')
-      .map((x) => x['loss'] as number);
+    const losses = trainLosses(out);
     assert.ok(losses.at(-1)! < 0.5 * losses[0]!, `loss ${losses[0]} → ${losses.at(-1)}`);
     const saved = JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(saved['architectures'], ['GPT2LMHeadModel']);
