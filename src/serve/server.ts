@@ -7,8 +7,9 @@
 //   GET  /health          {"ok":true, model, task, adapters_loaded, requests, batches}
 //   GET  /v1/adapters     {"available":[…], "loaded":[…]}
 //   POST /v1/classify     {"adapter"?, "text", "pair"?}                → {"adapter", "labels":[{label,id,score}], "logits"}
-//   POST /v1/generate     {"adapter"?, "prompt", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?}
-//                                                                     → {"adapter", "text", "tokens", "finish_reason"}
+//   POST /v1/generate     {"adapter"?, "prompt", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?,
+//                          "stream"?}                                  → {"adapter", "text", "tokens", "finish_reason"}
+//                          (with "stream": true, server-sent events: one per token, then that object, then [DONE])
 // No "adapter" (or "__base__") runs the base model alone. Errors are {"error": "…"} with a 4xx/5xx status.
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -18,10 +19,10 @@ import { join } from 'node:path';
 import { BASE_ADAPTER } from '../adapters/mixed.js';
 import { PeftModel } from '../adapters/peft-model.js';
 import { noGrad } from '../autograd/graph.js';
-import { generate } from '../generate/generate.js';
+import { decodeSteps } from '../generate/generate.js';
 import { type SamplingOptions, checkSamplingOptions } from '../generate/sampling.js';
 import { readJsonFile } from '../io/json.js';
-import { Tokenizer } from '../io/tokenizer.js';
+import { Tokenizer, createStreamDecoder } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
 import { tensor } from '../tensor/creation.js';
@@ -76,6 +77,11 @@ interface GenerateJob {
   maxNewTokens: number;
   /** Greedy unless temperature > 0; a sampled request runs in a batch of its own, so its seed alone decides it. */
   sampling: SamplingOptions & { seed?: number };
+  /**
+   * Streaming: called with each new token and the text it completes, as the batch produces them, and at
+   * the end with token null and any text still held back (the pieces concatenate to the final text).
+   */
+  onToken?: (token: number | null, text: string) => void;
 }
 
 type Job = (ClassifyJob | GenerateJob) & {
@@ -107,6 +113,7 @@ export class AdapterServer {
   #loaded: string[] = [];
   #queue: Job[] = [];
   #timer: NodeJS.Timeout | null = null;
+  #draining = false;
   #padId: number;
   #maxLength: number | undefined;
   #opts: Required<Omit<ServeOptions, 'labelNames' | 'log' | 'dtype'>> &
@@ -161,6 +168,7 @@ export class AdapterServer {
     prompt: string;
     maxNewTokens?: number;
     sampling?: { temperature?: number; topK?: number; topP?: number; seed?: number };
+    onToken?: (token: number | null, text: string) => void;
   }): Promise<unknown> {
     if (this.model.task !== 'causal-lm')
       throw new HttpError(400, `the model is a ${this.model.architecture} (${this.model.task}): use /v1/classify`);
@@ -176,7 +184,14 @@ export class AdapterServer {
     const adapter = this.#adapterName(req.adapter);
     const ids = this.tokenizer.encode(req.prompt).ids;
     if (ids.length === 0) throw new HttpError(400, 'the prompt has no tokens to continue');
-    return this.#enqueue({ kind: 'generate', adapter, ids, maxNewTokens: n, sampling });
+    return this.#enqueue({
+      kind: 'generate',
+      adapter,
+      ids,
+      maxNewTokens: n,
+      sampling,
+      ...(req.onToken ? { onToken: req.onToken } : {}),
+    });
   }
 
   #adapterName(name: string | undefined): string {
@@ -193,13 +208,27 @@ export class AdapterServer {
     this.stats.requests++;
     return new Promise((resolve, reject) => {
       this.#queue.push({ ...job, key: batchKey(job), resolve, reject });
-      if (this.#timer === null) this.#timer = setTimeout(() => this.#drain(), this.#opts.batchWindowMs);
+      if (this.#timer === null) this.#timer = setTimeout(() => void this.#drain(), this.#opts.batchWindowMs);
     });
   }
 
-  /** Runs the queue batch by batch: the first job and the jobs after it that can share its batch. */
-  #drain(): void {
+  /**
+   * Runs the queue batch by batch: the first job and the jobs after it that can share its batch. One
+   * drain at a time; a generation yields to the event loop between its steps (so streamed tokens go out),
+   * and requests arriving meanwhile wait for the next batch.
+   */
+  async #drain(): Promise<void> {
     this.#timer = null;
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      await this.#drainQueue();
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #drainQueue(): Promise<void> {
     while (this.#queue.length > 0) {
       const key = this.#queue[0]!.key;
       const batch: Job[] = [];
@@ -210,11 +239,11 @@ export class AdapterServer {
         }
         return true;
       });
-      this.#runBatch(batch);
+      await this.#runBatch(batch);
     }
   }
 
-  #runBatch(batch: Job[]): void {
+  async #runBatch(batch: Job[]): Promise<void> {
     this.stats.batches++;
     // An adapter that cannot be loaded fails its own requests only.
     const ok = batch.filter((j) => {
@@ -231,7 +260,7 @@ export class AdapterServer {
       const results =
         ok[0]!.kind === 'classify'
           ? this.#classifyBatch(ok as ClassifyJob[])
-          : this.#generateBatch(ok as GenerateJob[]);
+          : await this.#generateBatch(ok as GenerateJob[]);
       ok.forEach((j, i) => j.resolve(results[i]));
     } catch (e) {
       for (const j of ok) j.reject(e);
@@ -314,27 +343,50 @@ export class AdapterServer {
     });
   }
 
-  #generateBatch(jobs: GenerateJob[]): unknown[] {
-    const prompts = jobs.map((j) => j.ids);
-    const stop = new Set(
-      this.model.config['eos_token_id'] === undefined ? [] : [this.model.config['eos_token_id']].flat(),
-    );
-    const out = this.#withAdapters(jobs, () =>
-      generate(this.model, prompts, {
+  async #generateBatch(jobs: GenerateJob[]): Promise<unknown[]> {
+    const eos = this.model.config['eos_token_id'];
+    const stop = new Set(eos === undefined || eos === null ? [] : [eos].flat());
+    const steps = decodeSteps(
+      this.model,
+      jobs.map((j) => j.ids),
+      {
         ...jobs[0]!.sampling,
         maxNewTokens: Math.max(...jobs.map((j) => j.maxNewTokens)),
         // Left padding of shorter prompts: an id the model embeds (config ids may lie outside its vocabulary).
         padTokenId: this.#padId,
-      }),
+      },
     );
-    return jobs.map((j, i) => {
-      const tokens = out[i]!.slice(0, j.maxNewTokens);
-      const stopped = tokens.length > 0 && stop.has(tokens[tokens.length - 1]!);
+    const tokens = jobs.map((): number[] => []);
+    const decoders = jobs.map((j) => (j.onToken ? createStreamDecoder(this.tokenizer) : null));
+    try {
+      // Each step's forward runs with the rows on their adapters; between steps the event loop runs.
+      for (;;) {
+        const next = this.#withAdapters(jobs, () => steps.next());
+        if (next.done) break;
+        next.value.tokens.forEach((t, r) => {
+          const job = jobs[r]!;
+          if (t === null || tokens[r]!.length >= job.maxNewTokens) return;
+          tokens[r]!.push(t);
+          job.onToken?.(t, decoders[r]!.push(t));
+        });
+        if (jobs.every((j, r) => tokens[r]!.length >= j.maxNewTokens || stop.has(tokens[r]!.at(-1)!))) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      steps.return();
+    }
+    return jobs.map((j, r) => {
+      const row = tokens[r]!;
+      const text = this.tokenizer.decode(row, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false });
+      if (j.onToken) {
+        const rest = decoders[r]!.flush();
+        if (rest) j.onToken(null, rest);
+      }
       return {
         adapter: j.adapter,
-        text: this.tokenizer.decode(tokens, { skipSpecialTokens: true }),
-        tokens,
-        finish_reason: stopped ? 'stop' : 'length',
+        text,
+        tokens: row,
+        finish_reason: row.length > 0 && stop.has(row.at(-1)!) ? 'stop' : 'length',
       };
     });
   }
@@ -354,6 +406,29 @@ export class AdapterServer {
     const server = this.#server;
     this.#server = null;
     return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+
+  /**
+   * A generation streamed as server-sent events: one `data: {"token","text"}` event per token (text: the
+   * new piece; a last event may carry held-back text with token null), then the full answer as the
+   * non-streamed reply gives it, then `data: [DONE]`. Errors found before the first token are plain
+   * JSON errors; later ones arrive as a `data: {"error"}` event.
+   */
+  async #stream(res: ServerResponse, request: Parameters<AdapterServer['generate']>[0]): Promise<void> {
+    const event = (data: unknown) => {
+      if (!res.headersSent) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      if (!res.writableEnded && !res.destroyed)
+        res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    };
+    const answer = this.generate({ ...request, onToken: (token, text) => event({ token, text }) });
+    try {
+      event(await answer);
+    } catch (e) {
+      if (!res.headersSent) throw e; // answered as a JSON error by #handle
+      event({ error: e instanceof Error ? e.message : String(e) });
+    }
+    event('[DONE]');
+    res.end();
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -393,16 +468,16 @@ export class AdapterServer {
           ...optionalNumber(body, 'top_p', 'topP'),
           ...optionalNumber(body, 'seed', 'seed'),
         };
-        const max = optionalNumber(body, 'max_new_tokens', 'maxNewTokens');
-        return send(
-          200,
-          await this.generate({
-            ...optionalString(body, 'adapter'),
-            prompt: requiredString(body, 'prompt'),
-            ...max,
-            sampling,
-          }),
-        );
+        const request = {
+          ...optionalString(body, 'adapter'),
+          prompt: requiredString(body, 'prompt'),
+          ...optionalNumber(body, 'max_new_tokens', 'maxNewTokens'),
+          sampling,
+        };
+        if (body['stream'] !== undefined && typeof body['stream'] !== 'boolean')
+          throw new HttpError(400, `"stream" must be true or false, got ${JSON.stringify(body['stream'])}`);
+        if (body['stream'] !== true) return send(200, await this.generate(request));
+        return await this.#stream(res, request);
       }
       if (['/health', '/v1/adapters', '/v1/classify', '/v1/generate'].includes(url ?? ''))
         throw new HttpError(405, `${req.method} is not allowed on ${url}`);

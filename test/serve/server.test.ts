@@ -29,10 +29,14 @@ after(async () => {
   cleanup();
 });
 
+const ports = new Map<AdapterServer, number>();
+const baseUrl = (server: AdapterServer) => `http://127.0.0.1:${ports.get(server)}`;
+
 async function start(opts: Omit<ConstructorParameters<typeof AdapterServer>[0], 'model'> & { model?: string }) {
   const server = new AdapterServer({ model: gpt2, ...opts });
   servers.push(server);
   const port = await server.listen(0);
+  ports.set(server, port);
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`http://127.0.0.1:${port}${path}`, {
       method,
@@ -180,7 +184,7 @@ describe('vera serve', () => {
       if (r.adapter) PeftModel.fromPretrained(model, join(root, 'lm', r.adapter));
       const want = generate(model, [tok.encode(r.prompt).ids], { maxNewTokens: r.max_new_tokens })[0]!;
       assert.deepEqual(reply.body['tokens'], want, `request ${i}`);
-      assert.equal(reply.body['text'], tok.decode(want, { skipSpecialTokens: true }));
+      assert.equal(reply.body['text'], tok.decode(want, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }));
       assert.ok(['stop', 'length'].includes(String(reply.body['finish_reason'])));
     }
     assert.notDeepEqual(replies[0]!.body['tokens'], replies[1]!.body['tokens']);
@@ -191,6 +195,45 @@ describe('vera serve', () => {
     const tooMany = await call('POST', '/v1/generate', { prompt: 'w7', max_new_tokens: 100000 });
     assert.equal(tooMany.status, 400);
     assert.match(String(tooMany.body['error']), /max_new_tokens must be an integer from 1 to 512/);
+  });
+
+  test('"stream": true sends each token as a server-sent event, then the whole answer and [DONE]', async () => {
+    const { server, call } = await start({ adapters: join(root, 'lm'), batchWindowMs: 20 });
+    const requests = [
+      { adapter: 'style-a', prompt: 'w7 w8 w12', max_new_tokens: 5 },
+      { adapter: 'style-b', prompt: 'w30 w8', max_new_tokens: 4 },
+    ];
+    const plain = await Promise.all(requests.map((r) => call('POST', '/v1/generate', r)));
+    const streamed = await Promise.all(
+      requests.map(async (r) => {
+        const res = await fetch(`${baseUrl(server)}/v1/generate`, {
+          method: 'POST',
+          body: JSON.stringify({ ...r, stream: true }),
+        });
+        assert.equal(res.headers.get('content-type'), 'text/event-stream');
+        return (await res.text())
+          .split('\n\n')
+          .filter(Boolean)
+          .map((e) => e.replace(/^data: /, ''));
+      }),
+    );
+    streamed.forEach((events, i) => {
+      assert.equal(events.at(-1), '[DONE]');
+      const final = JSON.parse(events.at(-2)!) as Record<string, unknown>;
+      assert.deepEqual(final, plain[i]!.body, 'the last event is the non-streamed answer');
+      const pieces = events.slice(0, -2).map((e) => JSON.parse(e) as { token: number | null; text: string });
+      assert.deepEqual(
+        pieces.map((p) => p.token).filter((t) => t !== null),
+        final['tokens'],
+      );
+      assert.equal(pieces.map((p) => p.text).join(''), final['text']);
+    });
+    const bad = await fetch(`${baseUrl(server)}/v1/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ prompt: 'w7', stream: 'yes' }),
+    });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: string }).error, /"stream" must be true or false/);
   });
 
   test('a bf16-stored base serves the same adapters', async () => {
