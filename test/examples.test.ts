@@ -1,5 +1,6 @@
-// The README's library example (examples/vera-finetune.ts) runs as written and produces a PEFT adapter
-// and a merged model whose logits equal the adapted model's.
+// The examples run as written: the README's library example (examples/vera-finetune.ts) produces a PEFT
+// adapter and a merged model whose logits equal the adapted model's; examples/many-adapters.ts serves
+// three users' adapters in one batch.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,6 +17,19 @@ import { tensor } from '../src/tensor/creation.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 describe('examples', () => {
+  test("many-adapters: one batch, each row on its own adapter, predicts each user's token", () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/examples/many-adapters.js')], {
+      encoding: 'utf8',
+      cwd: ROOT,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^3 adapters of \d+ bytes each on one base model$/);
+    for (const user of ['ada', 'bob', 'cy'])
+      assert.match(r.stdout, new RegExp(`^${user}: next token (\\d+) \\(\\1 taught\\) ✓$`, 'm'));
+    assert.match(lines.at(-1)!, /^__base__: next token \d+/);
+  });
+
   test('vera-finetune trains, saves a PEFT adapter and a merged model that agree', () => {
     const out = mkdtempSync(join(tmpdir(), 'vera-example-'));
     const model = join(ROOT, 'test/parity/fixtures/models/llama-lm');
