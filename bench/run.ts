@@ -37,6 +37,12 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
     load: () => import('./load.js'),
   },
   {
+    name: 'mixed',
+    title:
+      'Mixed-adapter batches on the shipped base model: one forward with 8 adapters in the batch vs the same batch on one adapter, median of 9',
+    load: () => import('./mixed.js'),
+  },
+  {
     name: 'safetensors-fuzz',
     title: 'safetensors reader: fuzzed files and load speed',
     load: () => import('./safetensors-fuzz.js'),
