@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { EXPERIMENTAL_KEY, type VeraExperimental } from '../adapters/vera/config.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { STATE_FILE, newestCheckpoint, readTrainerState } from '../train/checkpoint.js';
@@ -82,6 +83,12 @@ function adapterInfo(dir: string): Info {
   let trainable = 0;
   let bytes = 0;
   let tensors = 0;
+  // The VeRA paper's ablations (vera-ts only) store a λ they hold fixed: it is not trained either.
+  const experimental = config[EXPERIMENTAL_KEY] as VeraExperimental | undefined;
+  const fixed = [
+    ...(experimental?.train_b === false ? ['vera_lambda_b'] : []),
+    ...(experimental?.train_d === false ? ['vera_lambda_d'] : []),
+  ];
   if (existsSync(file)) {
     const ckpt = Checkpoint.open(file);
     try {
@@ -91,7 +98,8 @@ function adapterInfo(dir: string): Info {
         tensors++;
         bytes += info.dataOffsets[1] - info.dataOffsets[0];
         // VeRA's shared projections are frozen: stored (save_projection) but not trained.
-        if (!/\.vera_[AB]$/.test(name) && !/(^|\.)vera_[AB]\./.test(name)) trainable += n;
+        const frozen = /\.vera_[AB]$/.test(name) || /(^|\.)vera_[AB]\./.test(name);
+        if (!frozen && !fixed.some((k) => name.endsWith(`.${k}`))) trainable += n;
       }
     } finally {
       ckpt.close();

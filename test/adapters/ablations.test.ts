@@ -3,6 +3,7 @@
 // distributions, and a config at its defaults saves exactly the files it saved before (PEFT's).
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +28,7 @@ import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { ConfigError, resolveConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
-import { fixtureModel, keywordCsv, quietSink, runConfig, scratch } from '../train/helpers.js';
+import { BIN, fixtureModel, keywordCsv, quietSink, runConfig, scratch } from '../train/helpers.js';
 
 class MLP extends Module {
   lin0: Linear;
@@ -103,6 +104,10 @@ describe('VeRA ablations', () => {
       train_b: false,
       train_d: true,
     });
+    // vera inspect counts only what trains: λ_d (2 layers × r 4), not the fixed λ_b.
+    const inspect = spawnSync(process.execPath, [BIN, 'inspect', dir, '--json'], { encoding: 'utf8' });
+    assert.equal(inspect.status, 0, inspect.stderr);
+    assert.equal((JSON.parse(inspect.stdout) as { trainable_parameters: number }).trainable_parameters, 2 * 4);
     const loaded = PeftModel.fromPretrained(new MLP(), dir);
     assert.equal((loaded.peftConfig.get('default') as VeraConfig).experimental?.train_b, false);
     // Loaded to train further, the fixed λ stays frozen.
