@@ -142,6 +142,7 @@ export class AdapterServer {
 
   /** Adapters found, and those in memory. */
   adapters(): { available: string[]; loaded: string[] } {
+    this.#available = findAdapters(this.#opts.adapters); // adapters added since are listed too
     return { available: [...this.#available.keys()], loaded: [...this.#loaded] };
   }
 
@@ -196,6 +197,8 @@ export class AdapterServer {
 
   #adapterName(name: string | undefined): string {
     if (name === undefined || name === BASE_ADAPTER) return BASE_ADAPTER;
+    // An adapter copied into the folder while serving is found on its first request.
+    if (!this.#available.has(name)) this.#available = findAdapters(this.#opts.adapters);
     if (!this.#available.has(name))
       throw new HttpError(
         404,

@@ -244,6 +244,17 @@ describe('vera serve', () => {
     assert.equal((r.body['tokens'] as number[]).length, 3);
   });
 
+  test('an adapter copied into the folder while serving is found', async () => {
+    const folder = join(root, 'lm-live');
+    cpSync(join(root, 'lm', 'style-a'), join(folder, 'style-a'), { recursive: true });
+    const { call } = await start({ adapters: folder });
+    assert.deepEqual((await call('GET', '/v1/adapters')).body['available'], ['style-a']);
+    cpSync(join(root, 'lm', 'style-b'), join(folder, 'late'), { recursive: true });
+    const r = await call('POST', '/v1/generate', { adapter: 'late', prompt: 'w7', max_new_tokens: 2 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual((await call('GET', '/v1/adapters')).body, { available: ['late', 'style-a'], loaded: ['late'] });
+  });
+
   test('beyond maxLoaded the least recently used adapter is unloaded', async () => {
     const { call } = await start({ adapters: join(root, 'lm'), maxLoaded: 1 });
     for (const adapter of ['style-a', 'style-b', 'style-a'])
