@@ -1,8 +1,9 @@
 // One training step of a GPT-2-small-shaped stack with a frozen base, against PyTorch on the same
 // machine (bench/peers/torch_gpt2_step.py computes exactly the same function): 12 pre-LayerNorm
-// blocks, C = 768, 12 heads, T = 128, B = 4, a final ln_f, loss = mean(y²); only each block's
-// ln_1.weight trains (one vector per layer, as VeRA's λ vectors), so the backward computes every
-// activation gradient and no weight gradient. A step is forward, backward and an AdamW update.
+// blocks, C = 768, 12 heads, T = 128, B = 4, a final ln_f, loss = mean(y²). Two cases: only each
+// block's ln_1.weight trains (one vector per layer), so the backward computes every activation
+// gradient and no weight gradient; and VeRA r=256 on attn.c_attn and attn.c_proj, written as PEFT
+// computes it, whose λ vectors train. A step is forward, backward and an AdamW update.
 
 import { backward } from '../src/autograd/backward.js';
 import { type BackendName, getBackend } from '../src/backends/registry.js';
@@ -21,6 +22,15 @@ const C = 768;
 const H = 12;
 const L = 12;
 const STEPS = 10;
+const R = 256;
+
+type Mode = 'ln' | 'vera';
+
+/** VeRA's trained vectors on one linear layer. */
+interface Lambdas {
+  d: Tensor; // (R)
+  b: Tensor; // (out)
+}
 
 interface Block {
   ln1w: Tensor;
@@ -35,14 +45,29 @@ interface Block {
   fcB: Tensor;
   fcProjW: Tensor; // (C, 4C)
   fcProjB: Tensor;
+  vera: { attn: Lambdas; proj: Lambdas } | null;
 }
 
-function makeStack(backend: Backend): { blocks: Block[]; lnf: [Tensor, Tensor] } {
+/** The shared frozen projections, Kaiming-uniform as PEFT draws them: A (R, C), B (3C, R). */
+interface Projections {
+  a: Tensor;
+  b: Tensor;
+}
+
+function makeStack(backend: Backend, mode: Mode): { blocks: Block[]; lnf: [Tensor, Tensor]; proj: Projections | null } {
   const g = new Generator(0);
   const w = (rows: number, cols: number) => keep(randn([rows, cols], { generator: g, std: 0.02, backend }));
   const c = (n: number, v: number) => keep(full([n], v, { backend }));
+  const kaiming = (rows: number, cols: number) => {
+    const bound = Math.sqrt(3) * Math.sqrt(2 / cols);
+    return keep(tensor(g.uniform(rows * cols, -bound, bound), { shape: [rows, cols], backend }));
+  };
+  const lambdas = (out: number): Lambdas => ({
+    d: c(R, 0.1).setRequiresGrad(true),
+    b: c(out, 0).setRequiresGrad(true),
+  });
   const blocks = Array.from({ length: L }, () => ({
-    ln1w: c(C, 1).setRequiresGrad(true),
+    ln1w: c(C, 1).setRequiresGrad(mode === 'ln'),
     ln1b: c(C, 0),
     attnW: w(3 * C, C),
     attnB: c(3 * C, 0),
@@ -54,17 +79,34 @@ function makeStack(backend: Backend): { blocks: Block[]; lnf: [Tensor, Tensor] }
     fcB: c(4 * C, 0),
     fcProjW: w(C, 4 * C),
     fcProjB: c(C, 0),
+    vera: mode === 'vera' ? { attn: lambdas(3 * C), proj: lambdas(C) } : null,
   }));
-  return { blocks, lnf: [c(C, 1), c(C, 0)] };
+  const proj = mode === 'vera' ? { a: kaiming(R, C), b: kaiming(3 * C, R) } : null;
+  return { blocks, lnf: [c(C, 1), c(C, 0)], proj };
+}
+
+/** base(x), plus PEFT's VeRA term λ_b ⊙ (B_s · (λ_d ⊙ (A_s · x))) when the layer has one. */
+function adapted(x: Tensor, w: Tensor, bias: Tensor, l: Lambdas | undefined, p: Projections | null): Tensor {
+  const y = ops.linear(x, w, bias);
+  if (!l || !p) return y;
+  const a = ops.slice(p.a, 1, 0, w.shape[1]!);
+  const b = ops.slice(p.b, 0, 0, w.shape[0]!);
+  return ops.add(y, ops.mul(ops.linear(ops.mul(ops.linear(x, a), l.d), b), l.b));
 }
 
 function forward(stack: ReturnType<typeof makeStack>, x: Tensor): Tensor {
   let h = x; // (B, T, C)
   for (const b of stack.blocks) {
-    const qkv = ops.reshape(ops.linear(ops.layerNorm(h, b.ln1w, b.ln1b), b.attnW, b.attnB), [B, T, 3, H, C / H]);
+    const qkv = ops.reshape(adapted(ops.layerNorm(h, b.ln1w, b.ln1b), b.attnW, b.attnB, b.vera?.attn, stack.proj), [
+      B,
+      T,
+      3,
+      H,
+      C / H,
+    ]);
     const [q, k, v] = ops.split(qkv, [1, 1, 1], 2).map((t) => ops.squeeze(t, 2)); // (B, T, H, D) views
     const att = ops.reshape(ops.attention(q!, k!, v!, { causal: true }), [B, T, C]);
-    h = ops.add(h, ops.linear(att, b.projW, b.projB));
+    h = ops.add(h, adapted(att, b.projW, b.projB, b.vera?.proj, stack.proj));
     const mlp = ops.linear(
       ops.geluTanh(ops.linear(ops.layerNorm(h, b.ln2w, b.ln2b), b.fcW, b.fcB)),
       b.fcProjW,
@@ -75,12 +117,18 @@ function forward(stack: ReturnType<typeof makeStack>, x: Tensor): Tensor {
   return ops.layerNorm(h, stack.lnf[0], stack.lnf[1]);
 }
 
-export async function measureOurs(backend: Backend, threads: number): Promise<{ ms: number; loss: number }> {
+export async function measureOurs(
+  backend: Backend,
+  threads: number,
+  mode: Mode = 'ln',
+): Promise<{ ms: number; loss: number }> {
   const prev = backend.getThreads();
   backend.setThreads(threads);
-  const stack = makeStack(backend);
+  const stack = makeStack(backend, mode);
   const x = keep(tensor(new Generator(1).normal(B * T * C), { shape: [B, T, C], backend }));
-  const trainable = stack.blocks.map((b) => b.ln1w);
+  const trainable = stack.blocks.flatMap((b) =>
+    b.vera ? [b.vera.attn.d, b.vera.attn.b, b.vera.proj.d, b.vera.proj.b] : [b.ln1w],
+  );
   const opt = new AdamW(trainable, { lr: 1e-3 });
   let loss = 0;
   const step = () =>
@@ -94,8 +142,12 @@ export async function measureOurs(backend: Backend, threads: number): Promise<{ 
     });
   const t = await timeIt(step, { warmup: 3, runs: STEPS });
   opt.dispose();
-  for (const b of stack.blocks) for (const p of Object.values(b)) p.dispose();
+  for (const { vera, ...weights } of stack.blocks) {
+    for (const p of Object.values(weights)) p.dispose();
+    for (const l of vera ? [vera.attn, vera.proj] : []) [l.d, l.b].forEach((p) => p.dispose());
+  }
   stack.lnf.forEach((p) => p.dispose());
+  if (stack.proj) [stack.proj.a, stack.proj.b].forEach((p) => p.dispose());
   x.dispose();
   backend.setThreads(prev);
   return { ms: t.median_ms, loss };
@@ -105,19 +157,24 @@ export async function run(): Promise<BenchRow[]> {
   const name = (process.env['VERA_BENCH_BACKEND'] ?? 'native') as BackendName;
   const backend = getBackend(name);
   const rows: BenchRow[] = [];
-  for (const threads of [1, 2]) {
-    note(`gpt2-step: ${threads} thread(s), ${name} backend`);
-    const ours = await measureOurs(backend, threads);
+  for (const [mode, threads] of [
+    ['ln', 1],
+    ['ln', 2],
+    ['vera', 1],
+    ['vera', 2],
+  ] as const) {
+    note(`gpt2-step: ${mode}, ${threads} thread(s), ${name} backend`);
+    const ours = await measureOurs(backend, threads, mode);
     const peer = runPeer(
       PEER_PYTHON,
-      ['bench/peers/torch_gpt2_step.py', String(threads), String(STEPS)],
+      ['bench/peers/torch_gpt2_step.py', String(threads), String(STEPS), '3', mode],
       threadEnv(threads),
     );
     const p = peer.ok ? peer.lines[0]! : null;
     rows.push(
       emit({
         bench: 'gpt2-step',
-        case: `B=${B} T=${T} C=${C} L=${L}, ${threads} thread${threads > 1 ? 's' : ''}`,
+        case: `B=${B} T=${T} C=${C} L=${L}, ${mode === 'vera' ? `VeRA r=${R} on attn.c_attn and attn.c_proj (λ train)` : 'ln_1.weight trains'}, ${threads} thread${threads > 1 ? 's' : ''}`,
         ours: ours.ms,
         peer: p ? Number(p['median_ms']) : null,
         peer_name: p ? `PyTorch ${String(p['torch'])}` : 'PyTorch',

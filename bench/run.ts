@@ -21,7 +21,8 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
   },
   {
     name: 'gpt2-step',
-    title: 'GPT-2-small training step, frozen base (only ln_1.weight trains)',
+    title:
+      'GPT-2-small training step, frozen base: only ln_1.weight trains, or VeRA r=256 on the attention projections (its λ train)',
     load: () => import('./gpt2-step.js'),
   },
   {

@@ -6,7 +6,12 @@ fixed random input x [4, 128, 768] (no embedding, no LM head); loss = mean(y**2)
 frozen except each block's ln_1.weight (12 vectors of 768). One step = zero grads, forward, loss,
 backward, AdamW step (lr 1e-3). Weights: normal(0, 0.02), seeded; biases 0; LayerNorm weight 1.
 
-Usage: /usr/bin/python3 bench/peers/torch_gpt2_step.py THREADS [STEPS=10] [WARMUP=3]
+With MODE=vera, ln_1 stays frozen too and each block's attn.c_attn and attn.c_proj get VeRA as PEFT
+computes it (y = base(x) + lambda_b * F.linear(lambda_d * F.linear(x, A[:, :in]), B[:out, :]); shared
+frozen A (256 x 768), B (2304 x 256), Kaiming-uniform; lambda_d = 0.1, lambda_b = 0), whose lambda
+vectors train. PEFT itself is not installable offline, so its forward is written out here.
+
+Usage: /usr/bin/python3 bench/peers/torch_gpt2_step.py THREADS [STEPS=10] [WARMUP=3] [MODE=ln|vera]
 Prints one JSON line:
   {"torch":..,"blas":..,"threads":n,"median_ms":..,"steps":..,"attention":"sdpa"|"explicit",...}
 Run it with Debian's python (python3-torch). The runner sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS
@@ -76,6 +81,7 @@ def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     steps = max(10, int(sys.argv[2])) if len(sys.argv) > 2 else 10
     warmup = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    mode = sys.argv[4] if len(sys.argv) > 4 else "ln"
     configure(threads)
 
     import torch
@@ -89,11 +95,35 @@ def main():
     D = C // H
     has_sdpa = hasattr(F, "scaled_dot_product_attention")
 
+    R = 256
+    vera_A = torch.empty(R, C)
+    vera_B = torch.empty(3 * C, R)
+    for t in (vera_A, vera_B):
+        bound = math.sqrt(3.0) * math.sqrt(2.0) / math.sqrt(t.shape[1])
+        t.uniform_(-bound, bound)
+
+    class Vera(nn.Module):
+        """PEFT's VeRA Linear forward (peft/tuners/vera/layer.py), on a frozen base nn.Linear."""
+
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+            self.lambda_d = nn.Parameter(torch.full((R,), 0.1))
+            self.lambda_b = nn.Parameter(torch.zeros(base.out_features))
+
+        def forward(self, x):
+            a = vera_A[:, : self.base.in_features]
+            b = vera_B[: self.base.out_features, :]
+            return self.base(x) + self.lambda_b * F.linear(self.lambda_d * F.linear(x, a), b)
+
     class Attention(nn.Module):
         def __init__(self):
             super().__init__()
             self.c_attn = nn.Linear(C, 3 * C)
             self.c_proj = nn.Linear(C, C)
+            if mode == "vera":
+                self.c_attn = Vera(self.c_attn)
+                self.c_proj = Vera(self.c_proj)
 
         def forward(self, x):
             q, k, v = self.c_attn(x).split(C, dim=2)
@@ -150,7 +180,10 @@ def main():
                 mod.bias.zero_()
     for p in model.parameters():
         p.requires_grad_(False)
-    trainable = [block.ln_1.weight for block in model.h]
+    if mode == "vera":
+        trainable = [p for n, p in model.named_parameters() if "lambda_" in n]
+    else:
+        trainable = [block.ln_1.weight for block in model.h]
     for p in trainable:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trainable, lr=1e-3)
@@ -185,6 +218,7 @@ def main():
                 "steps": steps,
                 "warmup": warmup,
                 "attention": "sdpa" if has_sdpa else "explicit",
+                "mode": mode,
                 "loss": loss,
             }
         ),
