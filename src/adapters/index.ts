@@ -15,3 +15,4 @@ export { type LoraConfig, loraConfig } from './lora/config.js';
 export { LoraLinear } from './lora/layer.js';
 export { ModulesToSaveWrapper } from './modules-to-save.js';
 export { BASE_ADAPTER } from './mixed.js';
+export { type LoadTrainedOpts, adapterHead, loadBaseFor, loadTrained } from './load.js';

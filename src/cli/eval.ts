@@ -10,8 +10,9 @@ import { asConfigObject } from '../models/config-utils.js';
 import { resolveModelClass } from '../models/registry.js';
 import { type DataFormat, FIELDS, type Task } from '../train/config.js';
 import { evaluate } from '../train/evaluate.js';
-import { adapterHead, loadTrained } from '../train/load.js';
-import { defaultMaxLength, imageProcessor, loadDataset, padIdFor } from '../train/setup.js';
+import { adapterHead, loadTrained } from '../adapters/load.js';
+import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
+import { imageProcessor, loadDataset } from '../train/setup.js';
 import { flagNames, parseCommandArgs, intFlag, writeOut } from './train.js';
 
 const DATA_FORMATS: readonly DataFormat[] = ['auto', 'csv', 'tsv', 'jsonl', 'text', 'instructions', 'images', 'idx'];

@@ -11,7 +11,7 @@ import type { GenerateOptions } from '../generate/generate.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer, createStreamDecoder } from '../io/tokenizer.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
-import { loadTrained } from '../train/load.js';
+import { loadTrained } from '../adapters/load.js';
 import { parseIds } from './logits.js';
 
 export const GENERATE_USAGE = `Usage: vera generate --model DIR (--prompt TEXT | --chat TEXT | --ids 1,2,3) [options]

@@ -19,3 +19,4 @@ export * from './llama/index.js';
 export * from './bert/index.js';
 export * from './vit/index.js';
 export { type ParameterDType, parameterBytes } from './storage.js';
+export { defaultMaxLength, padIdFor } from './text-inputs.js';

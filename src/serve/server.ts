@@ -27,8 +27,8 @@ import { asConfigObject } from '../models/config-utils.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
-import { loadBaseFor } from '../train/load.js';
-import { defaultMaxLength, padIdFor } from '../train/setup.js';
+import { loadBaseFor } from '../adapters/load.js';
+import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
 import { labelNames, rankLabels } from './labels.js';
 
 export interface ServeOptions {

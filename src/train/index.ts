@@ -4,4 +4,3 @@
 export { type Method, type TrainConfig, ConfigError, readConfigFile, resolveConfig } from './config.js';
 export { type TrainOptions, type TrainResult, train } from './trainer.js';
 export { type EvalResult, evaluate } from './evaluate.js';
-export { loadTrained } from './load.js';

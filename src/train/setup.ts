@@ -25,6 +25,7 @@ import { type ImageProcessorConfig, VIT_DEFAULTS, loadImageProcessorConfig } fro
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { createModel, loadModel } from '../models/auto.js';
+import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
 import { type HFConfig, asConfigObject } from '../models/config-utils.js';
 import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
 import { MODEL_CLASSES, type ModelClass, resolveModelClass } from '../models/registry.js';
@@ -187,23 +188,6 @@ function resolveClassAndTask(cfg: TrainConfig, config: HFConfig): { cls: ModelCl
   if (cfg.method === 'head' && task === 'causal-lm')
     throw new ConfigError('--method head trains a classification head; a causal LM has none (use vera, lora or full)');
   return { cls, task };
-}
-
-/** Padding id: the model's pad_token_id, else the tokenizer's pad (or EOS) token, else 0. */
-export function padIdFor(config: HFConfig, tokenizer: Tokenizer | null): number {
-  const own = config['pad_token_id'];
-  if (typeof own === 'number' && Number.isInteger(own) && own >= 0) return own;
-  return tokenizer?.padTokenId ?? tokenizer?.eosTokenId ?? 0;
-}
-
-/** The model's position limit (RoBERTa reserves two), capped by the tokenizer's model_max_length. */
-export function defaultMaxLength(config: HFConfig, tokenizer: Tokenizer | null): number | undefined {
-  const raw = config['n_positions'] ?? config['max_position_embeddings'];
-  let n = typeof raw === 'number' ? raw : undefined;
-  if (n !== undefined && config['model_type'] === 'roberta') n -= 2;
-  const tok = tokenizer?.config['model_max_length'];
-  if (typeof tok === 'number' && tok > 0 && tok < 1e9) n = n === undefined ? tok : Math.min(n, tok);
-  return n;
 }
 
 function embeddingRows(model: PreTrainedModel): number {

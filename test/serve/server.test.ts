@@ -17,7 +17,7 @@ import { AdapterServer } from '../../src/serve/server.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
-import { loadBaseFor, loadTrained } from '../../src/train/load.js';
+import { loadBaseFor, loadTrained } from '../../src/adapters/load.js';
 import { train } from '../../src/train/trainer.js';
 import { fixtureModel, keywordCsv, quietSink, runConfig, scratch } from '../train/helpers.js';
 

@@ -1,10 +1,10 @@
-// Loading a trained run's result for evaluation or merging: the base model in the class its adapter
+// Loading an adapter with the base model it needs (for evaluation, merging, inference and serving): the base model in the class its adapter
 // needs (a classification adapter trained on a causal-LM base gets the family's classifier, sized by
 // the head the adapter file holds), then the adapter itself.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PeftModel } from '../adapters/peft-model.js';
+import { PeftModel } from './peft-model.js';
 import type { Backend } from '../backends/backend.js';
 import { readJsonFile } from '../io/json.js';
 import { SafetensorsReader } from '../io/safetensors.js';
