@@ -163,6 +163,14 @@ export function prepareData(task: TaskSpec, dir: string): { train: string; valid
   return { ...dataPaths(dir), counts };
 }
 
+/**
+ * What the seed sets besides --seed: VeRA's projection_prng_key, so that the seeds vary the shared
+ * projections too (the trainer's default is PEFT's fixed 0, which lets adapters share one model).
+ */
+function seedOptions(run: RunSpec, seed: number | string): Record<string, unknown> {
+  return run.method === 'vera' ? { projection_prng_key: seed } : {};
+}
+
 /** The run's full configuration (paths absolute). */
 export function runConfig(
   plan: Plan,
@@ -179,6 +187,7 @@ export function runConfig(
     overwrite_output_dir: true,
     ...plan.task.common,
     method: run.method,
+    ...seedOptions(run, seed),
     ...run.options,
     epochs: plan.epochs,
     seed,
@@ -195,7 +204,7 @@ export function trainCommand(plan: Plan, run: RunSpec, seed: number | string, ou
     ['validation_file', `${out}/data/validation.csv`],
     ...Object.entries(plan.task.common),
     ['method', run.method],
-    ...Object.entries(run.options),
+    ...Object.entries({ ...seedOptions(run, seed), ...run.options }),
     ['epochs', plan.epochs],
     ['seed', seed],
     ['output_dir', `${out}/work/${run.id}-s${seed}`],

@@ -47,7 +47,7 @@ export interface TrainConfig {
   vera_train_b: boolean;
   vera_train_d: boolean;
   vera_projection_init: 'kaiming_uniform' | 'kaiming_normal' | 'uniform_0_0.1';
-  projection_prng_key: number | null;
+  projection_prng_key: number;
   save_projection: boolean;
   lora_alpha: number;
   // Optimisation
@@ -259,10 +259,9 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
   },
   projection_prng_key: {
     kind: int(0),
-    nullable: true,
-    default: null,
+    default: 0,
     group: 'Adapter',
-    help: 'VeRA: seed of the shared projections (default: --seed)',
+    help: "VeRA: seed of the shared projections (PEFT's default, 0; adapters loaded or served together must share it)",
   },
   save_projection: {
     kind: bool,

@@ -371,7 +371,7 @@ function adapterConfig(cfg: TrainConfig, task: Task, modelType: string): Adapter
     return veraConfig({
       ...common,
       r: cfg.r ?? 256,
-      projection_prng_key: cfg.projection_prng_key ?? cfg.seed,
+      projection_prng_key: cfg.projection_prng_key,
       save_projection: cfg.save_projection,
       vera_dropout: cfg.adapter_dropout,
       d_initial: cfg.vera_d_initial,
