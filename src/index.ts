@@ -71,3 +71,6 @@ export * from './adapters/index.js';
 export * as data from './data/index.js';
 export * as metrics from './metrics/index.js';
 export * as training from './train/index.js';
+
+// ---- serving many adapters from one base model (`vera serve`) ----
+export { AdapterServer, HttpError, type ServeOptions, findAdapters } from './serve/server.js';
