@@ -9,7 +9,7 @@ import { defaultBackend, getBackend, setDefaultBackend } from '../backends/regis
 import { streamGenerate } from '../generate/generate.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import { readJsonFile } from '../io/json.js';
-import { Tokenizer, createStreamDecoder } from '../io/tokenizer.js';
+import { Tokenizer, createStreamDecoder, hasTokenizerFiles } from '../io/tokenizer.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
 import { loadTrained } from '../adapters/load.js';
 import { parseIds } from './logits.js';
@@ -85,12 +85,6 @@ export function numberFlag(name: string, value: string, ok: (n: number) => boole
 export function loadWithAdapter(dir: string, adapter: string | undefined, merge: boolean): PreTrainedModel {
   if (merge && adapter === undefined) throw new Error('--merge needs --adapter');
   return loadTrained(dir, adapter ?? null, { merge }).model;
-}
-
-/** Whether `dir` holds any of the files Tokenizer.fromDir reads. */
-export function hasTokenizerFiles(dir: string): boolean {
-  const has = (f: string) => existsSync(join(dir, f));
-  return has('tokenizer.json') || (has('vocab.json') && has('merges.txt')) || has('vocab.txt');
 }
 
 /**

@@ -435,3 +435,9 @@ function checkTokenizerJson(json: unknown, where: string): TokenizerJson {
     model: model as TokenizerJson['model'],
   };
 }
+
+/** Whether `dir` holds any of the files Tokenizer.fromDir reads. */
+export function hasTokenizerFiles(dir: string): boolean {
+  const has = (f: string) => existsSync(join(dir, f));
+  return has('tokenizer.json') || (has('vocab.json') && has('merges.txt')) || has('vocab.txt');
+}

@@ -6,7 +6,8 @@
 //
 //   GET  /health          {"ok":true, model, task, adapters_loaded, requests, batches}
 //   GET  /v1/adapters     {"available":[…], "loaded":[…]}
-//   POST /v1/classify     {"adapter"?, "text", "pair"?}                → {"adapter", "labels":[{label,id,score}], "logits"}
+//   POST /v1/classify     {"adapter"?, "text", "pair"?} or {"adapter"?, "image": base64 PNG/JPEG}
+//                                                                     → {"adapter", "labels":[{label,id,score}], "logits"}
 //   POST /v1/generate     {"adapter"?, "prompt", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?,
 //                          "stream"?}                                  → {"adapter", "text", "tokens", "finish_reason"}
 //                          (with "stream": true, server-sent events: one per token, then that object, then [DONE])
@@ -22,9 +23,16 @@ import { noGrad } from '../autograd/graph.js';
 import { decodeSteps } from '../generate/generate.js';
 import { type SamplingOptions, checkSamplingOptions } from '../generate/sampling.js';
 import { readJsonFile } from '../io/json.js';
-import { Tokenizer, createStreamDecoder } from '../io/tokenizer.js';
+import {
+  type ImageProcessorConfig,
+  decodeImage,
+  loadImageProcessorConfig,
+  outputSize,
+  preprocessImage,
+} from '../io/image.js';
+import { Tokenizer, createStreamDecoder, hasTokenizerFiles } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
-import type { PreTrainedModel } from '../models/pretrained.js';
+import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import { loadBaseFor } from '../adapters/load.js';
@@ -61,13 +69,17 @@ export class HttpError extends Error {
   }
 }
 
-// Texts are tokenized when a request arrives, so that a request that cannot run is refused alone
-// rather than failing the batch it would have joined.
+// Texts are tokenized (images decoded and preprocessed) when a request arrives, so that a request that
+// cannot run is refused alone rather than failing the batch it would have joined.
 interface ClassifyJob {
   kind: 'classify';
   adapter: string;
+  /** Text: token ids and type ids. */
   ids: number[];
   typeIds: number[];
+  /** Image: preprocessed pixel values [3, H, W] (ids then empty), and [H, W]. */
+  pixels?: Float32Array;
+  size?: [number, number];
 }
 
 interface GenerateJob {
@@ -106,7 +118,9 @@ export function findAdapters(dir: string): Map<string, string> {
 
 export class AdapterServer {
   readonly model: PreTrainedModel;
-  readonly tokenizer: Tokenizer;
+  /** Null for an image model without tokenizer files. */
+  readonly tokenizer: Tokenizer | null;
+  #imageConfig: ImageProcessorConfig | null = null;
   #peft: PeftModel<PreTrainedModel> | null = null;
   #available: Map<string, string>;
   /** Loaded adapters, least recently used first. */
@@ -126,7 +140,7 @@ export class AdapterServer {
     for (const [k, v] of Object.entries({ maxBatch: this.#opts.maxBatch, maxLoaded: this.#opts.maxLoaded }))
       if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${v}`);
     this.#available = findAdapters(opts.adapters);
-    this.tokenizer = Tokenizer.fromDir(opts.model);
+    this.tokenizer = hasTokenizerFiles(opts.model) ? Tokenizer.fromDir(opts.model) : null;
     const configFile = join(opts.model, 'config.json');
     const config = asConfigObject(readJsonFile(configFile), configFile);
     this.#padId = padIdFor(config, this.tokenizer);
@@ -134,6 +148,7 @@ export class AdapterServer {
     // The class comes from the adapters: classification adapters trained on a causal LM need its classifier.
     const first = this.#available.values().next().value ?? null;
     this.model = loadBaseFor(opts.model, first, { padTokenId: this.#padId, dtype: opts.dtype ?? 'f32' }).eval();
+    if (this.model.task === 'image-classification') this.#imageConfig = loadImageProcessorConfig(opts.model);
   }
 
   get task(): string {
@@ -146,12 +161,37 @@ export class AdapterServer {
     return { available: [...this.#available.keys()], loaded: [...this.#loaded] };
   }
 
-  /** Classifies one text (batched with others that arrive at the same time). */
-  classify(req: { adapter?: string; text: string; pair?: string }): Promise<unknown> {
+  /**
+   * Classifies one text (with an optional pair) or one image (PNG/JPEG bytes), batched with others that
+   * arrive at the same time.
+   */
+  classify(req: { adapter?: string; text?: string; pair?: string; image?: Uint8Array }): Promise<unknown> {
     if (this.model.task === 'causal-lm')
       throw new HttpError(400, `the model is a ${this.model.architecture} (causal LM): use /v1/generate`);
+    if ((req.text === undefined) === (req.image === undefined))
+      throw new HttpError(400, 'give exactly one of "text" and "image"');
     const adapter = this.#adapterName(req.adapter);
-    const e = this.tokenizer.encode(req.text, req.pair === undefined ? {} : { pair: req.pair });
+    if (req.image !== undefined) {
+      if (!this.#imageConfig)
+        throw new HttpError(
+          400,
+          `the model is a text classifier (${this.model.architecture}): send "text", not "image"`,
+        );
+      try {
+        const img = decodeImage(req.image, 'the request image');
+        const { height, width } = outputSize(img.width, img.height, this.#imageConfig);
+        const pixels = preprocessImage(img, this.#imageConfig);
+        return this.#enqueue({ kind: 'classify', adapter, ids: [], typeIds: [], pixels, size: [height, width] });
+      } catch (e) {
+        throw new HttpError(400, (e as Error).message);
+      }
+    }
+    if (this.#imageConfig)
+      throw new HttpError(
+        400,
+        `the model is an image classifier (${this.model.architecture}): send "image", not "text"`,
+      );
+    const e = this.#tokenizer().encode(req.text!, req.pair === undefined ? {} : { pair: req.pair });
     if (e.ids.length === 0) throw new HttpError(400, 'the text has no tokens to classify');
     // Longer inputs are cut to the model's positions, as vera train and vera eval cut them.
     const limit = this.#maxLength ?? Infinity;
@@ -161,6 +201,15 @@ export class AdapterServer {
       ids: e.ids.slice(0, limit),
       typeIds: e.tokenTypeIds.slice(0, limit),
     });
+  }
+
+  #tokenizer(): Tokenizer {
+    if (!this.tokenizer)
+      throw new HttpError(
+        400,
+        `${this.#opts.model} has no tokenizer files (tokenizer.json, vocab.json + merges.txt or vocab.txt)`,
+      );
+    return this.tokenizer;
   }
 
   /** Continues one prompt (batched with others of the same sampling options). */
@@ -183,7 +232,7 @@ export class AdapterServer {
       throw new HttpError(400, (e as Error).message);
     }
     const adapter = this.#adapterName(req.adapter);
-    const ids = this.tokenizer.encode(req.prompt).ids;
+    const ids = this.#tokenizer().encode(req.prompt).ids;
     if (ids.length === 0) throw new HttpError(400, 'the prompt has no tokens to continue');
     return this.#enqueue({
       kind: 'generate',
@@ -304,38 +353,9 @@ export class AdapterServer {
   }
 
   #classifyBatch(jobs: ClassifyJob[]): unknown[] {
-    const rows = jobs.map((j) => ({ ids: j.ids, types: j.typeIds }));
-    const width = Math.max(...rows.map((r) => r.ids.length));
-    const padded = (pick: (r: (typeof rows)[number]) => number[], fill: number) =>
-      Int32Array.from(rows.flatMap((r) => [...pick(r), ...new Array<number>(width - pick(r).length).fill(fill)]));
-    const shape = [rows.length, width];
-    const backend = this.model.parameters()[0]!.backend;
     const logits = noGrad(() =>
       scope(() =>
-        this.#withAdapters(
-          jobs,
-          () =>
-            this.model
-              .forward({
-                inputIds: tensor(
-                  padded((r) => r.ids, this.#padId),
-                  { dtype: 'i32', shape, backend },
-                ),
-                attentionMask: tensor(
-                  padded((r) => r.ids.map(() => 1), 0),
-                  { dtype: 'i32', shape, backend },
-                ),
-                ...(this.model.modelType === 'bert'
-                  ? {
-                      tokenTypeIds: tensor(
-                        padded((r) => r.types, 0),
-                        { dtype: 'i32', shape, backend },
-                      ),
-                    }
-                  : {}),
-              })
-              .toArray() as Float32Array,
-        ),
+        this.#withAdapters(jobs, () => this.model.forward(this.#classifyInputs(jobs)).toArray() as Float32Array),
       ),
     );
     const n = logits.length / jobs.length;
@@ -344,6 +364,30 @@ export class AdapterServer {
       const row = Array.from(logits.subarray(i * n, (i + 1) * n));
       return { adapter: j.adapter, labels: rankLabels(row, names), logits: row };
     });
+  }
+
+  /** The batch's model inputs: stacked pixel values, or right-padded ids with their mask (and BERT's types). */
+  #classifyInputs(jobs: ClassifyJob[]): ModelInputs {
+    const backend = this.model.parameters()[0]!.backend;
+    const first = jobs[0]!;
+    if (first.pixels && first.size) {
+      // The batch key keeps one image size per batch.
+      const one = first.pixels.length;
+      const all = new Float32Array(one * jobs.length);
+      jobs.forEach((j, i) => all.set(j.pixels!, i * one));
+      return { pixelValues: tensor(all, { shape: [jobs.length, 3, ...first.size], backend }) };
+    }
+    const rows = jobs.map((j) => ({ ids: j.ids, types: j.typeIds }));
+    const width = Math.max(...rows.map((r) => r.ids.length));
+    const padded = (pick: (r: (typeof rows)[number]) => number[], fill: number) =>
+      Int32Array.from(rows.flatMap((r) => [...pick(r), ...new Array<number>(width - pick(r).length).fill(fill)]));
+    const i32 = (values: Int32Array) => tensor(values, { dtype: 'i32', shape: [rows.length, width], backend });
+    return {
+      inputIds: i32(padded((r) => r.ids, this.#padId)),
+      attentionMask: i32(padded((r) => r.ids.map(() => 1), 0)),
+      // Only BERT takes token types (RoBERTa has one type; GPT-2 would add them to its embeddings).
+      ...(this.model.modelType === 'bert' ? { tokenTypeIds: i32(padded((r) => r.types, 0)) } : {}),
+    };
   }
 
   async #generateBatch(jobs: GenerateJob[]): Promise<unknown[]> {
@@ -360,7 +404,8 @@ export class AdapterServer {
       },
     );
     const tokens = jobs.map((): number[] => []);
-    const decoders = jobs.map((j) => (j.onToken ? createStreamDecoder(this.tokenizer) : null));
+    const tokenizer = this.#tokenizer();
+    const decoders = jobs.map((j) => (j.onToken ? createStreamDecoder(tokenizer) : null));
     try {
       // Each step's forward runs with the rows on their adapters; between steps the event loop runs.
       for (;;) {
@@ -380,7 +425,7 @@ export class AdapterServer {
     }
     return jobs.map((j, r) => {
       const row = tokens[r]!;
-      const text = this.tokenizer.decode(row, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false });
+      const text = tokenizer.decode(row, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false });
       if (j.onToken) {
         const rest = decoders[r]!.flush();
         if (rest) j.onToken(null, rest);
@@ -458,8 +503,9 @@ export class AdapterServer {
           200,
           await this.classify({
             ...optionalString(body, 'adapter'),
-            text: requiredString(body, 'text'),
+            ...optionalString(body, 'text'),
             ...optionalString(body, 'pair'),
+            ...optionalImage(body),
           }),
         );
       }
@@ -499,7 +545,7 @@ let unique = 0;
 
 /** Jobs that can share a batch: every classification; greedy generations; a sampled one shares with none. */
 function batchKey(j: ClassifyJob | GenerateJob): string {
-  if (j.kind === 'classify') return 'classify';
+  if (j.kind === 'classify') return j.size ? `classify-image ${j.size.join('x')}` : 'classify';
   return j.sampling.doSample ? `sampled ${unique++}` : 'greedy';
 }
 
@@ -537,6 +583,15 @@ function requiredString(body: Record<string, unknown>, key: string): string {
 function optionalString<K extends string>(body: Record<string, unknown>, key: K): { [P in K]?: string } {
   if (body[key] === undefined || body[key] === null) return {};
   return { [key]: requiredString(body, key) } as { [P in K]?: string };
+}
+
+/** "image": a PNG or JPEG file as base64 (within the body limit). */
+function optionalImage(body: Record<string, unknown>): { image?: Uint8Array } {
+  const v = optionalString(body, 'image').image;
+  if (v === undefined) return {};
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v.replace(/\s+/g, '')))
+    throw new HttpError(400, '"image" must be a base64 string of a PNG or JPEG file');
+  return { image: new Uint8Array(Buffer.from(v, 'base64')) };
 }
 
 function optionalNumber<K extends string>(body: Record<string, unknown>, key: string, as: K): { [P in K]?: number } {

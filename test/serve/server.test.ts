@@ -4,13 +4,15 @@
 // errors with their status codes.
 
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getPeftModel, veraConfig } from '../../src/adapters/index.js';
 import { PeftModel } from '../../src/adapters/peft-model.js';
 import { noGrad } from '../../src/autograd/graph.js';
 import { generate } from '../../src/generate/generate.js';
+import { decodeImage, imageToTensor, loadImageProcessorConfig } from '../../src/io/image.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
 import { loadModel } from '../../src/models/auto.js';
 import { AdapterServer } from '../../src/serve/server.js';
@@ -19,7 +21,11 @@ import { Generator } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
 import { loadBaseFor, loadTrained } from '../../src/adapters/load.js';
 import { train } from '../../src/train/trainer.js';
+import { caseDir } from '../models/fixtures.js';
 import { fixtureModel, keywordCsv, quietSink, runConfig, scratch } from '../train/helpers.js';
+
+const ADAPTER_FIXTURES = fileURLToPath(new URL('../../../test/parity/fixtures/adapters/', import.meta.url));
+const IMAGE_FIXTURES = fileURLToPath(new URL('../../../test/parity/fixtures/images/', import.meta.url));
 
 const { dir: root, cleanup } = scratch('serve');
 let gpt2: string;
@@ -234,6 +240,53 @@ describe('vera serve', () => {
     });
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: string }).error, /"stream" must be true or false/);
+  });
+
+  test('image classification (ViT): a base64 PNG per request, each on its own adapter', async () => {
+    const vit = join(root, 'vit');
+    cpSync(caseDir('vit-imgcls'), vit, { recursive: true });
+    writeFileSync(
+      join(vit, 'preprocessor_config.json'),
+      JSON.stringify({
+        do_resize: true,
+        size: { height: 16, width: 16 },
+        resample: 2,
+        do_rescale: true,
+        rescale_factor: 1 / 255,
+        do_normalize: true,
+        image_mean: [0.5, 0.5, 0.5],
+        image_std: [0.5, 0.5, 0.5],
+      }),
+    );
+    const adapters = join(root, 'vit-adapters');
+    cpSync(join(ADAPTER_FIXTURES, 'vit-vera-head'), join(adapters, 'head'), { recursive: true });
+    const { server, call } = await start({ model: vit, adapters, batchWindowMs: 20 });
+    assert.equal(server.task, 'image-classification');
+    assert.equal(server.tokenizer, null);
+    const png = readFileSync(join(IMAGE_FIXTURES, 'rgb_37x23.png'));
+    const [adapted, plain] = await Promise.all(
+      [{ adapter: 'head' }, {}].map((r) => call('POST', '/v1/classify', { ...r, image: png.toString('base64') })),
+    );
+    const expected = (adapter?: string) => {
+      const model = loadModel(vit);
+      if (adapter) PeftModel.fromPretrained(model, adapter);
+      const pixels = imageToTensor(decodeImage(new Uint8Array(png)), loadImageProcessorConfig(vit));
+      return noGrad(() => model.forward({ pixelValues: pixels }).toNumbers());
+    };
+    close(adapted!.body['logits'], expected(join(adapters, 'head')), 'adapted');
+    close(plain!.body['logits'], expected(), 'base');
+    assert.equal((await call('GET', '/health')).body['batches'], 1);
+    const bad = [
+      [{ text: 'w7' }, /image classifier .*send "image", not "text"/],
+      [{ image: 'not base64!' }, /"image" must be a base64 string/],
+      [{ image: Buffer.from('GIF89a').toString('base64') }, /the request image/],
+      [{ image: png.toString('base64'), text: 'x' }, /exactly one of "text" and "image"/],
+    ] as const;
+    for (const [body, error] of bad) {
+      const r = await call('POST', '/v1/classify', body);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(String(r.body['error']), error);
+    }
   });
 
   test('a bf16-stored base serves the same adapters', async () => {
