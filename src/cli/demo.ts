@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UCI_SOURCES, uciSentimentDir } from '../data/builtin.js';
+import { UCI_SOURCES, type UciSource, uciSentimentDir } from '../data/builtin.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Generator } from '../tensor/random.js';
 import { resolveConfig, type Method, type TrainConfig } from '../train/config.js';
@@ -44,9 +44,16 @@ function methodConfig(method: Method): Partial<TrainConfig> {
   return { method, lr: 5e-3 };
 }
 
-/** Writes the UCI sentences as train/validation CSVs (a seeded 90/10 split of all three sources). */
-export function writeSentimentData(dir: string, seed: number): { train: string; validation: string; count: number } {
-  const rows: [string, string][] = [];
+/**
+ * Writes the UCI sentences as train/validation CSVs: a seeded 90/10 split of all three sources, or with
+ * `holdout` one source (IMDb, Yelp or Amazon) for validation and the other two for training.
+ */
+export function writeSentimentData(
+  dir: string,
+  seed: number,
+  holdout?: UciSource,
+): { train: string; validation: string; count: number } {
+  const rows: [string, string, UciSource][] = [];
   for (const source of UCI_SOURCES) {
     const items = JSON.parse(readFileSync(join(uciSentimentDir(), `${source}.json`), 'utf8')) as {
       text?: string;
@@ -54,7 +61,7 @@ export function writeSentimentData(dir: string, seed: number): { train: string; 
     }[];
     for (const it of items) {
       if (typeof it.text === 'string' && it.text.trim() !== '' && (it.class === 0 || it.class === 1)) {
-        rows.push([it.text.trim(), it.class === 1 ? 'positive' : 'negative']);
+        rows.push([it.text.trim(), it.class === 1 ? 'positive' : 'negative', source]);
       }
     }
   }
@@ -63,14 +70,18 @@ export function writeSentimentData(dir: string, seed: number): { train: string; 
     const j = g.nextU32() % (i + 1);
     [rows[i], rows[j]] = [rows[j]!, rows[i]!];
   }
-  const csv = (part: [string, string][]) =>
+  const csv = (part: [string, string, UciSource][]) =>
     `text,label\n${part.map(([t, l]) => `"${t.replaceAll('"', '""')}",${l}\n`).join('')}`;
   const nValid = Math.round(rows.length / 10);
+  const [validation, train] =
+    holdout === undefined
+      ? [rows.slice(0, nValid), rows.slice(nValid)]
+      : [rows.filter((r) => r[2] === holdout), rows.filter((r) => r[2] !== holdout)];
   mkdirSync(dir, { recursive: true });
   const paths = { train: join(dir, 'train.csv'), validation: join(dir, 'validation.csv') };
   // Atomic: parallel experiment sweeps write the same files while others read them.
-  writeFileAtomic(paths.validation, csv(rows.slice(0, nValid)));
-  writeFileAtomic(paths.train, csv(rows.slice(nValid)));
+  writeFileAtomic(paths.validation, csv(validation));
+  writeFileAtomic(paths.train, csv(train));
   return { ...paths, count: rows.length };
 }
 

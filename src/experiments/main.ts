@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PLAN } from './plan.js';
 import { renderDocument } from './report.js';
-import { ROOT, jobsOf, loadResults, parseShard, prepareData, sweep, trainCommand } from './runner.js';
+import { ROOT, jobsOf, loadResults, parseShard, prepareAll, sweep, trainCommand } from './runner.js';
 
 const USAGE = `Usage: node dist/src/experiments/main.js [--sections a,b] [--render-only] [--out DIR] [--doc FILE]
        [--threads N] [--workers N] [--shard i/n] [--backend js|native] [--prepare] [--list] [--verbose]
@@ -59,14 +59,16 @@ async function main(argv: string[]): Promise<number> {
   if (backend !== null && backend !== 'js' && backend !== 'native') throw new Error('--backend must be js or native');
 
   if (values.prepare) {
-    const { train, validation, counts } = prepareData(PLAN.task, join(out, 'data'));
-    process.stdout.write(`${train} (${counts[0]} rows)\n${validation} (${counts[1]} rows)\n`);
+    for (const { train, validation, counts } of prepareAll(PLAN, out))
+      process.stdout.write(`${train} (${counts[0]} rows)\n${validation} (${counts[1]} rows)\n`);
     return 0;
   }
   if (values.list) {
     const cached = loadResults(out);
     for (const job of jobsOf(PLAN, sections))
-      process.stdout.write(`${cached.has(job.key) ? 'cached ' : 'todo   '} ${trainCommand(PLAN, job.run, job.seed)}\n`);
+      process.stdout.write(
+        `${cached.has(job.key) ? 'cached ' : 'todo   '} ${trainCommand(PLAN, job.run, job.seed, undefined, job.task)}\n`,
+      );
     return 0;
   }
   const workers = values.workers === undefined ? 1 : Number(values.workers);
@@ -75,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
   if (values['render-only']) {
     // Nothing to train.
   } else if (workers > 1) {
-    prepareData(PLAN.task, join(out, 'data'));
+    prepareAll(PLAN, out);
     const common = [
       ...['--out', out, '--threads', String(threads)],
       ...(values.sections === undefined ? [] : ['--sections', values.sections]),

@@ -9,6 +9,8 @@ export interface DataSpec {
   source: 'uci-sentiment';
   /** Seed of the train/validation split (the demo's default, 0): fixed, so every seed sees the same split. */
   splitSeed: number;
+  /** Validate on this source's sentences and train on the other two (default: a random 90/10 split). */
+  holdout?: 'imdb' | 'yelp' | 'amazon';
   /** Keep only the first N training / validation rows (tests); absent: all. */
   trainLimit?: number;
   validationLimit?: number;
@@ -41,6 +43,8 @@ export interface Section {
   id: string;
   title: string;
   runs: RunSpec[];
+  /** The task of this section's runs (default: the plan's). */
+  task?: TaskSpec;
 }
 
 export interface Plan {
@@ -80,6 +84,14 @@ export const UCI_TASK: TaskSpec = {
     metric: 'accuracy',
     save_total_limit: 1,
   },
+};
+
+/** The same sentences split by source: trained on Yelp and Amazon, validated on IMDb's 1,000. */
+export const UCI_IMDB_TASK: TaskSpec = {
+  ...UCI_TASK,
+  id: 'uci-sentiment-imdb-holdout',
+  title: 'UCI sentiment sentences, trained on Yelp and Amazon, validated on IMDb',
+  data: { source: 'uci-sentiment', splitSeed: 0, holdout: 'imdb' },
 };
 
 const VERA_RANKS = [1, 4, 16, 64, 256, 1024];
@@ -215,6 +227,20 @@ export const PLAN: Plan = {
             series: 'lora',
           };
         }),
+      ],
+    },
+    {
+      // Not in the paper: a second split of the same data, where the validation sentences come from
+      // another source than the training ones, to see whether the comparison of section 1 holds.
+      id: 'domains',
+      title: 'Another split: trained on Yelp and Amazon, validated on IMDb',
+      task: UCI_IMDB_TASK,
+      runs: [
+        { id: 'head', label: 'head only', method: 'head', options: { lr: 5e-3 } },
+        { id: 'vera-r256', label: 'VeRA r=256', method: 'vera', options: vera(256) },
+        { id: 'lora-r1', label: 'LoRA r=1', method: 'lora', options: lora(1) },
+        { id: 'lora-r16', label: 'LoRA r=16', method: 'lora', options: lora(16) },
+        { id: 'full-lr5e-4', label: 'full fine-tuning, lr 5e-4', method: 'full', options: { lr: 5e-4, head_lr: 5e-3 } },
       ],
     },
   ],

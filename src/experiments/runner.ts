@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { type TrainConfig, resolveConfig } from '../train/config.js';
 import { readRecords } from '../train/log.js';
 import { type TrainResult, train } from '../train/trainer.js';
-import type { Plan, RunSpec, TaskSpec } from './plan.js';
+import type { Plan, RunSpec, Section, TaskSpec } from './plan.js';
 
 /** The repository root (this file is dist/src/experiments/runner.js once built). */
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
@@ -103,6 +103,18 @@ export interface Job {
   run: RunSpec;
   seed: number;
   key: string;
+  /** The task of the job's section. */
+  task: TaskSpec;
+}
+
+/** A section's task: its own, else the plan's. */
+export function taskOf(plan: Plan, section: Section): TaskSpec {
+  return section.task ?? plan.task;
+}
+
+/** Where a task's CSVs go under `out`: data/ for the plan's task (as the documented commands say), data/<id>/ else. */
+export function dataDir(out: string, plan: Plan, task: TaskSpec): string {
+  return task.id === plan.task.id ? join(out, 'data') : join(out, 'data', task.id);
 }
 
 const stable = (v: unknown): string =>
@@ -130,10 +142,11 @@ export function jobsOf(plan: Plan, sections?: readonly string[]): Job[] {
   for (const seed of plan.seeds)
     for (const section of chosen)
       for (const run of section.runs) {
-        const key = runKey(plan.task, run, plan.epochs, seed);
+        const task = taskOf(plan, section);
+        const key = runKey(task, run, plan.epochs, seed);
         if (seen.has(key)) continue;
         seen.add(key);
-        jobs.push({ run, seed, key });
+        jobs.push({ run, seed, key, task });
       }
   return jobs;
 }
@@ -145,7 +158,7 @@ export function dataPaths(dir: string): { train: string; validation: string } {
 
 /** Writes the task's train/validation CSVs (the demo's split, cut to the spec's limits). */
 export function prepareData(task: TaskSpec, dir: string): { train: string; validation: string; counts: number[] } {
-  const paths = writeSentimentData(dir, task.data.splitSeed);
+  const paths = writeSentimentData(dir, task.data.splitSeed, task.data.holdout);
   const counts: number[] = [];
   for (const [file, limit] of [
     [paths.train, task.data.trainLimit],
@@ -171,6 +184,12 @@ function seedOptions(run: RunSpec, seed: number | string): Record<string, unknow
   return run.method === 'vera' ? { projection_prng_key: seed } : {};
 }
 
+/** Writes the data of every task of the plan (the plan's own first) under `out`. */
+export function prepareAll(plan: Plan, out: string): ReturnType<typeof prepareData>[] {
+  const tasks = new Map([plan.task, ...plan.sections.map((s) => taskOf(plan, s))].map((t) => [t.id, t]));
+  return [...tasks.values()].map((t) => prepareData(t, dataDir(out, plan, t)));
+}
+
 /** The run's full configuration (paths absolute). */
 export function runConfig(
   plan: Plan,
@@ -178,14 +197,15 @@ export function runConfig(
   seed: number,
   paths: { train: string; validation: string; output: string },
   opts: Pick<SweepOptions, 'threads' | 'backend'> = {},
+  task: TaskSpec = plan.task,
 ): TrainConfig {
   return resolveConfig({
-    model: resolve(ROOT, plan.task.model),
+    model: resolve(ROOT, task.model),
     train_file: paths.train,
     validation_file: paths.validation,
     output_dir: paths.output,
     overwrite_output_dir: true,
-    ...plan.task.common,
+    ...task.common,
     method: run.method,
     ...seedOptions(run, seed),
     ...run.options,
@@ -197,12 +217,19 @@ export function runConfig(
 }
 
 /** The `vera train` command line of a run (paths relative to the repository root; the seed as given). */
-export function trainCommand(plan: Plan, run: RunSpec, seed: number | string, out = 'runs/experiments'): string {
+export function trainCommand(
+  plan: Plan,
+  run: RunSpec,
+  seed: number | string,
+  out = 'runs/experiments',
+  task: TaskSpec = plan.task,
+): string {
+  const data = dataDir(out, plan, task);
   const fields: [string, unknown][] = [
-    ['model', plan.task.model],
-    ['train_file', `${out}/data/train.csv`],
-    ['validation_file', `${out}/data/validation.csv`],
-    ...Object.entries(plan.task.common),
+    ['model', task.model],
+    ['train_file', `${data}/train.csv`],
+    ['validation_file', `${data}/validation.csv`],
+    ...Object.entries(task.common),
     ['method', run.method],
     ...Object.entries({ ...seedOptions(run, seed), ...run.options }),
     ['epochs', plan.epochs],
@@ -257,9 +284,9 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 
 /** Trains one job and caches its record (atomically: a killed sweep leaves no half-written result). */
 export async function runJob(plan: Plan, job: Job, opts: SweepOptions): Promise<RunRecord> {
-  const data = dataPaths(join(opts.out, 'data'));
+  const data = dataPaths(dataDir(opts.out, plan, job.task));
   const output = join(opts.out, 'work', job.key);
-  const config = runConfig(plan, job.run, job.seed, { ...data, output }, opts);
+  const config = runConfig(plan, job.run, job.seed, { ...data, output }, opts, job.task);
   const loadBefore = loadavg()[0]!;
   const started = performance.now();
   const sink = { write: (s: string) => (opts.verbose ? process.stderr.write(s) : true) };
@@ -277,7 +304,7 @@ export async function runJob(plan: Plan, job: Job, opts: SweepOptions): Promise<
   const record: RunRecord = {
     version: 1,
     key: job.key,
-    task: plan.task.id,
+    task: job.task.id,
     runId: job.run.id,
     label: job.run.label,
     method: job.run.method,
@@ -313,7 +340,7 @@ export async function sweep(plan: Plan, opts: SweepOptions): Promise<RunRecord[]
   const jobs = jobsOf(plan, opts.sections).filter((_, i) => i % shard.count === shard.index);
   const cached = loadResults(opts.out);
   const todo = jobs.filter((j) => !cached.has(j.key));
-  const { counts } = prepareData(plan.task, join(opts.out, 'data'));
+  const [{ counts }] = prepareAll(plan, opts.out);
   const of = shard.count > 1 ? ` (shard ${shard.index + 1}/${shard.count})` : '';
   log(
     `experiments${of}: ${jobs.length} runs (${jobs.length - todo.length} cached, ${todo.length} to train); data: ${counts[0]} training, ${counts[1]} validation sentences`,

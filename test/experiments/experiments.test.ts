@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { type Plan, PLAN, lora, vera } from '../../src/experiments/plan.js';
+import { type Plan, PLAN, UCI_IMDB_TASK, lora, vera } from '../../src/experiments/plan.js';
 import { busySeconds, renderDocument, renderReport, summarize } from '../../src/experiments/report.js';
 import {
   ROOT,
@@ -72,6 +72,22 @@ describe('experiments runner', () => {
       assert.deepEqual(fromFlags[key], direct[key], key);
     assert.equal(fromFlags.vera_train_b, false);
     assert.equal(PLAN.seeds.length >= 3, true);
+  });
+
+  test('the split by source: IMDb validates, Yelp and Amazon train; the random split is unchanged', () => {
+    const { dir, cleanup } = scratch('experiments-split');
+    try {
+      const bySource = prepareData(UCI_IMDB_TASK, join(dir, 'imdb'));
+      assert.deepEqual(bySource.counts, [2000, 1000]);
+      const random = prepareData(PLAN.task, join(dir, 'random'));
+      assert.deepEqual(random.counts, [2700, 300]);
+      const texts = (file: string) => new Set(readFileSync(file, 'utf8').split('\n').slice(1, -1));
+      const [train, validation] = [texts(bySource.train), texts(bySource.validation)];
+      // Only sentences that two sources share word for word (one here) are on both sides.
+      assert.ok([...validation].filter((t) => train.has(t)).length <= 1);
+    } finally {
+      cleanup();
+    }
   });
 
   test('--shard i/n', () => {
