@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from '
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SafetensorsReader } from '../../src/io/safetensors.js';
+import type { TrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import {
   FIXTURES,
@@ -156,6 +157,27 @@ describe('train', () => {
         () => runConfig({ model: gpt2, train_file: data, output_dir: join(root, 'x'), method, dtype: 'bf16' }),
         new RegExp(`--dtype bf16 keeps the base frozen in bf16: it is for --method vera or lora, not ${method}`),
       );
+  });
+
+  test("VeRA's projection key is PEFT's 0 whatever the seed, unless given", async () => {
+    const key = async (extra: Partial<TrainConfig>) => {
+      const out = join(root, `key-${JSON.stringify(extra).replace(/\W/g, '')}`);
+      const config = runConfig({
+        model: gpt2,
+        train_file: data,
+        output_dir: out,
+        method: 'vera',
+        r: 8,
+        max_steps: 1,
+        ...extra,
+      });
+      assert.equal((await train({ config, sink: quietSink() })).status, 'completed');
+      return (JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')) as Record<string, unknown>)[
+        'projection_prng_key'
+      ];
+    };
+    assert.equal(await key({ seed: 3 }), 0);
+    assert.equal(await key({ seed: 3, projection_prng_key: 7 }), 7);
   });
 
   test('LoRA on a causal LM and regression with a new one-output head run', async () => {
