@@ -125,6 +125,8 @@ export class AdapterServer {
   #available: Map<string, string>;
   /** Loaded adapters, least recently used first. */
   #loaded: string[] = [];
+  /** Each loaded adapter's files' modification times, as loaded (stampOf). */
+  #stamps = new Map<string, string>();
   #queue: Job[] = [];
   #timer: NodeJS.Timeout | null = null;
   #draining = false;
@@ -321,16 +323,24 @@ export class AdapterServer {
 
   #ensureLoaded(name: string, batch: readonly Job[]): void {
     if (name === BASE_ADAPTER) return;
+    const dir = this.#available.get(name)!;
     const at = this.#loaded.indexOf(name);
     if (at >= 0) {
       this.#loaded.splice(at, 1);
-      this.#loaded.push(name);
-      return;
+      if (this.#stamps.get(name) === stampOf(dir)) {
+        this.#loaded.push(name);
+        return;
+      }
+      // Changed on disk (retrained, say): the new files replace the loaded adapter.
+      this.#peft!.deleteAdapter(name);
+      this.#stamps.delete(name);
+      this.#opts.log?.(`adapter ${name} changed on disk; reloading`);
     }
-    const dir = this.#available.get(name)!;
+    const stamp = stampOf(dir);
     if (this.#peft === null) this.#peft = PeftModel.fromPretrained(this.model, dir, { adapterName: name });
     else this.#peft.loadAdapter(dir, name);
     this.#loaded.push(name);
+    this.#stamps.set(name, stamp);
     this.#opts.log?.(`loaded adapter ${name} from ${dir}`);
     // Over the limit: unload the least recently used adapters that this batch does not need.
     const needed = new Set(batch.map((j) => j.adapter));
@@ -339,6 +349,7 @@ export class AdapterServer {
       if (needed.has(old)) continue;
       this.#peft.deleteAdapter(old);
       this.#loaded.splice(this.#loaded.indexOf(old), 1);
+      this.#stamps.delete(old);
       this.#opts.log?.(`unloaded adapter ${old}`);
     }
   }
@@ -542,6 +553,19 @@ export class AdapterServer {
 }
 
 let unique = 0;
+
+/** When an adapter's files last changed: their modification times (missing files count as 0). */
+function stampOf(dir: string): string {
+  return ['adapter_config.json', 'adapter_model.safetensors']
+    .map((f) => {
+      try {
+        return statSync(join(dir, f)).mtimeMs;
+      } catch {
+        return 0;
+      }
+    })
+    .join(' ');
+}
 
 /** Jobs that can share a batch: every classification; greedy generations; a sampled one shares with none. */
 function batchKey(j: ClassifyJob | GenerateJob): string {

@@ -4,7 +4,7 @@
 // errors with their status codes.
 
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -306,6 +306,29 @@ describe('vera serve', () => {
     const r = await call('POST', '/v1/generate', { adapter: 'late', prompt: 'w7', max_new_tokens: 2 });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual((await call('GET', '/v1/adapters')).body, { available: ['late', 'style-a'], loaded: ['late'] });
+  });
+
+  test('an adapter changed on disk is reloaded on its next request', async () => {
+    const folder = join(root, 'lm-changing');
+    cpSync(join(root, 'lm', 'style-a'), join(folder, 'mine'), { recursive: true });
+    const { call } = await start({ adapters: folder });
+    const ask = async () =>
+      (await call('POST', '/v1/generate', { adapter: 'mine', prompt: 'w7 w8', max_new_tokens: 6 })).body['tokens'];
+    const before = await ask();
+    // Retrained: style-b's files replace style-a's (a later modification time, as a new file has).
+    cpSync(join(root, 'lm', 'style-b'), join(folder, 'mine'), { recursive: true, force: true });
+    const later = new Date(Date.now() + 5000);
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors'])
+      utimesSync(join(folder, 'mine', f), later, later);
+    const after = await ask();
+    cpSync(join(root, 'lm', 'style-b'), join(root, 'lm-b-only', 'b'), { recursive: true });
+    const want = (await start({ adapters: join(root, 'lm-b-only') })).call;
+    const fromB = (await want('POST', '/v1/generate', { adapter: 'b', prompt: 'w7 w8', max_new_tokens: 6 })).body[
+      'tokens'
+    ];
+    assert.deepEqual(after, fromB);
+    assert.notDeepEqual(after, before);
+    assert.deepEqual(await ask(), after, 'unchanged files are not reloaded');
   });
 
   test('beyond maxLoaded the least recently used adapter is unloaded', async () => {
