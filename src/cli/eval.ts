@@ -13,6 +13,9 @@ import { evaluate } from '../train/evaluate.js';
 import { adapterHead, loadTrained } from '../adapters/load.js';
 import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
 import { imageProcessor, loadDataset } from '../train/setup.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { evaluateGeneration, readGenerationExamples } from '../train/generation-eval.js';
+import { progressLogger } from './generate.js';
 import { flagNames, parseCommandArgs, intFlag, writeOut } from './train.js';
 
 const DATA_FORMATS: readonly DataFormat[] = ['auto', 'csv', 'tsv', 'jsonl', 'text', 'instructions', 'images', 'idx'];
@@ -23,6 +26,10 @@ Evaluates a model, or a model with a PEFT adapter (as vera train writes them), o
 prints one JSON object: {"examples": N, "loss": …, and the task's metrics} (classification: accuracy,
 f1, mcc; regression: pearson, spearman; causal LM: perplexity).
 
+With --generate (a causal LM and {prompt, response} JSON Lines), each prompt is continued greedily and
+scored against every response given for it, as the VeRA paper scores E2E: {"examples", "bleu",
+"rouge_l", "nist", "cider", "samples"} (BLEU as sacreBLEU, ROUGE-L F as rouge-score, both 0–100).
+
 Options:
   --model DIR          A Hugging Face model directory (the base model when --adapter is given)
   --adapter DIR        A PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
@@ -32,6 +39,9 @@ Options:
   --task T             ${FIELDS.task.help}
   --label_names A,B    Class names in id order (default: the model's id2label, else from the data)
   --batch_size N       Examples per batch (default 16)
+  --generate           Score generated responses (see above)
+  --max_new_tokens N   With --generate: new tokens per response at most (default 64)
+  --predictions FILE   With --generate: also write every {prompt, output, references} as JSON Lines
   --data_format, --text_column, --pair_column, --label_column, --prompt_key, --response_key,
   --messages_key, --max_length, --block_size, --padding_side, --on_bad_row: as for vera train
   --backend js|native  Tensor backend (default: native when built)
@@ -62,6 +72,9 @@ export async function evalCommand(args: string[]): Promise<number> {
         block_size: s,
         padding_side: s,
         on_bad_row: s,
+        generate: { type: 'boolean', default: false },
+        max_new_tokens: s,
+        predictions: s,
         backend: s,
         threads: s,
         help: { type: 'boolean', short: 'h' },
@@ -108,6 +121,34 @@ export async function evalCommand(args: string[]): Promise<number> {
   const tokenizer = task === 'image-classification' ? null : Tokenizer.fromDir(values.model);
   const padId = padIdFor(baseConfig, tokenizer);
   const { model, peft } = loadTrained(values.model, adapter, { backend, padTokenId: padId });
+  if (values.generate) {
+    if (task !== 'causal-lm' || !tokenizer)
+      throw new Error(
+        `--generate needs a causal LM; ${values.model}${adapter ? ` with ${adapter}` : ''} is a ${model.architecture}`,
+      );
+    const examples = readGenerationExamples(values.data, {
+      promptKey: values.prompt_key ?? 'prompt',
+      responseKey: values.response_key ?? 'response',
+    });
+    const log = progressLogger(false);
+    const scores = evaluateGeneration(model, tokenizer, examples, {
+      padTokenId: padId,
+      batchSize: values.batch_size ? intFlag('batch_size', values.batch_size, 1) : 16,
+      maxNewTokens: values.max_new_tokens ? intFlag('max_new_tokens', values.max_new_tokens, 1) : 64,
+      onBatch: (done) => log(`vera eval: ${done}/${examples.length} prompts`),
+    });
+    const { outputs, ...metrics } = scores;
+    if (values.predictions)
+      writeFileAtomic(
+        values.predictions,
+        examples
+          .map((e, i) => `${JSON.stringify({ prompt: e.prompt, output: outputs[i], references: e.references })}\n`)
+          .join(''),
+      );
+    const samples = examples.slice(0, 3).map((e, i) => ({ prompt: e.prompt, output: outputs[i] }));
+    await writeOut(`${JSON.stringify({ ...metrics, samples })}\n`);
+    return 0;
+  }
   const labelNames = values.label_names?.split(',').map((x) => x.trim()) ?? configLabelNames(model.config);
   const positions = defaultMaxLength(baseConfig, null);
   const ds = loadDataset(

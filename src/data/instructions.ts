@@ -117,21 +117,25 @@ export function loadInstructions(file: string, opts: InstructionOpts): Dataset {
   return new TokenDataset({ kind: 'causal-lm', inputIds, labels, sources, skipped: policy.skipped });
 }
 
+/**
+ * The ids a model sees for a prompt, in training and when asked to generate its response: the chat
+ * template's rendering of it as a user turn (with the generation prompt), or without a template the
+ * tokenizer's special prefix (BOS) and the prompt's ids. Throws the template's error.
+ */
+export function instructionPromptIds(tok: Tokenizer, prompt: string): number[] {
+  if (tok.chatTemplate === null) return [...specialPrefix(tok), ...rawIds(tok, prompt)];
+  return rawIds(tok, tok.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true }));
+}
+
 function encodePromptResponse(tok: Tokenizer, prompt: unknown, response: unknown, pk: string, rk: string): Encoded {
   if (typeof prompt !== 'string') return { error: `"${pk}" must be a string, got ${show(prompt)}` };
   if (typeof response !== 'string') return { error: `"${rk}" must be a string, got ${show(response)}` };
   if (response.trim() === '') return { error: `empty "${rk}": nothing to learn` };
   let promptIds: number[];
-  if (tok.chatTemplate !== null) {
-    let text: string;
-    try {
-      text = tok.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true });
-    } catch (e) {
-      return { error: describeError(e) };
-    }
-    promptIds = rawIds(tok, text);
-  } else {
-    promptIds = [...specialPrefix(tok), ...rawIds(tok, prompt)];
+  try {
+    promptIds = instructionPromptIds(tok, prompt);
+  } catch (e) {
+    return { error: describeError(e) };
   }
   const responseIds = rawIds(tok, response);
   const eos = tok.eosTokenId;
