@@ -15,7 +15,8 @@ which each row uses its own adapter (with VeRA, a batch of many adapters costs w
   GET  /v1/adapters   adapters available and loaded
   POST /v1/classify   {"adapter"?, "text", "pair"?} or {"adapter"?, "image": base64 PNG/JPEG}
                       → {"adapter", "labels":[{"label","id","score"}], "logits"}
-  POST /v1/generate   {"adapter"?, "prompt", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?, "stream"?}
+  POST /v1/generate   {"adapter"?, "prompt" or "messages" (chat template), "max_new_tokens"?, "temperature"?,
+                       "top_k"?, "top_p"?, "seed"?, "stream"?}
                       → {"adapter", "text", "tokens", "finish_reason"}; with "stream": true, server-sent
                       events {"token","text"} as tokens come, then that object, then [DONE]
 Without "adapter" (or with "__base__") a request runs the base model alone.

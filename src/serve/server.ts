@@ -8,7 +8,7 @@
 //   GET  /v1/adapters     {"available":[…], "loaded":[…]}
 //   POST /v1/classify     {"adapter"?, "text", "pair"?} or {"adapter"?, "image": base64 PNG/JPEG}
 //                                                                     → {"adapter", "labels":[{label,id,score}], "logits"}
-//   POST /v1/generate     {"adapter"?, "prompt", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?,
+//   POST /v1/generate     {"adapter"?, "prompt" | "messages", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?, "seed"?,
 //                          "stream"?}                                  → {"adapter", "text", "tokens", "finish_reason"}
 //                          (with "stream": true, server-sent events: one per token, then that object, then [DONE])
 // No "adapter" (or "__base__") runs the base model alone. Errors are {"error": "…"} with a 4xx/5xx status.
@@ -30,7 +30,7 @@ import {
   outputSize,
   preprocessImage,
 } from '../io/image.js';
-import { Tokenizer, createStreamDecoder, hasTokenizerFiles } from '../io/tokenizer.js';
+import { type ChatMessage, Tokenizer, createStreamDecoder, hasTokenizerFiles } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
 import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
 import { tensor } from '../tensor/creation.js';
@@ -214,10 +214,14 @@ export class AdapterServer {
     return this.tokenizer;
   }
 
-  /** Continues one prompt (batched with others of the same sampling options). */
+  /**
+   * Continues one prompt, or answers a conversation (`messages`, rendered by the tokenizer's chat
+   * template with the generation prompt, as `vera generate --chat` does); batched with others.
+   */
   generate(req: {
     adapter?: string;
-    prompt: string;
+    prompt?: string;
+    messages?: ChatMessage[];
     maxNewTokens?: number;
     sampling?: { temperature?: number; topK?: number; topP?: number; seed?: number };
     onToken?: (token: number | null, text: string) => void;
@@ -234,7 +238,18 @@ export class AdapterServer {
       throw new HttpError(400, (e as Error).message);
     }
     const adapter = this.#adapterName(req.adapter);
-    const ids = this.#tokenizer().encode(req.prompt).ids;
+    if ((req.prompt === undefined) === (req.messages === undefined))
+      throw new HttpError(400, 'give exactly one of "prompt" and "messages"');
+    const tokenizer = this.#tokenizer();
+    let ids: number[];
+    if (req.messages !== undefined) {
+      try {
+        const text = tokenizer.applyChatTemplate(req.messages, { addGenerationPrompt: true });
+        ids = tokenizer.encode(text, { addSpecialTokens: false }).ids;
+      } catch (e) {
+        throw new HttpError(400, `"messages": ${(e as Error).message}`);
+      }
+    } else ids = tokenizer.encode(req.prompt!).ids;
     if (ids.length === 0) throw new HttpError(400, 'the prompt has no tokens to continue');
     return this.#enqueue({
       kind: 'generate',
@@ -530,7 +545,8 @@ export class AdapterServer {
         };
         const request = {
           ...optionalString(body, 'adapter'),
-          prompt: requiredString(body, 'prompt'),
+          ...optionalString(body, 'prompt'),
+          ...optionalMessages(body),
           ...optionalNumber(body, 'max_new_tokens', 'maxNewTokens'),
           sampling,
         };
@@ -607,6 +623,20 @@ function requiredString(body: Record<string, unknown>, key: string): string {
 function optionalString<K extends string>(body: Record<string, unknown>, key: K): { [P in K]?: string } {
   if (body[key] === undefined || body[key] === null) return {};
   return { [key]: requiredString(body, key) } as { [P in K]?: string };
+}
+
+/** "messages": a conversation, a list of {"role", "content"} strings. */
+function optionalMessages(body: Record<string, unknown>): { messages?: ChatMessage[] } {
+  const v = body['messages'];
+  if (v === undefined || v === null) return {};
+  const ok = (m: unknown): m is ChatMessage =>
+    m !== null &&
+    typeof m === 'object' &&
+    typeof (m as ChatMessage).role === 'string' &&
+    typeof (m as ChatMessage).content === 'string';
+  if (!Array.isArray(v) || v.length === 0 || !v.every(ok))
+    throw new HttpError(400, '"messages" must be a non-empty list of {"role": string, "content": string}');
+  return { messages: v };
 }
 
 /** "image": a PNG or JPEG file as base64 (within the body limit). */

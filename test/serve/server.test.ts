@@ -331,6 +331,39 @@ describe('vera serve', () => {
     assert.deepEqual(await ask(), after, 'unchanged files are not reloaded');
   });
 
+  test('"messages" are rendered by the chat template, as vera generate --chat renders them', async () => {
+    const chat = join(root, 'gpt2-chat');
+    cpSync(gpt2, chat, { recursive: true });
+    const config = JSON.parse(readFileSync(join(chat, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    config['chat_template'] =
+      "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}w5{% endif %}";
+    writeFileSync(join(chat, 'tokenizer_config.json'), JSON.stringify(config));
+    const { call } = await start({ model: chat, adapters: join(root, 'lm') });
+    const messages = [{ role: 'user', content: 'w7 w8' }];
+    const r = await call('POST', '/v1/generate', { adapter: 'style-a', messages, max_new_tokens: 4 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const tok = Tokenizer.fromDir(chat);
+    const ids = tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt: true }), {
+      addSpecialTokens: false,
+    }).ids;
+    const model = loadModel(chat);
+    PeftModel.fromPretrained(model, join(root, 'lm', 'style-a'));
+    assert.deepEqual(r.body['tokens'], generate(model, [ids], { maxNewTokens: 4 })[0]);
+    for (const [body, error] of [
+      [{ messages, prompt: 'x' }, /exactly one of "prompt" and "messages"/],
+      [{ messages: [{ role: 'user' }] }, /"messages" must be a non-empty list/],
+    ] as const) {
+      const bad = await call('POST', '/v1/generate', body);
+      assert.equal(bad.status, 400);
+      assert.match(String(bad.body['error']), error);
+    }
+    // A tokenizer without a chat template: the request is refused, saying so.
+    const plain = await start({ adapters: join(root, 'lm') });
+    const noTemplate = await plain.call('POST', '/v1/generate', { messages });
+    assert.equal(noTemplate.status, 400);
+    assert.match(String(noTemplate.body['error']), /^"messages": .*template/i);
+  });
+
   test('beyond maxLoaded the least recently used adapter is unloaded', async () => {
     const { call } = await start({ adapters: join(root, 'lm'), maxLoaded: 1 });
     for (const adapter of ['style-a', 'style-b', 'style-a'])
