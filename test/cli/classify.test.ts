@@ -17,6 +17,7 @@ import { imageToTensor, loadImageProcessorConfig, readImage } from '../../src/io
 import { loadModel } from '../../src/models/auto.js';
 import type { ModelInputs } from '../../src/models/pretrained.js';
 import { tensor } from '../../src/tensor/creation.js';
+import { VIT_PREPROCESSOR } from '../models/fixtures.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/vera.js', import.meta.url));
 const FIX = fileURLToPath(new URL('../../../test/parity/fixtures/', import.meta.url));
@@ -221,18 +222,7 @@ describe('vera classify', () => {
   });
 
   describe('images (ViT, image_size 16)', () => {
-    const preprocessor = JSON.stringify({
-      image_processor_type: 'ViTImageProcessor',
-      do_resize: true,
-      size: { height: 16, width: 16 },
-      resample: 2,
-      do_rescale: true,
-      rescale_factor: 1 / 255,
-      do_normalize: true,
-      image_mean: [0.5, 0.5, 0.5],
-      image_std: [0.5, 0.5, 0.5],
-    });
-    const dir = modelDir('vit-imgcls', { 'preprocessor_config.json': preprocessor });
+    const dir = modelDir('vit-imgcls', { 'preprocessor_config.json': VIT_PREPROCESSOR });
     const [png, jpg] = writeImages();
 
     /** The logits the library computes in-process for the same file (its preprocessing is tested against Pillow elsewhere). */

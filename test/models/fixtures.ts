@@ -35,6 +35,19 @@ export interface Refs {
 
 export const manifest = JSON.parse(readFileSync(join(MODELS, 'manifest.json'), 'utf8')) as { cases: Case[] };
 export const caseDir = (name: string): string => join(MODELS, name);
+
+/** A preprocessor_config.json for the ViT fixture (image_size 16), as transformers' ViTImageProcessor writes it. */
+export const VIT_PREPROCESSOR = JSON.stringify({
+  image_processor_type: 'ViTImageProcessor',
+  do_resize: true,
+  size: { height: 16, width: 16 },
+  resample: 2,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: [0.5, 0.5, 0.5],
+  image_std: [0.5, 0.5, 0.5],
+});
 export const refsOf = (name: string): Refs => JSON.parse(readFileSync(join(MODELS, name, 'refs.json'), 'utf8')) as Refs;
 
 const INPUT_NAMES: Record<string, keyof ModelInputs> = {

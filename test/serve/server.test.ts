@@ -21,7 +21,7 @@ import { Generator } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
 import { loadBaseFor, loadTrained } from '../../src/adapters/load.js';
 import { train } from '../../src/train/trainer.js';
-import { caseDir } from '../models/fixtures.js';
+import { VIT_PREPROCESSOR, caseDir } from '../models/fixtures.js';
 import { fixtureModel, keywordCsv, quietSink, runConfig, scratch } from '../train/helpers.js';
 
 const ADAPTER_FIXTURES = fileURLToPath(new URL('../../../test/parity/fixtures/adapters/', import.meta.url));
@@ -245,19 +245,7 @@ describe('vera serve', () => {
   test('image classification (ViT): a base64 PNG per request, each on its own adapter', async () => {
     const vit = join(root, 'vit');
     cpSync(caseDir('vit-imgcls'), vit, { recursive: true });
-    writeFileSync(
-      join(vit, 'preprocessor_config.json'),
-      JSON.stringify({
-        do_resize: true,
-        size: { height: 16, width: 16 },
-        resample: 2,
-        do_rescale: true,
-        rescale_factor: 1 / 255,
-        do_normalize: true,
-        image_mean: [0.5, 0.5, 0.5],
-        image_std: [0.5, 0.5, 0.5],
-      }),
-    );
+    writeFileSync(join(vit, 'preprocessor_config.json'), VIT_PREPROCESSOR);
     const adapters = join(root, 'vit-adapters');
     cpSync(join(ADAPTER_FIXTURES, 'vit-vera-head'), join(adapters, 'head'), { recursive: true });
     const { server, call } = await start({ model: vit, adapters, batchWindowMs: 20 });
