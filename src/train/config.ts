@@ -74,6 +74,7 @@ export interface TrainConfig {
   patience: number;
   early_stopping_threshold: number;
   load_best_model_at_end: boolean;
+  generation_max_new_tokens: number;
   save_steps: number;
   save_total_limit: number;
   logging_steps: number;
@@ -111,6 +112,9 @@ const oneOf = (...values: string[]): Kind => ({ t: 'enum', values });
 const list: Kind = { t: 'list' };
 
 /** Every field: its type, default and help line, in the order `vera train --help` lists them. */
+/** Metrics of generated responses (instruction data): a causal LM's validation prompts are continued and scored. */
+export const GENERATION_METRICS = ['bleu', 'rouge_l', 'nist', 'cider'] as const;
+
 export const FIELDS: Record<keyof TrainConfig, Field> = {
   model: { kind: path, default: undefined, group: 'Model', help: 'Base model directory (config.json [+ weights])' },
   tokenizer: {
@@ -339,11 +343,17 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
     help: 'Evaluate every N steps (0: once per epoch), and at the end',
   },
   metric: {
-    kind: oneOf('loss', 'accuracy', 'f1', 'mcc', 'pearson', 'spearman', 'perplexity'),
+    kind: oneOf('loss', 'accuracy', 'f1', 'mcc', 'pearson', 'spearman', 'perplexity', ...GENERATION_METRICS),
     nullable: true,
     default: null,
     group: 'Evaluation and checkpoints',
-    help: 'Metric that picks the best checkpoint (default: accuracy, pearson, perplexity by task)',
+    help: 'Metric that picks the best checkpoint (default: accuracy, pearson, perplexity by task; bleu, rouge_l, nist, cider score generated responses to {prompt, response} validation data)',
+  },
+  generation_max_new_tokens: {
+    kind: int(1),
+    default: 64,
+    group: 'Evaluation and checkpoints',
+    help: 'With --metric bleu|rouge_l|nist|cider: new tokens per generated validation response at most',
   },
   patience: {
     kind: int(0),
@@ -662,6 +672,10 @@ function validate(c: TrainConfig): void {
     throw new ConfigError(
       `--vera_projection_init ${c.vera_projection_init} needs --save_projection: PEFT regenerates only Kaiming-uniform projections from the seed`,
     );
+  if (c.metric !== null && (GENERATION_METRICS as readonly string[]).includes(c.metric) && c.validation_file === null)
+    throw new ConfigError(
+      `--metric ${c.metric} scores generated responses: it needs --validation_file with {prompt, response} JSON Lines`,
+    );
   if (c.metric !== null && c.task !== null && !metricsFor(c.task).includes(c.metric))
     throw new ConfigError(
       `--metric ${c.metric} does not apply to task ${c.task} (use one of ${metricsFor(c.task).join(', ')})`,
@@ -677,7 +691,7 @@ export function metricsFor(task: Task): string[] {
     case 'regression':
       return ['pearson', 'spearman', 'loss'];
     case 'causal-lm':
-      return ['perplexity', 'loss'];
+      return ['perplexity', 'loss', ...GENERATION_METRICS];
   }
 }
 

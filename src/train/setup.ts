@@ -34,7 +34,8 @@ import type { Module } from '../nn/module.js';
 import { AdamW, type ParamGroup } from '../optim/adamw.js';
 import { manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type Task, type TrainConfig, ConfigError, defaultLr, metricsFor } from './config.js';
+import { GENERATION_METRICS, type Task, type TrainConfig, ConfigError, defaultLr, metricsFor } from './config.js';
+import { type GenerationExample, readGenerationExamples } from './generation-eval.js';
 
 export interface Run {
   cfg: TrainConfig;
@@ -62,6 +63,8 @@ export interface Run {
   totalSteps: number;
   /** Metric that picks the best checkpoint, or null without validation data. */
   metric: string | null;
+  /** With a generation metric: the validation prompts and their reference responses. */
+  generation: GenerationExample[] | null;
   /** Where tokenizer / preprocessor files come from (copied next to saved full models). */
   assetsDir: string;
 }
@@ -125,6 +128,15 @@ export function setUp(cfg: TrainConfig, warn: (message: string) => void): Run {
   const stepsPerEpoch = Math.ceil(sampler.batchesPerEpoch / cfg.gradient_accumulation_steps);
   const totalSteps = cfg.max_steps > 0 ? cfg.max_steps : Math.max(1, Math.ceil(cfg.epochs * stepsPerEpoch));
   const metric = validation === null ? null : (cfg.metric ?? metricsFor(task)[0]!);
+  let generation: GenerationExample[] | null = null;
+  if (metric !== null && (GENERATION_METRICS as readonly string[]).includes(metric)) {
+    if (task !== 'causal-lm' || !tokenizer)
+      throw new ConfigError(`--metric ${metric} scores generated responses: it needs a causal LM, not a ${task} task`);
+    generation = readGenerationExamples(cfg.validation_file!, {
+      promptKey: cfg.prompt_key,
+      responseKey: cfg.response_key,
+    });
+  }
   return {
     cfg,
     task,
@@ -145,6 +157,7 @@ export function setUp(cfg: TrainConfig, warn: (message: string) => void): Run {
     stepsPerEpoch,
     totalSteps,
     metric,
+    generation,
     assetsDir,
   };
 }

@@ -31,6 +31,7 @@ import {
 import { ConfigError, RUN_DEFINING, type TrainConfig, greaterIsBetter } from './config.js';
 import { evaluate } from './evaluate.js';
 import { lossItems, modelInputs, summedLoss } from './heads.js';
+import { evaluateGeneration } from './generation-eval.js';
 import { lockOutputDir } from './lock.js';
 import { MetricsLog } from './log.js';
 import { renderPlot } from './plot.js';
@@ -262,6 +263,22 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
   }
 
   /** Evaluates on the validation set; a better metric saves best/, `patience` evaluations without one stop the run. */
+  /** BLEU, ROUGE-L, NIST and CIDEr of greedy responses to the validation prompts (eval mode; no RNG used). */
+  function generationMetrics(): Record<string, number> {
+    const wasTraining = run.root.training;
+    run.root.eval();
+    try {
+      const s = evaluateGeneration(model, run.tokenizer!, run.generation!, {
+        padTokenId: run.padId,
+        batchSize: cfg.eval_batch_size ?? cfg.batch_size,
+        maxNewTokens: cfg.generation_max_new_tokens,
+      });
+      return { bleu: s.bleu, rouge_l: s.rouge_l, nist: s.nist, cider: s.cider };
+    } finally {
+      if (wasTraining) run.root.train();
+    }
+  }
+
   function evaluateAndSelect(): void {
     const ev = evaluate(run.forward, run.root, run.validation!, {
       task: run.task,
@@ -272,6 +289,7 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
       modelType: model.modelType,
       ...(run.labelNames ? { numLabels: run.labelNames.length } : {}),
     });
+    if (run.generation) Object.assign(ev.metrics, generationMetrics());
     lastEval = Object.fromEntries(Object.entries(ev.metrics).map(([k, v]) => [`eval_${k}`, v]));
     const metric = run.metric!;
     const value = ev.metrics[metric]!;

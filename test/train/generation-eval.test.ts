@@ -15,7 +15,8 @@ import { cider } from '../../src/metrics/cider.js';
 import { toReferenceStreams } from '../../src/metrics/util.js';
 import { loadModel } from '../../src/models/auto.js';
 import { evaluateGeneration, readGenerationExamples } from '../../src/train/generation-eval.js';
-import { BIN, fixtureModel, scratch } from './helpers.js';
+import { train } from '../../src/train/trainer.js';
+import { BIN, fixtureModel, quietSink, readJsonLines, runConfig, scratch } from './helpers.js';
 
 let root: string;
 let cleanup: () => void;
@@ -65,6 +66,38 @@ describe('evaluation by generation', () => {
     assert.equal(r.bleu, bleu(r.outputs, refs).score);
     assert.equal(r.cider, cider(r.outputs, refs));
     for (const v of [r.bleu, r.rouge_l]) assert.ok(v >= 0 && v <= 100);
+  });
+
+  test('vera train --metric bleu picks the best checkpoint by generated responses', async () => {
+    const out = join(root, 'run');
+    const config = runConfig({
+      model: gpt2,
+      train_file: data,
+      validation_file: data,
+      method: 'lora',
+      r: 4,
+      lr: 1e-2,
+      batch_size: 2,
+      max_steps: 4,
+      eval_steps: 2,
+      metric: 'bleu',
+      generation_max_new_tokens: 4,
+      output_dir: out,
+    });
+    const r = await train({ config, sink: quietSink() });
+    assert.equal(r.status, 'completed', r.message);
+    assert.equal(r.best?.metric, 'bleu');
+    const evals = readJsonLines(join(out, 'metrics.jsonl')).filter((x) => x['type'] === 'eval');
+    assert.equal(evals.length, 2);
+    for (const e of evals)
+      for (const k of ['eval_bleu', 'eval_rouge_l', 'eval_nist', 'eval_cider', 'eval_perplexity'])
+        assert.equal(typeof e[k], 'number', k);
+    const best = JSON.parse(readFileSync(join(out, 'best', 'eval_results.json'), 'utf8')) as Record<string, number>;
+    assert.equal(best['eval_bleu'], r.best!.value);
+    assert.throws(
+      () => runConfig({ model: gpt2, train_file: data, method: 'lora', metric: 'bleu', output_dir: join(root, 'x') }),
+      /--metric bleu scores generated responses: it needs --validation_file/,
+    );
   });
 
   test('vera eval --generate prints the scores and writes the predictions', () => {
