@@ -29,6 +29,7 @@ Options:
   --max-batch N          Most requests in one batch (default 16)
   --batch-window-ms N    How long a request waits for others to join its batch (default 2)
   --max-loaded N         Most adapters in memory; the least recently used are unloaded (default 64)
+  --max-queued N         Most requests waiting for a batch; more get 503 (default 1024)
   --label_names A,B      Class names in id order (default: config.json's id2label)
   --dtype f32|bf16       Storage of the base's linear and embedding weights (default f32; bf16 halves it)
   --verbose              Log adapter loads on stderr
@@ -49,6 +50,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         'max-batch': s,
         'batch-window-ms': s,
         'max-loaded': s,
+        'max-queued': s,
         label_names: s,
         dtype: s,
         verbose: { type: 'boolean', default: false },
@@ -75,6 +77,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       ? {}
       : { batchWindowMs: intFlag('batch-window-ms', values['batch-window-ms'], 0) }),
     ...(values['max-loaded'] === undefined ? {} : { maxLoaded: intFlag('max-loaded', values['max-loaded'], 1) }),
+    ...(values['max-queued'] === undefined ? {} : { maxQueued: intFlag('max-queued', values['max-queued'], 1) }),
     ...(values.label_names === undefined ? {} : { labelNames: values.label_names.split(',').map((x) => x.trim()) }),
     ...(values.dtype === undefined ? {} : { dtype: dtypeFlag(values.dtype) }),
     log: progressLogger(values.verbose),

@@ -52,6 +52,8 @@ export interface ServeOptions {
   maxLoaded?: number;
   /** Class names in id order (default: config.json's id2label). */
   labelNames?: string[];
+  /** Most requests waiting for a batch; beyond, requests get 503 (default 1024). */
+  maxQueued?: number;
   /** Largest new-token count a generate request may ask for (default 512). */
   maxNewTokensLimit?: number;
   /** Storage of the base's linear and embedding weights (default f32; bf16 halves their memory). */
@@ -138,8 +140,9 @@ export class AdapterServer {
   stats = { requests: 0, batches: 0 };
 
   constructor(opts: ServeOptions) {
-    this.#opts = { maxBatch: 16, batchWindowMs: 2, maxLoaded: 64, maxNewTokensLimit: 512, ...opts };
-    for (const [k, v] of Object.entries({ maxBatch: this.#opts.maxBatch, maxLoaded: this.#opts.maxLoaded }))
+    this.#opts = { maxBatch: 16, batchWindowMs: 2, maxLoaded: 64, maxNewTokensLimit: 512, maxQueued: 1024, ...opts };
+    const { maxBatch, maxLoaded, maxQueued } = this.#opts;
+    for (const [k, v] of Object.entries({ maxBatch, maxLoaded, maxQueued }))
       if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${v}`);
     this.#available = findAdapters(opts.adapters);
     this.tokenizer = hasTokenizerFiles(opts.model) ? Tokenizer.fromDir(opts.model) : null;
@@ -274,6 +277,9 @@ export class AdapterServer {
   }
 
   #enqueue(job: ClassifyJob | GenerateJob): Promise<unknown> {
+    // Backpressure: past maxQueued waiting requests, new ones are turned away rather than piling up.
+    if (this.#queue.length >= this.#opts.maxQueued)
+      throw new HttpError(503, `the server is busy (${this.#queue.length} requests waiting); retry later`);
     this.stats.requests++;
     return new Promise((resolve, reject) => {
       this.#queue.push({ ...job, key: batchKey(job), resolve, reject });
@@ -520,6 +526,7 @@ export class AdapterServer {
           model: this.model.architecture,
           task: this.task,
           adapters_loaded: this.#loaded.length,
+          queued: this.#queue.length,
           ...this.stats,
         });
       if (route === 'GET /v1/adapters') return send(200, this.adapters());

@@ -352,6 +352,16 @@ describe('vera serve', () => {
     assert.match(String(noTemplate.body['error']), /^"messages": .*template/i);
   });
 
+  test('beyond maxQueued waiting requests, new ones get 503', async () => {
+    const { call } = await start({ adapters: join(root, 'lm'), maxQueued: 2, batchWindowMs: 50 });
+    const replies = await Promise.all(
+      Array.from({ length: 4 }, () => call('POST', '/v1/generate', { prompt: 'w7', max_new_tokens: 1 })),
+    );
+    assert.deepEqual(replies.map((r) => r.status).sort(), [200, 200, 503, 503]);
+    assert.match(String(replies.find((r) => r.status === 503)!.body['error']), /busy \(2 requests waiting\)/);
+    assert.equal((await call('GET', '/health')).body['queued'], 0);
+  });
+
   test('beyond maxLoaded the least recently used adapter is unloaded', async () => {
     const { call } = await start({ adapters: join(root, 'lm'), maxLoaded: 1 });
     for (const adapter of ['style-a', 'style-b', 'style-a'])
