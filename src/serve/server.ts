@@ -182,14 +182,15 @@ export class AdapterServer {
           400,
           `the model is a text classifier (${this.model.architecture}): send "text", not "image"`,
         );
+      let image: { pixels: Float32Array; size: [number, number] };
       try {
         const img = decodeImage(req.image, 'the request image');
         const { height, width } = outputSize(img.width, img.height, this.#imageConfig);
-        const pixels = preprocessImage(img, this.#imageConfig);
-        return this.#enqueue({ kind: 'classify', adapter, ids: [], typeIds: [], pixels, size: [height, width] });
+        image = { pixels: preprocessImage(img, this.#imageConfig), size: [height, width] };
       } catch (e) {
         throw new HttpError(400, (e as Error).message);
       }
+      return this.#enqueue({ kind: 'classify', adapter, ids: [], typeIds: [], ...image });
     }
     if (this.#imageConfig)
       throw new HttpError(
@@ -254,6 +255,13 @@ export class AdapterServer {
       }
     } else ids = tokenizer.encode(req.prompt!).ids;
     if (ids.length === 0) throw new HttpError(400, 'the prompt has no tokens to continue');
+    // Learned position embeddings (GPT-2) end at n_positions; rotary ones have no table to run off.
+    const positions = this.model.modelType === 'gpt2' ? Number(this.model.config['n_positions']) : Infinity;
+    if (ids.length + n > positions)
+      throw new HttpError(
+        400,
+        `the prompt's ${ids.length} tokens and max_new_tokens ${n} exceed the model's ${positions} positions`,
+      );
     return this.#enqueue({
       kind: 'generate',
       adapter,

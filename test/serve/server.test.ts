@@ -381,6 +381,13 @@ describe('vera serve', () => {
       ],
       ['POST', '/v1/generate', { prompt: 5 }, 400, /"prompt" must be a string, got 5/],
       ['POST', '/v1/generate', { prompt: '' }, 400, /the prompt has no tokens to continue/],
+      [
+        'POST',
+        '/v1/generate',
+        { prompt: 'w7 '.repeat(60), max_new_tokens: 10 },
+        400,
+        /the prompt's \d+ tokens and max_new_tokens 10 exceed the model's 64 positions/,
+      ],
       ['POST', '/v1/generate', 'not json', 400, /the body is not JSON/],
       ['POST', '/v1/generate', [1], 400, /must be a JSON object/],
       ['POST', '/v1/generate', { prompt: 'x', temperature: 'hot' }, 400, /"temperature" must be a number/],
