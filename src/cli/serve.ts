@@ -30,6 +30,7 @@ Options:
   --batch-window-ms N    How long a request waits for others to join its batch (default 2)
   --max-loaded N         Most adapters in memory; the least recently used are unloaded (default 64)
   --max-queued N         Most requests waiting for a batch; more get 503 (default 1024)
+  --cors ORIGIN          Let browsers on ORIGIN call the server ('*': any origin; default: none)
   --label_names A,B      Class names in id order (default: config.json's id2label)
   --dtype f32|bf16       Storage of the base's linear and embedding weights (default f32; bf16 halves it)
   --verbose              Log adapter loads on stderr
@@ -51,6 +52,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         'batch-window-ms': s,
         'max-loaded': s,
         'max-queued': s,
+        cors: s,
         label_names: s,
         dtype: s,
         verbose: { type: 'boolean', default: false },
@@ -79,6 +81,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     ...(values['max-loaded'] === undefined ? {} : { maxLoaded: intFlag('max-loaded', values['max-loaded'], 1) }),
     ...(values['max-queued'] === undefined ? {} : { maxQueued: intFlag('max-queued', values['max-queued'], 1) }),
     ...(values.label_names === undefined ? {} : { labelNames: values.label_names.split(',').map((x) => x.trim()) }),
+    ...(values.cors === undefined ? {} : { cors: values.cors }),
     ...(values.dtype === undefined ? {} : { dtype: dtypeFlag(values.dtype) }),
     log: progressLogger(values.verbose),
   });

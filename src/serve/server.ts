@@ -52,6 +52,8 @@ export interface ServeOptions {
   maxLoaded?: number;
   /** Class names in id order (default: config.json's id2label). */
   labelNames?: string[];
+  /** Origin that browsers may call the server from (CORS; '*' for any); default none. */
+  cors?: string;
   /** Most requests waiting for a batch; beyond, requests get 503 (default 1024). */
   maxQueued?: number;
   /** Largest new-token count a generate request may ask for (default 512). */
@@ -134,8 +136,8 @@ export class AdapterServer {
   #draining = false;
   #padId: number;
   #maxLength: number | undefined;
-  #opts: Required<Omit<ServeOptions, 'labelNames' | 'log' | 'dtype'>> &
-    Pick<ServeOptions, 'labelNames' | 'log' | 'dtype'>;
+  #opts: Required<Omit<ServeOptions, 'labelNames' | 'log' | 'dtype' | 'cors'>> &
+    Pick<ServeOptions, 'labelNames' | 'log' | 'dtype' | 'cors'>;
   #server: Server | null = null;
   stats = { requests: 0, batches: 0 };
 
@@ -520,6 +522,16 @@ export class AdapterServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Browsers on other origins (a web page calling the server) need CORS, when allowed (--cors).
+    if (this.#opts.cors) {
+      res.setHeader('access-control-allow-origin', this.#opts.cors);
+      res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
+      res.setHeader('access-control-allow-headers', 'content-type');
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204).end();
+        return;
+      }
+    }
     const send = (status: number, body: unknown) => {
       const text = `${JSON.stringify(body)}\n`;
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });

@@ -352,6 +352,18 @@ describe('vera serve', () => {
     assert.match(String(noTemplate.body['error']), /^"messages": .*template/i);
   });
 
+  test('--cors: the origin header on answers, and preflight requests', async () => {
+    const { server } = await start({ adapters: join(root, 'lm'), cors: 'https://app.example' });
+    const pre = await fetch(`${baseUrl(server)}/v1/generate`, { method: 'OPTIONS' });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.match(pre.headers.get('access-control-allow-methods') ?? '', /POST/);
+    const r = await fetch(`${baseUrl(server)}/health`);
+    assert.equal(r.headers.get('access-control-allow-origin'), 'https://app.example');
+    const plain = await start({ adapters: join(root, 'lm') });
+    assert.equal((await fetch(`${baseUrl(plain.server)}/health`)).headers.get('access-control-allow-origin'), null);
+  });
+
   test('beyond maxQueued waiting requests, new ones get 503', async () => {
     const { call } = await start({ adapters: join(root, 'lm'), maxQueued: 2, batchWindowMs: 50 });
     const replies = await Promise.all(
