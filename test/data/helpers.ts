@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../../src/io/tokenizer.js';
+import { byteLevelBpeJson } from '../helpers/tokenizers.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const FIXTURES = join(ROOT, 'test', 'data', 'fixtures');
@@ -14,46 +15,7 @@ export const FIXTURES = join(ROOT, 'test', 'data', 'fixtures');
 /** Special tokens: <s>=0, </s>=1, <pad>=2, <|im_start|>=3, <|im_end|>=4. */
 const SPECIALS = ['<s>', '</s>', '<pad>', '<|im_start|>', '<|im_end|>'];
 
-/** GPT-2's bytes_to_unicode symbols, in byte order. */
-function byteSymbols(): string[] {
-  const keep = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-  let n = 0;
-  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep(b) ? b : 256 + n++));
-}
-
-function tokenizerJson(postProcessor: unknown): Record<string, unknown> {
-  const vocab: Record<string, number> = {};
-  SPECIALS.forEach((s, i) => (vocab[s] = i));
-  for (const s of byteSymbols()) vocab[s] ??= Object.keys(vocab).length;
-  const merges = ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or', 'l d', 'Ġwor ld'];
-  for (const m of merges) vocab[m.replace(' ', '')] ??= Object.keys(vocab).length;
-  return {
-    version: '1.0',
-    added_tokens: SPECIALS.map((content, id) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: postProcessor,
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      vocab,
-      merges,
-    },
-  };
-}
+const tokenizerJson = (postProcessor: unknown) => byteLevelBpeJson(SPECIALS, postProcessor);
 
 /** <s> A </s> for one text, <s> A </s> B </s> (type ids 0… then 1…) for a pair. */
 const TEMPLATE = {

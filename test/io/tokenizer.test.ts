@@ -12,6 +12,7 @@ import { IoError } from '../../src/io/errors.js';
 import { Tokenizer, cleanUpTokenization, createStreamDecoder } from '../../src/io/tokenizer.js';
 import { parseMerges, parseVocabTxt } from '../../src/io/tokenizers/convert.js';
 import { truncate } from '../../src/io/tokenizers/post-process.js';
+import { byteLevelBpeJson, byteSymbols } from '../helpers/tokenizers.js';
 import {
   type SourceName,
   NODE_MODULES,
@@ -88,47 +89,7 @@ describe('GPT-2 agrees with other GPT-2 encoders', () => {
 // ---- a tiny byte-level BPE tokenizer.json ----------------------------------------------------------
 
 /** Byte-level BPE over a handful of words; <s>=0, </s>=1, <pad>=2 are special added tokens. */
-function tinyJson(postProcessor: unknown = null): Record<string, unknown> {
-  const vocab: Record<string, number> = { '<s>': 0, '</s>': 1, '<pad>': 2 };
-  // All 256 byte symbols, then merges for "hello", "Ġworld".
-  const bs = byteSymbols();
-  for (const s of bs) vocab[s] ??= Object.keys(vocab).length;
-  const merges = ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or', 'l d', 'Ġwor ld'];
-  for (const m of merges) vocab[m.replace(' ', '')] ??= Object.keys(vocab).length;
-  return {
-    version: '1.0',
-    added_tokens: ['<s>', '</s>', '<pad>'].map((content, id) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: postProcessor,
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      vocab,
-      merges,
-    },
-  };
-}
-
-/** GPT-2's bytes_to_unicode symbols, in byte order. */
-function byteSymbols(): string[] {
-  const keep = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-  let n = 0;
-  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep(b) ? b : 256 + n++));
-}
+const tinyJson = (postProcessor: unknown = null) => byteLevelBpeJson(['<s>', '</s>', '<pad>'], postProcessor);
 
 const TEMPLATE = {
   type: 'TemplateProcessing',
