@@ -10,7 +10,8 @@ import * as ops from '../ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import { labelNames, rankLabels } from '../serve/labels.js';
-import { intFlag, loadWithAdapter, progressLogger, selectBackend, usage, writeOut } from './generate.js';
+import { intFlag, parseCommandArgs as usage, progressLogger, selectBackend, writeOut } from './common.js';
+import { loadWithAdapter } from './generate.js';
 
 export const CLASSIFY_USAGE = `Usage: vera classify --model DIR (--text TEXT [--pair TEXT] | --image FILE) [options]
 

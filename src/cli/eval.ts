@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+import { defaultBackend } from '../backends/registry.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
@@ -15,8 +15,7 @@ import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
 import { imageProcessor, loadDataset } from '../train/setup.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateGeneration, readGenerationExamples } from '../train/generation-eval.js';
-import { progressLogger } from './generate.js';
-import { flagNames, parseCommandArgs, intFlag, writeOut } from './train.js';
+import { flagNames, intFlag, parseCommandArgs, progressLogger, selectBackend, writeOut } from './common.js';
 
 const DATA_FORMATS: readonly DataFormat[] = ['auto', 'csv', 'tsv', 'jsonl', 'text', 'instructions', 'images', 'idx'];
 
@@ -93,10 +92,8 @@ export async function evalCommand(args: string[]): Promise<number> {
     if (!allowed.includes(v as T)) throw new Error(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
     return v as T;
   };
-  if (values.backend)
-    setDefaultBackend(getBackend(pick('backend', values.backend, ['js', 'native'] as const, 'native')));
+  selectBackend(values.backend, values.threads);
   const backend = defaultBackend();
-  if (values.threads !== undefined) backend.setThreads(intFlag('threads', values.threads, 1));
 
   const adapter = values.adapter ?? null;
   const configFile = join(values.model, 'config.json');

@@ -1,17 +1,18 @@
 // `vera generate`: text generation with a causal LM (and optionally a PEFT adapter) from the command line,
 // streamed to stdout through the tokenizer's streaming decoder, or printed as one JSON object. Also holds
-// the helpers `vera classify` shares (backend choice, model + adapter loading, number flags).
+// the model + adapter loading `vera classify` shares.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+import { defaultBackend } from '../backends/registry.js';
 import { streamGenerate } from '../generate/generate.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer, createStreamDecoder, hasTokenizerFiles } from '../io/tokenizer.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
 import { loadTrained } from '../adapters/load.js';
+import { intFlag, numberFlag, parseCommandArgs as usage, progressLogger, selectBackend, writeOut } from './common.js';
 import { parseIds } from './logits.js';
 
 export const GENERATE_USAGE = `Usage: vera generate --model DIR (--prompt TEXT | --chat TEXT | --ids 1,2,3) [options]
@@ -47,34 +48,7 @@ Options:
   --threads N               Worker threads of the native backend (default: all cores)
 `;
 
-// ---- helpers shared with `vera classify` ------------------------------------------------------
-
-/** Applies --backend and --threads before any tensor is made. */
-export function selectBackend(backend: string | undefined, threads: string | undefined): void {
-  if (backend !== undefined) {
-    if (backend !== 'js' && backend !== 'native')
-      throw new Error(`--backend must be "js" or "native", got "${backend}"`);
-    setDefaultBackend(getBackend(backend));
-  }
-  if (threads !== undefined) {
-    const n = intFlag('threads', threads, 1);
-    defaultBackend().setThreads(n);
-  }
-}
-
-/** An integer flag ≥ min; the message names the flag and the value. */
-export function intFlag(name: string, value: string, min: number): number {
-  const n = /^[+-]?\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${value}"`);
-  return n;
-}
-
-/** A finite number flag accepted by `ok`; `want` says what is accepted. */
-export function numberFlag(name: string, value: string, ok: (n: number) => boolean, want: string): number {
-  const n = value.trim() === '' ? NaN : Number(value);
-  if (!Number.isFinite(n) || !ok(n)) throw new Error(`--${name} must be ${want}, got "${value}"`);
-  return n;
-}
+// ---- shared with `vera classify` -------------------------------------------------------------
 
 /**
  * Loads the model and, with `adapter`, a PEFT adapter into it, in the class the adapter needs (a
@@ -85,29 +59,6 @@ export function numberFlag(name: string, value: string, ok: (n: number) => boole
 export function loadWithAdapter(dir: string, adapter: string | undefined, merge: boolean): PreTrainedModel {
   if (merge && adapter === undefined) throw new Error('--merge needs --adapter');
   return loadTrained(dir, adapter ?? null, { merge }).model;
-}
-
-/**
- * Runs node's parseArgs, turning its errors (some span lines: "argument is ambiguous…") into one line
- * that points at the command's --help.
- */
-export function usage<T>(command: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new Error(`${msg.split('\n').join(' ')} (see vera ${command} --help)`, { cause: e });
-  }
-}
-
-/** Writes to stdout and resolves once the chunk is handed to the OS (so process.exit loses nothing). */
-export function writeOut(text: string): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
-}
-
-/** Progress lines go to stderr only for a person watching (a terminal) or when asked for. */
-export function progressLogger(verbose: boolean): (line: string) => void {
-  return verbose || process.stderr.isTTY ? (line) => process.stderr.write(`${line}\n`) : () => {};
 }
 
 // ---- generate ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { EXPERIMENTAL_KEY, type VeraExperimental } from '../adapters/vera/config
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { STATE_FILE, newestCheckpoint, readTrainerState } from '../train/checkpoint.js';
-import { flagNames, parseCommandArgs, writeOut } from './train.js';
+import { flagNames, parseCommandArgs, writeOut } from './common.js';
 
 export const INSPECT_USAGE = `Usage: vera inspect DIR [--json]
 

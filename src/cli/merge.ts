@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+import { defaultBackend } from '../backends/registry.js';
 import { copyModelAssets } from '../models/assets.js';
 import { writeDirAtomic } from '../train/checkpoint.js';
 import { loadTrained } from '../adapters/load.js';
@@ -13,7 +13,7 @@ import { padIdFor } from '../models/text-inputs.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
-import { flagNames, parseCommandArgs, intFlag, writeOut } from './train.js';
+import { flagNames, parseCommandArgs, selectBackend, writeOut } from './common.js';
 
 export const MERGE_USAGE = `Usage: vera merge --model DIR --adapter DIR --out DIR [--label_names A,B] [--dtype f32|bf16]
 
@@ -56,13 +56,8 @@ export async function mergeCommand(args: string[]): Promise<number> {
   }
   for (const key of ['model', 'adapter', 'out'] as const)
     if (!values[key]) throw new Error(`--${key} is required (see vera merge --help)`);
-  if (values.backend) {
-    if (values.backend !== 'js' && values.backend !== 'native')
-      throw new Error(`--backend must be js or native, got "${values.backend}"`);
-    setDefaultBackend(getBackend(values.backend));
-  }
+  selectBackend(values.backend, values.threads);
   const backend = defaultBackend();
-  if (values.threads !== undefined) backend.setThreads(intFlag('threads', values.threads, 1));
   const modelDir = values.model!;
   const configFile = join(modelDir, 'config.json');
   const baseConfig = asConfigObject(readJsonFile(configFile), configFile);

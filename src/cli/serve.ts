@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { AdapterServer } from '../serve/server.js';
-import { intFlag, progressLogger, selectBackend, usage } from './generate.js';
+import { intFlag, parseCommandArgs as usage, progressLogger, selectBackend } from './common.js';
 
 export const SERVE_USAGE = `Usage: vera serve --model DIR --adapters DIR [options]
 

@@ -13,6 +13,7 @@ import {
   trainUsage,
 } from '../train/config.js';
 import { train } from '../train/trainer.js';
+import { writeOut } from './common.js';
 
 /** Exit status per outcome: finished (or stopped early by patience) 0, diverged 1, interrupted 130. */
 const EXIT = { completed: 0, 'early-stopped': 0, diverged: 1, interrupted: 130 } as const;
@@ -60,37 +61,5 @@ export async function trainCommand(args: string[]): Promise<number> {
     return EXIT[r.status];
   } finally {
     process.off('SIGINT', onSigint);
-  }
-}
-
-/** Flags may be spelled --name_with_underscores or --name-with-dashes; parseArgs gets the former. */
-export function flagNames(args: readonly string[]): string[] {
-  return args.map((a) =>
-    a.startsWith('--') ? a.replace(/^--([^=]+)/, (_m, n: string) => `--${n.replaceAll('-', '_')}`) : a,
-  );
-}
-
-/** An integer flag ≥ min; the error names the flag. */
-export function intFlag(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${value}"`);
-  return n;
-}
-
-/** Writes to stdout and resolves once the chunk is handed to the OS (process.exit would cut a pipe short). */
-export function writeOut(text: string): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
-}
-
-/** Runs parseArgs for `command`, its errors as one line that points at the command's --help. */
-export function parseCommandArgs<T>(command: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e))
-      .split('\n')
-      .join(' ')
-      .replace(/\. To specify a positional.*$/, '');
-    throw new Error(`${msg} (see vera ${command} --help)`, { cause: e });
   }
 }

@@ -1,0 +1,58 @@
+// What every `vera` subcommand shares: one-line argument errors, --backend/--threads, integer and
+// number flags, dash/underscore flag spellings, stdout writes that survive process.exit, progress lines.
+
+import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+
+/** Runs parseArgs for `command`, its errors as one line that points at the command's --help. */
+export function parseCommandArgs<T>(command: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e))
+      .split('\n')
+      .join(' ')
+      .replace(/\. To specify a positional.*$/, '');
+    throw new Error(`${msg} (see vera ${command} --help)`, { cause: e });
+  }
+}
+
+/** Flags may be spelled --name_with_underscores or --name-with-dashes; parseArgs gets the former. */
+export function flagNames(args: readonly string[]): string[] {
+  return args.map((a) =>
+    a.startsWith('--') ? a.replace(/^--([^=]+)/, (_m, n: string) => `--${n.replaceAll('-', '_')}`) : a,
+  );
+}
+
+/** Applies --backend and --threads before any tensor is made. */
+export function selectBackend(backend: string | undefined, threads: string | undefined): void {
+  if (backend !== undefined) {
+    if (backend !== 'js' && backend !== 'native')
+      throw new Error(`--backend must be "js" or "native", got "${backend}"`);
+    setDefaultBackend(getBackend(backend));
+  }
+  if (threads !== undefined) defaultBackend().setThreads(intFlag('threads', threads, 1));
+}
+
+/** An integer flag ≥ min; the message names the flag and the value. */
+export function intFlag(name: string, value: string, min: number): number {
+  const n = /^[+-]?\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+/** A finite number flag accepted by `ok`; `want` says what is accepted. */
+export function numberFlag(name: string, value: string, ok: (n: number) => boolean, want: string): number {
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(n) || !ok(n)) throw new Error(`--${name} must be ${want}, got "${value}"`);
+  return n;
+}
+
+/** Writes to stdout and resolves once the chunk is handed to the OS (so process.exit loses nothing). */
+export function writeOut(text: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
+}
+
+/** Progress lines go to stderr only for a person watching (a terminal) or when asked for. */
+export function progressLogger(verbose: boolean): (line: string) => void {
+  return verbose || process.stderr.isTTY ? (line) => process.stderr.write(`${line}\n`) : () => {};
+}
