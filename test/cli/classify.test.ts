@@ -3,7 +3,6 @@
 // softmax probabilities best first, --top, adapters, ViT on PNG and JPEG files, and errors.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,30 +17,11 @@ import { loadModel } from '../../src/models/auto.js';
 import type { ModelInputs } from '../../src/models/pretrained.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { VIT_PREPROCESSOR } from '../models/fixtures.js';
+import { type Run, runVera } from '../helpers/cli.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/vera.js', import.meta.url));
 const FIX = fileURLToPath(new URL('../../../test/parity/fixtures/', import.meta.url));
 
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs `vera classify` asynchronously, so independent runs overlap (each pays node's start-up); one
- * kernel thread each keeps overlapping runs from oversubscribing the cores.
- */
-function vera(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, VERA_DEBUG: '' };
-    const argv = [BIN, 'classify', ...args, '--threads', '1'];
-    execFile(process.execPath, argv, { encoding: 'utf8', env }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: unknown }).code : 0;
-      resolve({ status: typeof code === 'number' ? code : -1, stdout, stderr });
-    });
-  });
-}
+const vera = (...args: string[]): Promise<Run> => runVera('classify', args);
 
 interface Result {
   labels: { label: string; id: number; score: number }[];

@@ -3,37 +3,17 @@
 // whole), EOS / stop strings / max tokens, chat templates, seeded sampling, adapters, and errors.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { Tokenizer } from '../../src/io/tokenizer.js';
+import { type Run, runVera } from '../helpers/cli.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/vera.js', import.meta.url));
 const FIX = fileURLToPath(new URL('../../../test/parity/fixtures/', import.meta.url));
 
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs `vera generate` asynchronously, so independent runs overlap (each pays node's start-up); one
- * kernel thread each keeps overlapping runs from oversubscribing the cores.
- */
-function vera(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, VERA_DEBUG: '' };
-    const argv = [BIN, 'generate', ...args, '--threads', '1'];
-    execFile(process.execPath, argv, { encoding: 'utf8', env }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: unknown }).code : 0;
-      resolve({ status: typeof code === 'number' ? code : -1, stdout, stderr });
-    });
-  });
-}
+const vera = (...args: string[]): Promise<Run> => runVera('generate', args);
 
 interface Result {
   prompt_ids: number[];
