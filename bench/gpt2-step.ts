@@ -3,7 +3,11 @@
 // blocks, C = 768, 12 heads, T = 128, B = 4, a final ln_f, loss = mean(y²). Two cases: only each
 // block's ln_1.weight trains (one vector per layer), so the backward computes every activation
 // gradient and no weight gradient; and VeRA r=256 on attn.c_attn and attn.c_proj, written as PEFT
-// computes it, whose λ vectors train. A step is forward, backward and an AdamW update.
+// computes it, whose λ vectors train. A step is forward, backward and an AdamW update. Each case runs
+// in f32 and in bf16 mixed precision: the frozen Linear weights and VeRA's projections stored in bf16,
+// so their GEMMs compute in bf16 with f32 accumulation, against PyTorch under torch.autocast(bfloat16)
+// with its frozen weights stored in bf16 too (its faster variant here); plus our bf16 step against our
+// f32 step.
 
 import { backward } from '../src/autograd/backward.js';
 import { type BackendName, getBackend } from '../src/backends/registry.js';
@@ -25,6 +29,7 @@ const STEPS = 10;
 const R = 256;
 
 type Mode = 'ln' | 'vera';
+type StepDType = 'f32' | 'bf16';
 
 /** VeRA's trained vectors on one linear layer. */
 interface Lambdas {
@@ -54,13 +59,20 @@ interface Projections {
   b: Tensor;
 }
 
-function makeStack(backend: Backend, mode: Mode): { blocks: Block[]; lnf: [Tensor, Tensor]; proj: Projections | null } {
+function makeStack(
+  backend: Backend,
+  mode: Mode,
+  dtype: StepDType,
+): { blocks: Block[]; lnf: [Tensor, Tensor]; proj: Projections | null } {
   const g = new Generator(0);
-  const w = (rows: number, cols: number) => keep(randn([rows, cols], { generator: g, std: 0.02, backend }));
+  // Frozen matrices in the step's storage dtype (bf16: their GEMMs compute in bf16).
+  const stored = (t: Tensor): Tensor => keep(dtype === 'bf16' ? scope(() => ops.cast(t, 'bf16')) : t);
+  const w = (rows: number, cols: number) =>
+    stored(scope(() => randn([rows, cols], { generator: g, std: 0.02, backend })));
   const c = (n: number, v: number) => keep(full([n], v, { backend }));
   const kaiming = (rows: number, cols: number) => {
     const bound = Math.sqrt(3) * Math.sqrt(2 / cols);
-    return keep(tensor(g.uniform(rows * cols, -bound, bound), { shape: [rows, cols], backend }));
+    return stored(scope(() => tensor(g.uniform(rows * cols, -bound, bound), { shape: [rows, cols], backend })));
   };
   const lambdas = (out: number): Lambdas => ({
     d: c(R, 0.1).setRequiresGrad(true),
@@ -121,10 +133,11 @@ export async function measureOurs(
   backend: Backend,
   threads: number,
   mode: Mode = 'ln',
+  dtype: StepDType = 'f32',
 ): Promise<{ ms: number; loss: number }> {
   const prev = backend.getThreads();
   backend.setThreads(threads);
-  const stack = makeStack(backend, mode);
+  const stack = makeStack(backend, mode, dtype);
   const x = keep(tensor(new Generator(1).normal(B * T * C), { shape: [B, T, C], backend }));
   const trainable = stack.blocks.flatMap((b) =>
     b.vera ? [b.vera.attn.d, b.vera.attn.b, b.vera.proj.d, b.vera.proj.b] : [b.ln1w],
@@ -153,39 +166,57 @@ export async function measureOurs(
   return { ms: t.median_ms, loss };
 }
 
+const caseName = (mode: Mode, dtype: StepDType, threads: number): string =>
+  `B=${B} T=${T} C=${C} L=${L}, ${mode === 'vera' ? `VeRA r=${R} on attn.c_attn and attn.c_proj (λ train)` : 'ln_1.weight trains'}, ${dtype}, ${threads} thread${threads > 1 ? 's' : ''}`;
+
 export async function run(): Promise<BenchRow[]> {
   const name = (process.env['VERA_BENCH_BACKEND'] ?? 'native') as BackendName;
   const backend = getBackend(name);
+  const gemm = backend.info?.()['bf16Gemm'];
   const rows: BenchRow[] = [];
-  for (const [mode, threads] of [
-    ['ln', 1],
-    ['ln', 2],
-    ['vera', 1],
-    ['vera', 2],
-  ] as const) {
-    note(`gpt2-step: ${mode}, ${threads} thread(s), ${name} backend`);
-    const ours = await measureOurs(backend, threads, mode);
-    const peer = runPeer(
-      PEER_PYTHON,
-      ['bench/peers/torch_gpt2_step.py', String(threads), String(STEPS), '3', mode],
-      threadEnv(threads),
-    );
-    const p = peer.ok ? peer.lines[0]! : null;
-    rows.push(
-      emit({
-        bench: 'gpt2-step',
-        case: `B=${B} T=${T} C=${C} L=${L}, ${mode === 'vera' ? `VeRA r=${R} on attn.c_attn and attn.c_proj (λ train)` : 'ln_1.weight trains'}, ${threads} thread${threads > 1 ? 's' : ''}`,
-        ours: ours.ms,
-        peer: p ? Number(p['median_ms']) : null,
-        peer_name: p ? `PyTorch ${String(p['torch'])}` : 'PyTorch',
-        unit: 'ms/step',
-        ...(p
-          ? { peer_detail: `${String(p['attention'])} attention; ${String(p['blas'])}` }
-          : { peer_error: peer.ok ? '' : peer.reason }),
-        ours_loss: ours.loss,
-        peer_loss: p ? Number(p['loss']) : null,
-      }),
-    );
+  for (const mode of ['ln', 'vera'] as const) {
+    for (const threads of [1, 2]) {
+      const f32ms: Record<StepDType, number> = { f32: 0, bf16: 0 };
+      for (const dtype of ['f32', 'bf16'] as const) {
+        note(`gpt2-step: ${mode}, ${dtype}, ${threads} thread(s), ${name} backend`);
+        const ours = await measureOurs(backend, threads, mode, dtype);
+        f32ms[dtype] = ours.ms;
+        const peer = runPeer(
+          PEER_PYTHON,
+          ['bench/peers/torch_gpt2_step.py', String(threads), String(STEPS), '3', mode, dtype],
+          threadEnv(threads),
+        );
+        const p = peer.ok ? peer.lines[0]! : null;
+        const recipe = dtype === 'bf16' ? 'torch.autocast(bfloat16), frozen weights stored bf16; ' : '';
+        rows.push(
+          emit({
+            bench: 'gpt2-step',
+            case: caseName(mode, dtype, threads),
+            ours: ours.ms,
+            peer: p ? Number(p['median_ms']) : null,
+            peer_name: p ? `PyTorch ${String(p['torch'])}${dtype === 'bf16' ? ' autocast bf16' : ''}` : 'PyTorch',
+            unit: 'ms/step',
+            ...(p
+              ? { peer_detail: `${recipe}${String(p['attention'])} attention; ${String(p['blas'])}` }
+              : { peer_error: peer.ok ? '' : peer.reason }),
+            ...(dtype === 'bf16' && gemm ? { ours_bf16_gemm: gemm } : {}),
+            ours_loss: ours.loss,
+            peer_loss: p ? Number(p['loss']) : null,
+          }),
+        );
+      }
+      rows.push(
+        emit({
+          bench: 'gpt2-step',
+          case: `${caseName(mode, 'bf16', threads)}: our bf16 step vs our f32 step`,
+          ours: f32ms.bf16,
+          peer: f32ms.f32,
+          peer_name: 'vera-ts, the same step in f32',
+          unit: 'ms/step',
+          ...(gemm ? { ours_bf16_gemm: gemm } : {}),
+        }),
+      );
+    }
   }
   return rows;
 }

@@ -11,7 +11,14 @@ computes it (y = base(x) + lambda_b * F.linear(lambda_d * F.linear(x, A[:, :in])
 frozen A (256 x 768), B (2304 x 256), Kaiming-uniform; lambda_d = 0.1, lambda_b = 0), whose lambda
 vectors train. PEFT itself is not installable offline, so its forward is written out here.
 
+With DTYPE=bf16 the step runs as torch's CPU mixed-precision recipe: forward and loss under
+torch.autocast('cpu', dtype=torch.bfloat16) (oneDNN bf16 GEMMs), backward outside it; the frozen
+Linear weights and biases and VeRA's A and B are stored in bfloat16 (which is faster here than
+autocast re-casting float32 weights every step; WEIGHTS=f32 keeps them float32), LayerNorms, the
+input and the trained vectors float32.
+
 Usage: /usr/bin/python3 bench/peers/torch_gpt2_step.py THREADS [STEPS=10] [WARMUP=3] [MODE=ln|vera]
+       [DTYPE=f32|bf16] [WEIGHTS=bf16|f32]
 Prints one JSON line:
   {"torch":..,"blas":..,"threads":n,"median_ms":..,"steps":..,"attention":"sdpa"|"explicit",...}
 Run it with Debian's python (python3-torch). The runner sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS
@@ -82,6 +89,8 @@ def main():
     steps = max(10, int(sys.argv[2])) if len(sys.argv) > 2 else 10
     warmup = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     mode = sys.argv[4] if len(sys.argv) > 4 else "ln"
+    dtype = sys.argv[5] if len(sys.argv) > 5 else "f32"
+    weights = sys.argv[6] if len(sys.argv) > 6 else "bf16"
     configure(threads)
 
     import torch
@@ -180,6 +189,14 @@ def main():
                 mod.bias.zero_()
     for p in model.parameters():
         p.requires_grad_(False)
+    if dtype == "bf16" and weights == "bf16":
+        with torch.no_grad():
+            for mod in model.modules():
+                if isinstance(mod, nn.Linear):
+                    mod.weight.data = mod.weight.data.to(torch.bfloat16)
+                    mod.bias.data = mod.bias.data.to(torch.bfloat16)
+            vera_A.data = vera_A.data.to(torch.bfloat16)
+            vera_B.data = vera_B.data.to(torch.bfloat16)
     if mode == "vera":
         trainable = [p for n, p in model.named_parameters() if "lambda_" in n]
     else:
@@ -191,8 +208,9 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        y = model(x)
-        loss = (y * y).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            y = model(x)
+            loss = (y.float() * y.float()).mean()
         loss.backward()
         opt.step()
         return loss.item()
@@ -219,6 +237,8 @@ def main():
                 "warmup": warmup,
                 "attention": "sdpa" if has_sdpa else "explicit",
                 "mode": mode,
+                "dtype": dtype,
+                "weights": weights if dtype == "bf16" else "f32",
                 "loss": loss,
             }
         ),

@@ -10,7 +10,15 @@ import * as ops from '../ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import { labelNames, rankLabels } from '../serve/labels.js';
-import { intFlag, parseCommandArgs as usage, progressLogger, selectBackend, writeOut } from './common.js';
+import {
+  dtypeHelp,
+  dtypeFlag,
+  intFlag,
+  parseCommandArgs as usage,
+  progressLogger,
+  selectBackend,
+  writeOut,
+} from './common.js';
 import { loadWithAdapter } from './generate.js';
 
 export const CLASSIFY_USAGE = `Usage: vera classify --model DIR (--text TEXT [--pair TEXT] | --image FILE) [options]
@@ -36,7 +44,7 @@ Options:
   --verbose            Loading and timing lines on stderr (default: only when stderr is a terminal)
   --backend js|native  Tensor backend (default: native when built, else js)
   --threads N          Worker threads of the native backend (default: all cores)
-`;
+${dtypeHelp(23)}`;
 
 export async function classifyCommand(args: string[]): Promise<number> {
   const { values } = usage('classify', () =>
@@ -55,6 +63,7 @@ export async function classifyCommand(args: string[]): Promise<number> {
         verbose: { type: 'boolean', default: false },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        dtype: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -70,11 +79,12 @@ export async function classifyCommand(args: string[]): Promise<number> {
   if (values.pair !== undefined && values.text === undefined) throw new Error('--pair needs --text');
   if (values.merge && !values.adapter) throw new Error('--merge needs --adapter');
   const top = values.top === undefined ? Infinity : intFlag('top', values.top, 1);
+  const dtype = dtypeFlag(values.dtype);
   const log = progressLogger(values.verbose);
 
   selectBackend(values.backend, values.threads);
   const t0 = performance.now();
-  const model = loadWithAdapter(values.model, values.adapter, values.merge);
+  const model = loadWithAdapter(values.model, values.adapter, values.merge, dtype);
   log(`vera: loaded ${model.architecture} from ${values.model} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   const logits = noGrad(() => scope(() => forwardOne(model, values.model!, values)));
   const names = values.label_names?.split(',').map((x) => x.trim()) ?? labelNames(model.config, logits.length);

@@ -15,7 +15,16 @@ import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
 import { imageProcessor, loadDataset } from '../train/setup.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateGeneration, readGenerationExamples } from '../train/generation-eval.js';
-import { flagNames, intFlag, parseCommandArgs, progressLogger, selectBackend, writeOut } from './common.js';
+import {
+  dtypeFlag,
+  dtypeHelp,
+  flagNames,
+  intFlag,
+  parseCommandArgs,
+  progressLogger,
+  selectBackend,
+  writeOut,
+} from './common.js';
 
 const DATA_FORMATS: readonly DataFormat[] = ['auto', 'csv', 'tsv', 'jsonl', 'text', 'instructions', 'images', 'idx'];
 
@@ -45,7 +54,7 @@ Options:
   --messages_key, --max_length, --block_size, --padding_side, --on_bad_row: as for vera train
   --backend js|native  Tensor backend (default: native when built)
   --threads N          Native backend threads (default: all cores)
-`;
+${dtypeHelp(23)}`;
 
 export async function evalCommand(args: string[]): Promise<number> {
   const s = { type: 'string' } as const;
@@ -76,6 +85,7 @@ export async function evalCommand(args: string[]): Promise<number> {
         predictions: s,
         backend: s,
         threads: s,
+        dtype: s,
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -92,6 +102,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     if (!allowed.includes(v as T)) throw new Error(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
     return v as T;
   };
+  const dtype = dtypeFlag(values.dtype);
   selectBackend(values.backend, values.threads);
   const backend = defaultBackend();
 
@@ -117,7 +128,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   );
   const tokenizer = task === 'image-classification' ? null : Tokenizer.fromDir(values.model);
   const padId = padIdFor(baseConfig, tokenizer);
-  const { model, peft } = loadTrained(values.model, adapter, { backend, padTokenId: padId });
+  const { model, peft } = loadTrained(values.model, adapter, { backend, padTokenId: padId, dtype });
   if (values.generate) {
     if (task !== 'causal-lm' || !tokenizer)
       throw new Error(

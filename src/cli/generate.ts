@@ -12,7 +12,16 @@ import { readJsonFile } from '../io/json.js';
 import { Tokenizer, createStreamDecoder, hasTokenizerFiles } from '../io/tokenizer.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
 import { loadTrained } from '../adapters/load.js';
-import { intFlag, numberFlag, parseCommandArgs as usage, progressLogger, selectBackend, writeOut } from './common.js';
+import {
+  dtypeHelp,
+  dtypeFlag,
+  intFlag,
+  numberFlag,
+  parseCommandArgs as usage,
+  progressLogger,
+  selectBackend,
+  writeOut,
+} from './common.js';
 import { parseIds } from './logits.js';
 
 export const GENERATE_USAGE = `Usage: vera generate --model DIR (--prompt TEXT | --chat TEXT | --ids 1,2,3) [options]
@@ -46,7 +55,7 @@ Options:
   --verbose                 Loading and timing lines on stderr (default: only when stderr is a terminal)
   --backend js|native       Tensor backend (default: native when built, else js)
   --threads N               Worker threads of the native backend (default: all cores)
-`;
+${dtypeHelp(28)}`;
 
 // ---- shared with `vera classify` -------------------------------------------------------------
 
@@ -56,9 +65,14 @@ Options:
  * built it). The adapter layers live in the model's own module tree, so its forward runs them; with
  * `merge` they are merged and unloaded, leaving a plain model.
  */
-export function loadWithAdapter(dir: string, adapter: string | undefined, merge: boolean): PreTrainedModel {
+export function loadWithAdapter(
+  dir: string,
+  adapter: string | undefined,
+  merge: boolean,
+  dtype: 'f32' | 'bf16' = 'f32',
+): PreTrainedModel {
   if (merge && adapter === undefined) throw new Error('--merge needs --adapter');
-  return loadTrained(dir, adapter ?? null, { merge }).model;
+  return loadTrained(dir, adapter ?? null, { merge, dtype }).model;
 }
 
 // ---- generate ---------------------------------------------------------------------------------
@@ -137,6 +151,7 @@ export async function generateCommand(args: string[]): Promise<number> {
         verbose: { type: 'boolean', default: false },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        dtype: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -166,6 +181,7 @@ export async function generateCommand(args: string[]): Promise<number> {
       ? undefined
       : numberFlag('repetition-penalty', values['repetition-penalty'], (r) => r > 0, 'a number > 0');
   const seed = values.seed === undefined ? undefined : intFlag('seed', values.seed, 0);
+  const dtype = dtypeFlag(values.dtype);
   const stops = values.stop ?? [];
   if (stops.some((s) => s === '')) throw new Error('--stop needs a non-empty text');
   const promptIds = values.ids === undefined ? undefined : parseIds(values.ids);
@@ -180,7 +196,7 @@ export async function generateCommand(args: string[]): Promise<number> {
 
   selectBackend(values.backend, values.threads);
   const t0 = performance.now();
-  const model = loadWithAdapter(values.model, values.adapter, values.merge);
+  const model = loadWithAdapter(values.model, values.adapter, values.merge, dtype);
   if (model.task !== 'causal-lm')
     throw new Error(
       `${values.adapter === undefined ? values.model : `${values.model} with the adapter ${values.adapter}`} is a ${model.architecture} (${model.task}); vera generate needs a causal LM (try vera classify)`,

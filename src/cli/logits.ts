@@ -9,19 +9,23 @@ import type { ModelInputs } from '../models/pretrained.js';
 import * as ops from '../ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
+import { dtypeHelp } from './common.js';
 
-export const LOGITS_USAGE = `Usage: vera logits --model DIR [--adapter DIR] [--merge] (--ids 1,2,3 | --pixels FILE.safetensors)
+export const LOGITS_USAGE = `Usage: vera logits --model DIR [--adapter DIR] [--merge] [--dtype f32|bf16]
+                   [--backend js|native] [--threads N] (--ids 1,2,3 | --pixels FILE.safetensors)
 
 Prints exactly one JSON object {"shape":[...],"data":[...]}: the logits of one example
 (causal LM: [seq, vocab]; sequence or image classification: [num_labels]).
 
 Options:
-  --model DIR       A Hugging Face model directory (config.json + model.safetensors)
-  --adapter DIR     A PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
-  --merge           Merge the adapter into the weights before the forward pass
-  --ids LIST        Comma-separated token ids
-  --pixels FILE     A safetensors file with "pixel_values" [1, 3, H, W], already preprocessed
-`;
+  --model DIR          A Hugging Face model directory (config.json + model.safetensors)
+  --adapter DIR        A PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
+  --merge              Merge the adapter into the weights before the forward pass
+  --ids LIST           Comma-separated token ids
+  --pixels FILE        A safetensors file with "pixel_values" [1, 3, H, W], already preprocessed
+  --backend js|native  Tensor backend (default: native when built, else js)
+  --threads N          Worker threads of the native backend (default: all cores)
+${dtypeHelp(23)}`;
 
 export interface LogitsOptions {
   model: string;
@@ -29,6 +33,7 @@ export interface LogitsOptions {
   merge: boolean;
   ids?: string | undefined;
   pixels?: string | undefined;
+  dtype?: 'f32' | 'bf16';
 }
 
 export function parseIds(text: string): number[] {
@@ -43,7 +48,7 @@ export function logitsJson(opts: LogitsOptions): string {
   if ((opts.ids === undefined) === (opts.pixels === undefined))
     throw new Error('Give exactly one of --ids and --pixels');
   if (opts.merge && !opts.adapter) throw new Error('--merge needs --adapter');
-  const base = loadModel(opts.model);
+  const base = loadModel(opts.model, { dtype: opts.dtype ?? 'f32' });
   const model = opts.adapter ? PeftModel.fromPretrained(base, opts.adapter) : null;
   if (model && opts.merge) model.merge();
   const inputs: ModelInputs = {};

@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import type { Method } from '../train/config.js';
+import { dtypeFlag, selectBackend } from './common.js';
 import { runDemo } from './demo.js';
 import { LOGITS_USAGE, logitsJson } from './logits.js';
 
@@ -94,6 +95,9 @@ export async function main(argv: string[]): Promise<number> {
         merge: { type: 'boolean', default: false },
         ids: { type: 'string' },
         pixels: { type: 'string' },
+        dtype: { type: 'string' },
+        backend: { type: 'string' },
+        threads: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -103,8 +107,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.model) throw new Error('--model is required (see vera logits --help)');
+    const dtype = dtypeFlag(values.dtype);
+    selectBackend(values.backend, values.threads);
     process.stdout.write(
-      `${logitsJson({ model: values.model, adapter: values.adapter, merge: values.merge, ids: values.ids, pixels: values.pixels })}\n`,
+      `${logitsJson({ model: values.model, adapter: values.adapter, merge: values.merge, ids: values.ids, pixels: values.pixels, dtype })}\n`,
     );
     return 0;
   }

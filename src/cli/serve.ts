@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { AdapterServer } from '../serve/server.js';
-import { intFlag, parseCommandArgs as usage, progressLogger, selectBackend } from './common.js';
+import { dtypeFlag, dtypeHelp, intFlag, parseCommandArgs as usage, progressLogger, selectBackend } from './common.js';
 
 export const SERVE_USAGE = `Usage: vera serve --model DIR --adapters DIR [options]
 
@@ -32,8 +32,7 @@ Options:
   --max-queued N         Most requests waiting for a batch; more get 503 (default 1024)
   --cors ORIGIN          Let browsers on ORIGIN call the server ('*': any origin; default: none)
   --label_names A,B      Class names in id order (default: config.json's id2label)
-  --dtype f32|bf16       Storage of the base's linear and embedding weights (default f32; bf16 halves it)
-  --verbose              Log adapter loads on stderr
+${dtypeHelp(25)}  --verbose              Log adapter loads on stderr
   --backend js|native    Tensor backend (default: native when built, else js)
   --threads N            Worker threads of the native backend (default: all cores)
 `;
@@ -101,9 +100,4 @@ export async function serveCommand(args: string[]): Promise<number> {
     process.on('SIGTERM', stop);
   });
   return 0;
-}
-
-function dtypeFlag(v: string): 'f32' | 'bf16' {
-  if (v !== 'f32' && v !== 'bf16') throw new Error(`--dtype must be f32 or bf16, got "${v}"`);
-  return v;
 }
