@@ -1,7 +1,7 @@
 // loadModel(dir, { dtype: 'bf16' }): Linear and Embedding weights stay bf16 (tied lm_head included),
 // norms, biases and classification heads f32, and GEMMs with those weights compute in bf16 (activations
-// rounded to bf16, f32 accumulation, as torch.autocast): native and js agree on that arithmetic within
-// 1e-5 relative, the logits stay within BF16_TOL of the f32 load's (and measurably differ from them:
+// rounded to bf16, f32 accumulation, as torch.autocast): native and js agree on that arithmetic to bf16
+// resolution, the logits stay within BF16_TOL of the f32 load's (and measurably differ from them:
 // the rounding happens), greedy generation with the KV cache matches, the parameters take about half the
 // memory, and bf16 weights stay frozen.
 
@@ -50,10 +50,12 @@ function relError(a: Float32Array, b: Float32Array): number {
 }
 
 describe("loadModel with dtype 'bf16'", () => {
-  test(`${FIXTURE}: native and js compute the same bf16 logits (1e-5 relative)`, { skip: backends.length < 2 }, () => {
+  // An f32 difference of one ulp in a GEMM input may round it to the neighbouring bf16 value (2^-8 apart),
+  // so native and js agree to bf16 resolution (the kernels themselves are exact: bf16-matmul.test.ts).
+  test(`${FIXTURE}: native and js compute the same bf16 logits (2e-3 relative)`, { skip: backends.length < 2 }, () => {
     const [nat, js] = backends.map(([, b]) => logits(caseDir(FIXTURE), FIXTURE, b, 'bf16'));
     const err = relError(nat!, js!);
-    assert.ok(err <= 1e-5, `native bf16 logits differ from js bf16 by ${err.toExponential(3)} (relative)`);
+    assert.ok(err <= 2e-3, `native bf16 logits differ from js bf16 by ${err.toExponential(3)} (relative)`);
   });
 
   for (const [bname, backend] of backends) {
