@@ -122,8 +122,8 @@ export async function measureOurs(
   threads: number,
   mode: Mode = 'ln',
 ): Promise<{ ms: number; loss: number }> {
-  const prev = backend.getThreads();
-  backend.setThreads(threads);
+  const prev = backend.getThreads?.() ?? 1;
+  backend.setThreads?.(threads);
   const stack = makeStack(backend, mode);
   const x = keep(tensor(new Generator(1).normal(B * T * C), { shape: [B, T, C], backend }));
   const trainable = stack.blocks.flatMap((b) =>
@@ -149,7 +149,7 @@ export async function measureOurs(
   stack.lnf.forEach((p) => p.dispose());
   if (stack.proj) [stack.proj.a, stack.proj.b].forEach((p) => p.dispose());
   x.dispose();
-  backend.setThreads(prev);
+  backend.setThreads?.(prev);
   return { ms: t.median_ms, loss };
 }
 

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BackendName } from '../backends/registry.js';
 import { UCI_SOURCES, type UciSource, uciSentimentDir } from '../data/builtin.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Generator } from '../tensor/random.js';
@@ -20,7 +21,7 @@ export interface DemoOptions {
   epochs: number;
   seed: number;
   out: string;
-  backend?: 'js' | 'native' | undefined;
+  backend?: BackendName | undefined;
   threads?: number | undefined;
   verbose?: boolean;
 }

@@ -2,6 +2,7 @@
 // in one mixed-adapter batch (src/serve/server.ts has the routes).
 
 import { parseArgs } from 'node:util';
+import { BACKEND_NAMES } from '../backends/registry.js';
 import { AdapterServer } from '../serve/server.js';
 import { intFlag, parseCommandArgs as usage, progressLogger, selectBackend } from './common.js';
 
@@ -34,7 +35,7 @@ Options:
   --label_names A,B      Class names in id order (default: config.json's id2label)
   --dtype f32|bf16       Storage of the base's linear and embedding weights (default f32; bf16 halves it)
   --verbose              Log adapter loads on stderr
-  --backend js|native    Tensor backend (default: native when built, else js)
+  --backend ${BACKEND_NAMES.join('|')}    Tensor backend (default: native when built, else js)
   --threads N            Worker threads of the native backend (default: all cores)
 `;
 

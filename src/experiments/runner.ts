@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } fr
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultBackend } from '../backends/registry.js';
+import { type BackendName, defaultBackend } from '../backends/registry.js';
 import { writeSentimentData } from '../cli/demo.js';
 import { parseDelimited } from '../data/csv.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -79,7 +79,7 @@ export interface SweepOptions {
   /** Sections to run (default: all). */
   sections?: string[];
   threads?: number | null;
-  backend?: 'js' | 'native' | null;
+  backend?: BackendName | null;
   /** Keep each run's output directory (default: removed once its result is cached). */
   keepWork?: boolean;
   /** Progress lines (default: stdout). */
