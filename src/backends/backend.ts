@@ -119,6 +119,27 @@ export interface MemoryStats {
   cached: number;
 }
 
+/** The kernels every backend must implement (besides the memory methods). */
+export const PRIMITIVE_KERNELS = [
+  'copy',
+  'fill',
+  'unary',
+  'scalar',
+  'binary',
+  'unaryGrad',
+  'where',
+  'reduce',
+  'argmax',
+  'topk',
+  'matmul',
+  'embedding',
+  'embeddingBackward',
+  'gather',
+  'scatterAdd',
+] as const;
+
+export type PrimitiveKernelName = (typeof PRIMITIVE_KERNELS)[number];
+
 /**
  * The fused kernels a backend may leave out (ops reach them through fused(backend) in
  * src/ops/kernels.ts, which falls back to src/ops/composite/). attention and attentionBackward are in

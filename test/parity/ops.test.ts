@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { backward } from '../../src/autograd/backward.js';
 import type { Backend } from '../../src/backends/backend.js';
 import * as ops from '../../src/ops/index.js';
+import { fused } from '../../src/ops/kernels.js';
 import { tensor, zerosLike } from '../../src/tensor/creation.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { keep, scope } from '../../src/tensor/scope.js';
@@ -159,7 +160,7 @@ function checkAdamW(c: Case, backend: Backend, dtype: DType, tol: number): void 
   const v = zerosLike(p);
   for (let step = 1; step <= 3; step++) {
     const g = load(c.inputs[`g${step - 1}`]!, dtype, backend, false);
-    backend.adamw(p.view('adamw'), g.view('adamw'), m.view('adamw'), v.view('adamw'), {
+    fused(backend).adamw(p.view('adamw'), g.view('adamw'), m.view('adamw'), v.view('adamw'), {
       lr: num(c.attrs['lr']),
       beta1: num(c.attrs['beta1']),
       beta2: num(c.attrs['beta2']),
