@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import type { Backend } from '../../src/backends/backend.js';
 import { getBackend, nativeAvailable, nativeUnavailableReason } from '../../src/backends/registry.js';
+import { withoutFused } from '../../src/ops/kernels.js';
 import type { DType } from '../../src/tensor/dtype.js';
 
 export interface TestBackend {
@@ -41,6 +42,17 @@ export function testBackends(): TestBackend[] {
     missingBackendTest('native f32');
   }
   return list;
+}
+
+/**
+ * testBackends() and, for each, the same backend with every fused kernel that has a composite hidden
+ * ("js f64 composites", …): the ops then run on the composites over that backend's primitives.
+ */
+export function withCompositeBackends(): TestBackend[] {
+  return testBackends().flatMap((tb) => [
+    tb,
+    { ...tb, name: `${tb.name} composites`, backend: withoutFused(tb.backend) },
+  ]);
 }
 
 /** Registers the test that reports a native backend that does not load: a skip, or a failure in CI. */
