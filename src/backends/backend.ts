@@ -235,18 +235,7 @@ export interface Backend {
    */
   matmul(out: View, a: View, b: View, accumulate: boolean): void;
 
-  // ---- indexing -----------------------------------------------------------------------------
-  /** out[n] = weight[ids[n]] for ids i32 [N] (contiguous), weight [V, C] contiguous, out [N, C]. Throws on ids out of range. */
-  embedding(out: View, weight: View, ids: View): void;
-  /** dweight[ids[n]] += dy[n] (scatter-add), dy [N, C] contiguous. */
-  embeddingBackward(dweight: View, dy: View, ids: View): void;
-
-  /** torch.gather on contiguous views: out[..i..] = a[..index[..i..] along axis..]; index i32, out.shape = index.shape. */
-  gather(out: View, a: View, index: View, axis: number): void;
-  /** The adjoint of gather: out[..index[..i..] along axis..] += src[..i..]. */
-  scatterAdd(out: View, index: View, src: View, axis: number): void;
-
-  // ---- optional fused neural-network kernels (forward/backward pairs; see FUSED_KERNELS) -----
+  // ---- fused neural-network kernels (forward/backward pairs), optional: see FUSED_KERNELS ----
   /** Softmax (or log-softmax) over the last axis of a contiguous [R, N] view. */
   softmax?(out: View, a: View, log: boolean): void;
   /** dx from y (the forward output) and dy; log selects log-softmax's derivative. */
@@ -268,6 +257,17 @@ export interface Backend {
   /** RMSNorm (Llama): out = x · rsqrt(mean(x²) + eps) · w; saves rstd [R]. w may be null. */
   rmsNorm?(out: View, rstd: View, x: View, w: View | null, eps: number): void;
   rmsNormBackward?(dx: View | null, dw: View | null, dy: View, x: View, w: View | null, rstd: View): void;
+  // (embedding, embeddingBackward, gather and scatterAdd are primitives: required, see PRIMITIVE_KERNELS)
+
+  /** out[n] = weight[ids[n]] for ids i32 [N] (contiguous), weight [V, C] contiguous, out [N, C]. Throws on ids out of range. */
+  embedding(out: View, weight: View, ids: View): void;
+  /** dweight[ids[n]] += dy[n] (scatter-add), dy [N, C] contiguous. */
+  embeddingBackward(dweight: View, dy: View, ids: View): void;
+
+  /** torch.gather on contiguous views: out[..i..] = a[..index[..i..] along axis..]; index i32, out.shape = index.shape. */
+  gather(out: View, a: View, index: View, axis: number): void;
+  /** The adjoint of gather: out[..index[..i..] along axis..] += src[..i..]. */
+  scatterAdd(out: View, index: View, src: View, axis: number): void;
 
   /**
    * Scaled dot-product attention. q [B, Tq, Hq, D], k and v [B, Tk, Hkv, D] with the last stride 1
@@ -275,8 +275,6 @@ export interface Backend {
    * (grouped-query attention: query head h reads kv head ⌊h·Hkv/Hq⌋). out [B, Tq, Hq, D] contiguous;
    * lse [B, Hq, Tq] contiguous receives each row's log-sum-exp of the scaled, masked scores (−∞ for a
    * row with no visible key, whose output is 0). The T×T probabilities are never stored.
-   * Optional like every fused kernel, but required by this type until the attention composite is wired
-   * into src/ops/kernels.ts (see FUSED_KERNELS).
    */
   attention(out: View, lse: View, q: View, k: View, v: View, opts: AttentionOpts): void;
   /** Gradients of attention (overwrite dq, dk, dv, which are contiguous in the forward input shapes). */
