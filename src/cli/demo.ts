@@ -6,12 +6,12 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BackendName } from '../backends/registry.js';
 import { UCI_SOURCES, type UciSource, uciSentimentDir } from '../data/builtin.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Generator } from '../tensor/random.js';
 import { resolveConfig, type Method, type TrainConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
+import type { BackendName } from '../backends/registry.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 export const BASE_MODEL = join(ROOT, 'assets/base-model');

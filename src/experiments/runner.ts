@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } fr
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BackendName, defaultBackend } from '../backends/registry.js';
+import { defaultBackend } from '../backends/registry.js';
 import { writeSentimentData } from '../cli/demo.js';
 import { parseDelimited } from '../data/csv.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -15,6 +15,7 @@ import { type TrainConfig, resolveConfig } from '../train/config.js';
 import { readRecords } from '../train/log.js';
 import { type TrainResult, train } from '../train/trainer.js';
 import type { Plan, RunSpec, Section, TaskSpec } from './plan.js';
+import type { BackendName } from '../backends/registry.js';
 
 /** The repository root (this file is dist/src/experiments/runner.js once built). */
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
