@@ -3,11 +3,11 @@
 // does not load is never dropped silently: it shows up as a skipped test whose reason is the load
 // error, and with VERA_REQUIRE_NATIVE=1 (set by .ci/run) as a failure.
 
-import { test } from 'node:test';
 import type { Backend } from '../../src/backends/backend.js';
 import { getBackend, nativeAvailable, nativeUnavailableReason } from '../../src/backends/registry.js';
-import { withoutFused } from '../../src/ops/kernels.js';
 import type { DType } from '../../src/tensor/dtype.js';
+import { test } from 'node:test';
+import { withoutFused } from '../../src/ops/kernels.js';
 
 export interface TestBackend {
   name: string;
