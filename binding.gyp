@@ -1,4 +1,4 @@
-# node-gyp build of the native backend (vera_native.node): N-API, C++17, oneDNN sgemm, OpenMP.
+# node-gyp build of the native backend (vera_native.node): N-API, C++17, oneDNN sgemm and bf16 matmul, OpenMP.
 # -ffp-contract=off: arithmetic written in double must round like the js backend's (fma is explicit);
 # -fno-math-errno lets sqrt vectorise (nothing reads errno).
 # VERA_NATIVE_ARCH overrides -march (default: native), e.g. VERA_NATIVE_ARCH=x86-64-v3 for portable builds.
@@ -13,6 +13,7 @@
         "native/src/elementwise.cc",
         "native/src/reduce.cc",
         "native/src/matmul.cc",
+        "native/src/matmul_bf16.cc",
         "native/src/softmax.cc",
         "native/src/norm.cc",
         "native/src/embedding.cc",

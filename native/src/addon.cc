@@ -373,6 +373,13 @@ KERNEL(GetThreads, "getThreads", {
   return r;
 })
 
+KERNEL(Bf16GemmImpl, "bf16GemmImpl", {
+  const std::string impl = bf16_gemm_impl();
+  napi_value r;
+  napi_create_string_utf8(a.env, impl.c_str(), impl.size(), &r);
+  return r;
+})
+
 KERNEL(SetThreads, "setThreads", {
   const double n = arg_number(a, 0, "thread count");
   if (!(n >= 1 && n <= 4096 && std::floor(n) == n)) fail(a.kernel, "thread count must be a positive integer, got %g", n);
@@ -633,6 +640,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"emptyCache", EmptyCache},
       {"getThreads", GetThreads},
       {"setThreads", SetThreads},
+      {"bf16GemmImpl", Bf16GemmImpl},
       {"copy", Copy},
       {"fill", Fill},
       {"unary", Unary},

@@ -40,8 +40,12 @@ void reduce(int op, const View& out, const View& a, const int* axes, int naxes);
 void argmax(const View& out, const View& a);
 void topk(const View& values, const View& indices, const View& a, int64_t k);
 
-// matmul.cc
+// matmul.cc (f32 operands; a bf16 operand goes to matmul_bf16)
 void matmul(const View& out, const View& a, const View& b, bool accumulate);
+// matmul_bf16.cc: either operand bf16, computed in bf16 with f32 accumulation (checked by matmul()).
+void matmul_bf16(const View& out, const View& a, const View& b, bool accumulate);
+// Which implementation bf16 GEMMs use on this CPU, e.g. "oneDNN brg:avx512_core_bf16".
+std::string bf16_gemm_impl();
 
 // softmax.cc
 void softmax(const View& out, const View& a, bool log);

@@ -17,8 +17,8 @@
 //   own method when it has one, else the composite of the same signature in src/ops/composite/, built
 //   from the primitives above. A new backend starts with the primitives and adds fused kernels one at
 //   a time; test/backends/conformance checks each against the js reference.
-// - MAY: readFile (stream checkpoint bytes straight into device memory) and getThreads/setThreads
-//   (CPU backends with a worker pool).
+// - MAY: readFile (stream checkpoint bytes straight into device memory), info (facts for benchmark
+//   reports) and getThreads/setThreads (CPU backends with a worker pool).
 //
 // Conventions, shared by every kernel:
 // - A View is a strided window on a buffer; offsets and strides count elements, stride 0 broadcasts.
@@ -194,6 +194,8 @@ export interface Backend {
   emptyCache(): void;
   /** Waits for queued work (a no-op on synchronous CPU backends). */
   sync(): void;
+  /** Optional facts about the implementation for benchmark reports (libraries, ISA, chosen GEMM kernels). */
+  info?(): Readonly<Record<string, string>>;
   /** Optional (CPU backends with a worker pool): number of worker threads used by kernels. */
   getThreads?(): number;
   setThreads?(n: number): void;
@@ -227,11 +229,13 @@ export interface Backend {
    * contiguous. For a and b one of the last two strides is 1 (row- or column-major); the batch stride
    * is free (0 broadcasts). accumulate = true adds into out instead of overwriting.
    *
-   * `b` may be 'bf16' (a frozen weight kept in half the memory) while a and out are f32 (f64 on js):
-   * each element is widened exactly to f32 (its bits shifted left by 16) on the fly, never stored as
-   * f32, and the arithmetic is the f32 GEMM's — the result equals matmul with b converted to f32 first,
-   * up to f32 summation order. Any layout of b above is accepted (a linear reads its [out, in] weight
-   * transposed). Only b: a bf16 `a` or `out` is an error.
+   * Either operand may be 'bf16' (frozen weights kept in half the memory); then the GEMM computes in
+   * bf16, as torch.autocast runs matmuls: the other operand, when f32 (or f64 on js), is rounded to bf16
+   * (round to nearest even), the products of bf16 values are exact in f32 and accumulate in f32 (or
+   * wider), and out is f32 (f64 on js with an f64 operand) — the result equals the f32 GEMM of the
+   * bf16-rounded operands up to summation order (and f32 denormals, which bf16 instructions may flush).
+   * Any operand layout above is accepted (a linear reads its [out, in] weight transposed). out is never
+   * bf16.
    */
   matmul(out: View, a: View, b: View, accumulate: boolean): void;
 

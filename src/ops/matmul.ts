@@ -1,8 +1,9 @@
 // Matrix products: matmul with torch's broadcasting rules and linear (y = x·Wᵀ + b, W stored
 // [out, in] as in torch and HF checkpoints). Operands reach the GEMM kernel as strided 3-D views, so
-// transposes are flags, not copies; a frozen weight never gets its dW GEMM in the backward. The second
-// operand (the weight) may be bf16 when it does not require grad: the kernel widens it to f32 on the
-// fly, and dX = dY·W reads it the same way.
+// transposes are flags, not copies; a frozen weight never gets its dW GEMM in the backward. Either
+// operand may be bf16 when it does not require grad (frozen weights stored in bf16): the GEMM then
+// computes in bf16 with f32 accumulation (the other operand rounded to bf16, as torch.autocast does) and
+// returns f32, and the backward's dX = dY·W runs the same way.
 
 import { noGrad, record } from '../autograd/graph.js';
 import type { View } from '../backends/backend.js';
@@ -47,23 +48,27 @@ function as3d(t: Tensor, batch: readonly number[], op: string): View | null {
 }
 
 /**
- * The dtype of a GEMM's result: a and b share a float dtype, or b is a bf16 weight that does not require
- * grad (its gradient would need a bf16 update, which training never does: frozen weights only).
+ * The dtype of a GEMM's result: the operands share a float dtype, or one (or both) is a bf16 tensor that
+ * does not require grad — a frozen weight, whose gradient would need a bf16 update, which training never
+ * does. A bf16 GEMM returns the other operand's dtype (f32 when both are bf16).
  */
-function gemmDType(op: string, a: Tensor, b: Tensor, bName: string): DType {
-  if (b.dtype !== 'bf16') return floatDType(op, a, b);
-  if (b.requiresGrad)
-    throw new DTypeError(
-      `[${op}] ${bName} ${fmtShape(b.shape)} is bf16 and requires grad; bf16 operands are frozen weights (cast it to f32 to train it)`,
-    );
-  if (a.dtype === 'bf16')
-    throw new DTypeError(
-      `[${op}] Both operands are bf16 (${fmtShape(a.shape)} and ${fmtShape(b.shape)}); only the ${bName} may be bf16, cast the other to f32`,
-    );
-  return floatDType(op, a);
+function gemmDType(op: string, a: Tensor, b: Tensor, names: [string, string]): DType {
+  for (const [t, name] of [
+    [a, names[0]],
+    [b, names[1]],
+  ] as const) {
+    if (t.dtype === 'bf16' && t.requiresGrad)
+      throw new DTypeError(
+        `[${op}] ${name} ${fmtShape(t.shape)} is bf16 and requires grad; bf16 operands are frozen weights (cast it to f32 to train it)`,
+      );
+  }
+  if (a.dtype === 'bf16' && b.dtype === 'bf16') return 'f32';
+  if (a.dtype === 'bf16') return floatDType(op, b);
+  if (b.dtype === 'bf16') return floatDType(op, a);
+  return floatDType(op, a, b);
 }
 
-/** a · b for a [..., M, K] and b [..., K, N] (1-D operands as in torch.matmul); b may be a frozen bf16 weight. */
+/** a · b for a [..., M, K] and b [..., K, N] (1-D operands as in torch.matmul); either may be frozen bf16. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0)
     throw new ShapeError(`[matmul] Operands must have rank ≥ 1, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
@@ -78,11 +83,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       return reshape(y, shape);
     });
   }
-  if (a.dtype === 'bf16' && b.dtype !== 'bf16')
-    throw new DTypeError(
-      `[matmul] The first operand ${fmtShape(a.shape)} is bf16; only the second operand (a frozen weight) may be bf16, cast it to f32`,
-    );
-  const dtype = gemmDType('matmul', a, b, 'second operand');
+  const dtype = gemmDType('matmul', a, b, ['first operand', 'second operand']);
   const backend = sameBackend('matmul', a, b);
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [k2, n] = b.shape.slice(-2) as [number, number];
@@ -113,16 +114,14 @@ function operand(t: Tensor, batch: readonly number[], rows: number, cols: number
 }
 
 /**
- * y = x·Wᵀ (+ bias) over the last axis of x: x [..., in], weight [out, in], bias [out]. The weight may be
- * bf16 when it does not require grad (bf16 storage of frozen weights); x and bias share a float dtype.
+ * y = x·Wᵀ (+ bias) over the last axis of x: x [..., in], weight [out, in], bias [out]. The weight (or x)
+ * may be bf16 when it does not require grad (bf16 storage of frozen weights): the product is then
+ * computed in bf16 and y is f32 (x's dtype when x is f32/f64); bias shares y's dtype.
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  if (x.dtype === 'bf16' && weight.dtype !== 'bf16')
-    throw new DTypeError(
-      `[linear] Input ${fmtShape(x.shape)} is bf16; only the weight may be bf16, cast the input to f32`,
-    );
-  gemmDType('linear', x, weight, 'weight');
-  if (bias) floatDType('linear', x, bias);
+  const dtype = gemmDType('linear', x, weight, ['input', 'weight']);
+  if (bias && bias.dtype !== dtype)
+    throw new DTypeError(`[linear] Bias is ${bias.dtype} but the product is ${dtype}; cast the bias to ${dtype}`);
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
     throw new ShapeError(
       `[linear] Input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} (expected [..., ${weight.shape[1]}])`,
@@ -135,7 +134,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const lead = x.shape.slice(0, -1);
   const rows = numel(lead);
   const backend = sameBackend('linear', x, weight, ...(bias ? [bias] : []));
-  const y = alloc(backend, [...lead, nOut], x.dtype);
+  const y = alloc(backend, [...lead, nOut], dtype);
   noGrad(() =>
     scope(() => {
       const xv = operand(reshape(x, [rows, nIn]), [1], rows, nIn);

@@ -1,20 +1,29 @@
-// Batched GEMM of the js backend: plain loops over strided 3-D views, float64 accumulation. A bf16 `b`
-// (a frozen weight) is widened exactly with bf16ToF32 over the range of the buffer the view spans.
+// Batched GEMM of the js backend: plain loops over strided 3-D views, float64 accumulation. When either
+// operand is bf16 the GEMM computes in bf16 (the contract's rule): bf16 values are widened exactly, and
+// the f32/f64 operand is rounded to bf16 first — over the range of the buffer each view spans.
 
 import type { View } from '../backend.js';
-import { bf16ToF32 } from '../../tensor/dtype.js';
+import { bf16ToF32, f32ToBf16 } from '../../tensor/dtype.js';
 import { contiguousStart, dataOf, floats, viewOffsets } from './buffer.js';
 
-/** The float data `b` reads, and the buffer offset of its element 0 (bf16 is widened to f32 first). */
-function operandB(b: View): { data: ArrayLike<number>; base: number } {
-  if (b.dtype !== 'bf16') return { data: floats(b, 'matmul'), base: 0 };
-  const bits = dataOf(b, 'matmul') as Uint16Array;
-  let end = b.offset;
-  for (let d = 0; d < b.shape.length; d++) if (b.shape[d]! > 0) end += (b.shape[d]! - 1) * b.strides[d]!;
-  const span = b.shape.some((s) => s === 0) ? 0 : end - b.offset + 1;
-  const data = new Float32Array(span);
-  for (let i = 0; i < span; i++) data[i] = bf16ToF32(bits[b.offset + i]!);
-  return { data, base: b.offset };
+/**
+ * The values an operand contributes, and the buffer offset of its element 0: the float data itself, or,
+ * in a bf16 GEMM, a copy of the span the view covers holding bf16 values (widened or rounded).
+ */
+function operand(v: View, bf16: boolean): { data: ArrayLike<number>; base: number } {
+  if (!bf16) return { data: floats(v, 'matmul'), base: 0 };
+  let end = v.offset;
+  for (let d = 0; d < v.shape.length; d++) if (v.shape[d]! > 0) end += (v.shape[d]! - 1) * v.strides[d]!;
+  const span = v.shape.some((s) => s === 0) ? 0 : end - v.offset + 1;
+  const data = new Float64Array(span);
+  if (v.dtype === 'bf16') {
+    const bits = dataOf(v, 'matmul') as Uint16Array;
+    for (let i = 0; i < span; i++) data[i] = bf16ToF32(bits[v.offset + i]!);
+  } else {
+    const x = floats(v, 'matmul');
+    for (let i = 0; i < span; i++) data[i] = bf16ToF32(f32ToBf16(x[v.offset + i]!));
+  }
+  return { data, base: v.offset };
 }
 
 export function matmul(out: View, a: View, b: View, accumulate: boolean): void {
@@ -28,11 +37,13 @@ export function matmul(out: View, a: View, b: View, accumulate: boolean): void {
       `[js matmul] Shapes (${a.shape.join(', ')}) · (${b.shape.join(', ')}) → (${out.shape.join(', ')}) do not agree`,
     );
   }
-  const ad = floats(a, 'matmul');
+  if (out.dtype === 'bf16') throw new Error('[js matmul] The output must be f32 or f64, got bf16');
   const od = floats(out, 'matmul');
   viewOffsets(a, 'matmul'); // bounds checks
   viewOffsets(b, 'matmul');
-  const { data: bd, base } = operandB(b);
+  const bf16 = a.dtype === 'bf16' || b.dtype === 'bf16';
+  const { data: ad, base: baseA } = operand(a, bf16);
+  const { data: bd, base } = operand(b, bf16);
   const os = contiguousStart(out, 'matmul');
   const [sa0, sa1, sa2] = a.strides as [number, number, number];
   const [sb0, sb1, sb2] = b.strides as [number, number, number];
@@ -40,7 +51,7 @@ export function matmul(out: View, a: View, b: View, accumulate: boolean): void {
   for (let p = 0; p < bt; p++) {
     for (let i = 0; i < m; i++) {
       row.fill(0);
-      const aRow = a.offset + p * sa0 + i * sa1;
+      const aRow = a.offset - baseA + p * sa0 + i * sa1;
       for (let kk = 0; kk < k; kk++) {
         const av = ad[aRow + kk * sa2]!;
         const bRow = b.offset - base + p * sb0 + kk * sb1;

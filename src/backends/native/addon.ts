@@ -39,6 +39,7 @@ export interface Addon {
   emptyCache(): void;
   getThreads(): number;
   setThreads(n: number): void;
+  bf16GemmImpl(): string;
   copy(out: H, a: H): void;
   fill(out: H): void;
   unary(out: H, a: H): void;

@@ -152,6 +152,10 @@ export class NativeBackend implements Backend {
 
   sync(): void {}
 
+  info(): Readonly<Record<string, string>> {
+    return { bf16Gemm: this.#a.bf16GemmImpl() };
+  }
+
   getThreads(): number {
     return this.#a.getThreads();
   }
