@@ -61,9 +61,9 @@ async function measureOurs(be: Backend, m: number, n: number, k: number, threads
   const hb = randomF32(k * n, 2);
   const a = tensor(ha, { shape: [m, k], backend: be });
   const b = tensor(hb, { shape: [k, n], backend: be });
-  const prevThreads = be.getThreads();
+  const prevThreads = be.getThreads?.() ?? 1;
   try {
-    be.setThreads(threads);
+    be.setThreads?.(threads);
     const t = await timeIt(
       () => {
         const c = ops.matmul(a, b);
@@ -78,7 +78,7 @@ async function measureOurs(be: Backend, m: number, n: number, k: number, threads
     if (!(err <= 1e-5)) return { gflops: null, median_ms: null, error: `wrong result: max relative error ${err}` };
     return { gflops: (2 * m * n * k) / (t.median_ms * 1e-3) / 1e9, median_ms: t.median_ms };
   } finally {
-    be.setThreads(prevThreads);
+    be.setThreads?.(prevThreads);
     a.dispose();
     b.dispose();
   }

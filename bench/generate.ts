@@ -95,8 +95,8 @@ export async function run(): Promise<BenchRow[]> {
     const dir = ensureModel(c.spec);
     const prompt = promptIds(Number(c.spec.config['vocab_size']), PROMPT_TOKENS);
     const threads = `${c.threads} thread${c.threads > 1 ? 's' : ''}`;
-    const prev = backend.getThreads();
-    backend.setThreads(c.threads);
+    const prev = backend.getThreads?.() ?? 1;
+    backend.setThreads?.(c.threads);
     const model = loadModel(dir, { backend, dtype: c.dtype });
     const ours: Measured[] = [];
     const peers: Record<string, unknown>[] = [];
@@ -126,7 +126,7 @@ export async function run(): Promise<BenchRow[]> {
     } finally {
       model.dispose();
       backend.emptyCache(); // the freed weights go back to the system, not to the next case's peer
-      backend.setThreads(prev);
+      backend.setThreads?.(prev);
     }
     const p = peers[0];
     const peerTokens = p ? (p['tokens'] as number[]) : [];

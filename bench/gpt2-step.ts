@@ -135,8 +135,8 @@ export async function measureOurs(
   mode: Mode = 'ln',
   dtype: StepDType = 'f32',
 ): Promise<{ ms: number; loss: number }> {
-  const prev = backend.getThreads();
-  backend.setThreads(threads);
+  const prev = backend.getThreads?.() ?? 1;
+  backend.setThreads?.(threads);
   const stack = makeStack(backend, mode, dtype);
   const x = keep(tensor(new Generator(1).normal(B * T * C), { shape: [B, T, C], backend }));
   const trainable = stack.blocks.flatMap((b) =>
@@ -162,7 +162,7 @@ export async function measureOurs(
   stack.lnf.forEach((p) => p.dispose());
   if (stack.proj) [stack.proj.a, stack.proj.b].forEach((p) => p.dispose());
   x.dispose();
-  backend.setThreads(prev);
+  backend.setThreads?.(prev);
   return { ms: t.median_ms, loss };
 }
 

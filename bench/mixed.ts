@@ -18,8 +18,8 @@ const TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
 
 export async function run(): Promise<BenchRow[]> {
   const backend = defaultBackend();
-  const prev = backend.getThreads();
-  backend.setThreads(THREADS);
+  const prev = backend.getThreads?.() ?? 1;
+  backend.setThreads?.(THREADS);
   const rows: BenchRow[] = [];
   try {
     for (const [label, config] of [
@@ -54,7 +54,7 @@ export async function run(): Promise<BenchRow[]> {
       );
     }
   } finally {
-    backend.setThreads(prev);
+    backend.setThreads?.(prev);
   }
   return rows;
 }

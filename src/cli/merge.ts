@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultBackend } from '../backends/registry.js';
+import { BACKEND_NAMES, defaultBackend } from '../backends/registry.js';
 import { copyModelAssets } from '../models/assets.js';
 import { writeDirAtomic } from '../train/checkpoint.js';
 import { loadTrained } from '../adapters/load.js';
@@ -28,7 +28,7 @@ Options:
   --label_names A,B    Class names for config.json's id2label (classification)
   --dtype f32|bf16     Storage of the Linear/Embedding weights merged into and saved (default f32;
                        bf16 halves memory and file, and rounds W + ΔW to bf16 exactly as PEFT does)
-  --backend js|native  Tensor backend (default: native when built)
+  --backend ${BACKEND_NAMES.join('|')}  Tensor backend (default: native when built)
   --threads N          Native backend threads (default: all cores)
 `;
 

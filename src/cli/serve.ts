@@ -2,6 +2,7 @@
 // in one mixed-adapter batch (src/serve/server.ts has the routes).
 
 import { parseArgs } from 'node:util';
+import { BACKEND_NAMES } from '../backends/registry.js';
 import { AdapterServer } from '../serve/server.js';
 import { dtypeFlag, dtypeHelp, intFlag, parseCommandArgs as usage, progressLogger, selectBackend } from './common.js';
 
@@ -33,7 +34,7 @@ Options:
   --cors ORIGIN          Let browsers on ORIGIN call the server ('*': any origin; default: none)
   --label_names A,B      Class names in id order (default: config.json's id2label)
 ${dtypeHelp(25)}  --verbose              Log adapter loads on stderr
-  --backend js|native    Tensor backend (default: native when built, else js)
+  --backend ${BACKEND_NAMES.join('|')}    Tensor backend (default: native when built, else js)
   --threads N            Worker threads of the native backend (default: all cores)
 `;
 

@@ -5,12 +5,13 @@ import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BACKEND_CHOICES, BACKEND_NAMES, isBackendName } from '../backends/registry.js';
 import { PLAN } from './plan.js';
 import { renderDocument } from './report.js';
 import { ROOT, jobsOf, loadResults, parseShard, prepareAll, sweep, trainCommand } from './runner.js';
 
 const USAGE = `Usage: node dist/src/experiments/main.js [--sections a,b] [--render-only] [--out DIR] [--doc FILE]
-       [--threads N] [--workers N] [--shard i/n] [--backend js|native] [--prepare] [--list] [--verbose]
+       [--threads N] [--workers N] [--shard i/n] [--backend ${BACKEND_NAMES.join('|')}] [--prepare] [--list] [--verbose]
 
 Trains every run of the plan (src/experiments/plan.ts) that runs/experiments/results/ does not hold yet,
 one seed at a time, then writes docs/EXPERIMENTS.md and docs/experiments-rank.svg from the cached results.
@@ -56,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
   const threads = values.threads === undefined ? 2 : Number(values.threads);
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer`);
   const backend = values.backend === undefined ? null : values.backend;
-  if (backend !== null && backend !== 'js' && backend !== 'native') throw new Error('--backend must be js or native');
+  if (backend !== null && !isBackendName(backend)) throw new Error(`--backend must be ${BACKEND_CHOICES}`);
 
   if (values.prepare) {
     for (const { train, validation, counts } of prepareAll(PLAN, out))

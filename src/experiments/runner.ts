@@ -15,6 +15,7 @@ import { type TrainConfig, resolveConfig } from '../train/config.js';
 import { readRecords } from '../train/log.js';
 import { type TrainResult, train } from '../train/trainer.js';
 import type { Plan, RunSpec, Section, TaskSpec } from './plan.js';
+import type { BackendName } from '../backends/registry.js';
 
 /** The repository root (this file is dist/src/experiments/runner.js once built). */
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
@@ -79,7 +80,7 @@ export interface SweepOptions {
   /** Sections to run (default: all). */
   sections?: string[];
   threads?: number | null;
-  backend?: 'js' | 'native' | null;
+  backend?: BackendName | null;
   /** Keep each run's output directory (default: removed once its result is cached). */
   keepWork?: boolean;
   /** Progress lines (default: stdout). */

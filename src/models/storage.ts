@@ -42,8 +42,9 @@ export function skeletonBackend(target: Backend): Backend {
     memory: () => ({ allocated: 0, cached: 0 }),
     emptyCache: () => {},
     sync: () => {},
-    getThreads: () => target.getThreads(),
-    setThreads: () => {},
+    // Optional members the target lacks stay absent (undefined), not kernels that throw.
+    getThreads: target.getThreads ? () => target.getThreads!() : undefined,
+    setThreads: target.setThreads ? () => {} : undefined,
   };
   const backend = new Proxy(base, {
     get(obj, key) {

@@ -5,6 +5,7 @@
 import { record } from '../autograd/graph.js';
 import { dropoutStream } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { fused } from './kernels.js';
 import { contiguous } from './movement.js';
 import { allocLike, floatDType } from './util.js';
 
@@ -16,12 +17,12 @@ export function dropout(x: Tensor, p: number, training = true): Tensor {
   const { seed, offset } = dropoutStream.take(x.numel);
   const xc = contiguous(x);
   const out = allocLike(x);
-  x.backend.dropout(out.view('dropout'), xc.view('dropout'), p, seed, offset);
+  fused(x.backend).dropout(out.view('dropout'), xc.view('dropout'), p, seed, offset);
   if (xc !== x) xc.dispose();
   return record('dropout', out, [x], (dy) => {
     const g = contiguous(dy);
     const dx = allocLike(x);
-    x.backend.dropout(dx.view('dropout'), g.view('dropout'), p, seed, offset);
+    fused(x.backend).dropout(dx.view('dropout'), g.view('dropout'), p, seed, offset);
     if (g !== dy) g.dispose();
     return [dx];
   });

@@ -7,6 +7,7 @@ import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { cast, div, ne } from './elementwise.js';
+import { fused } from './kernels.js';
 import { contiguous, reshape } from './movement.js';
 import { sum } from './reduce.js';
 import { alloc, expectDType, floatDType, sameBackend } from './util.js';
@@ -40,7 +41,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const t = contiguous(reshape(targets, [n]));
   const rowLoss = alloc(backend, [n], logits.dtype);
   const lse = alloc(backend, [n], logits.dtype);
-  backend.crossEntropy(
+  fused(backend).crossEntropy(
     rowLoss.view('crossEntropy'),
     lse.view('crossEntropy'),
     x.view('crossEntropy'),
@@ -54,7 +55,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     (dy) => {
       const g = contiguous(dy);
       const dx = alloc(backend, [n, v], logits.dtype);
-      backend.crossEntropyBackward(
+      fused(backend).crossEntropyBackward(
         dx.view('crossEntropy'),
         g.view('crossEntropy'),
         x.view('crossEntropy'),

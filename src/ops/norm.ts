@@ -5,6 +5,7 @@ import { record } from '../autograd/graph.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { zerosLike } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { fused } from './kernels.js';
 import { contiguous } from './movement.js';
 import { alloc, allocLike, floatDType, sameBackend } from './util.js';
 
@@ -30,7 +31,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const y = allocLike(x);
   const mean = alloc(backend, [rows], x.dtype);
   const rstd = alloc(backend, [rows], x.dtype);
-  backend.layerNorm(
+  fused(backend).layerNorm(
     y.view('layerNorm'),
     mean.view('layerNorm'),
     rstd.view('layerNorm'),
@@ -51,7 +52,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
       const ib = bias ? (weight ? 2 : 1) : -1;
       const dw = iw > 0 && needs[iw] ? zerosLike(weight!) : null;
       const db = ib > 0 && needs[ib] ? zerosLike(bias!) : null;
-      backend.layerNormBackward(
+      fused(backend).layerNormBackward(
         dx?.view('layerNorm') ?? null,
         dw?.view('layerNorm') ?? null,
         db?.view('layerNorm') ?? null,
@@ -79,7 +80,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   const wc = weight ? contiguous(weight) : null;
   const y = allocLike(x);
   const rstd = alloc(backend, [rows], x.dtype);
-  backend.rmsNorm(y.view('rmsNorm'), rstd.view('rmsNorm'), xc.view('rmsNorm'), wc?.view('rmsNorm') ?? null, eps);
+  fused(backend).rmsNorm(y.view('rmsNorm'), rstd.view('rmsNorm'), xc.view('rmsNorm'), wc?.view('rmsNorm') ?? null, eps);
   return record(
     'rmsNorm',
     y,
@@ -88,7 +89,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
       const g = contiguous(dy);
       const dx = needs[0] ? allocLike(x) : null;
       const dw = weight && needs[1] ? zerosLike(weight) : null;
-      backend.rmsNormBackward(
+      fused(backend).rmsNormBackward(
         dx?.view('rmsNorm') ?? null,
         dw?.view('rmsNorm') ?? null,
         g.view('rmsNorm'),

@@ -5,6 +5,7 @@
 import { record } from '../autograd/graph.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { fused } from './kernels.js';
 import { contiguous } from './movement.js';
 import { allocLike, floatDType, sameBackend } from './util.js';
 
@@ -26,7 +27,7 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const c = contiguous(cos);
   const s = contiguous(sin);
   const out = allocLike(x);
-  backend.rope(out.view('rope'), xs.view('rope'), c.view('rope'), s.view('rope'), false);
+  fused(backend).rope(out.view('rope'), xs.view('rope'), c.view('rope'), s.view('rope'), false);
   if (xs !== x) xs.dispose();
   const owned = [c !== cos ? c : null, s !== sin ? s : null].filter((v): v is Tensor => v !== null);
   return record(
@@ -36,7 +37,7 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
     (dy) => {
       const g = dy.strides[3] === 1 ? dy : contiguous(dy);
       const dx = allocLike(x);
-      backend.rope(dx.view('rope'), g.view('rope'), c.view('rope'), s.view('rope'), true);
+      fused(backend).rope(dx.view('rope'), g.view('rope'), c.view('rope'), s.view('rope'), true);
       if (g !== dy) g.dispose();
       return [dx];
     },

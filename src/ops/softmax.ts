@@ -3,6 +3,7 @@
 import { record } from '../autograd/graph.js';
 import { normAxis } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { fused } from './kernels.js';
 import { contiguous, transpose } from './movement.js';
 import { allocLike, floatDType } from './util.js';
 
@@ -20,12 +21,12 @@ function rowwise(log: boolean, a: Tensor, axis: number): Tensor {
   }
   const x = contiguous(a);
   const y = allocLike(a);
-  a.backend.softmax(y.view(op), x.view(op), log);
+  fused(a.backend).softmax(y.view(op), x.view(op), log);
   if (x !== a) x.dispose();
   return record(op, y, [a], (dy) => {
     const g = contiguous(dy);
     const dx = allocLike(y);
-    a.backend.softmaxBackward(dx.view(op), y.view(op), g.view(op), log);
+    fused(a.backend).softmaxBackward(dx.view(op), y.view(op), g.view(op), log);
     if (g !== dy) g.dispose();
     return [dx];
   });

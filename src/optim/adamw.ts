@@ -3,6 +3,7 @@
 // VeRA paper does. Optimizer state lives outside scopes and is freed by dispose(); stateDict() and
 // loadStateDict() carry it (moments, step count, group hyper-parameters) through training checkpoints.
 
+import { fused } from '../ops/kernels.js';
 import { zerosLike } from '../tensor/creation.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -154,7 +155,7 @@ export class AdamW {
         if (!p.grad) continue;
         const m = this.#state(this.#m, p);
         const v = this.#state(this.#v, p);
-        p.backend.adamw(p.view('adamw'), p.grad.view('adamw'), m.view('adamw'), v.view('adamw'), {
+        fused(p.backend).adamw(p.view('adamw'), p.grad.view('adamw'), m.view('adamw'), v.view('adamw'), {
           lr: g.lr,
           beta1: g.beta1,
           beta2: g.beta2,

@@ -209,7 +209,7 @@ function textOf(tok: Tokenizer, ids: readonly number[]): string {
 
 function cmdSample(f: Map<string, string>): void {
   const dir = f.get('model') ?? ASSETS;
-  getBackend('native').setThreads(num(f, 'threads', 2));
+  getBackend('native').setThreads?.(num(f, 'threads', 2));
   const model = loadModel(dir);
   const tok = Tokenizer.fromDir(dir);
   const prompts = f.has('prompt')
@@ -235,7 +235,7 @@ function cmdSample(f: Map<string, string>): void {
 /** Perplexity of a shipped model on the held-out split (or any text file with --text). */
 function cmdEval(f: Map<string, string>): void {
   const dir = f.get('model') ?? ASSETS;
-  getBackend('native').setThreads(num(f, 'threads', 2));
+  getBackend('native').setThreads?.(num(f, 'threads', 2));
   const model = loadModel(dir) as GPT2LMHeadModel;
   const tok = Tokenizer.fromDir(dir);
   const docs = splitDocs(readFileSync(f.get('text') ?? join(CORPUS, 'valid.txt'), 'utf8'));

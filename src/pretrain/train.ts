@@ -12,6 +12,7 @@ import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
 import type { HFConfig } from '../models/config-utils.js';
 import { GPT2LMHeadModel } from '../models/gpt2/model.js';
 import * as ops from '../ops/index.js';
+import { fused } from '../ops/kernels.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { randn, tensor, zerosLike } from '../tensor/creation.js';
 import { Generator, dropoutStream, manualSeed } from '../tensor/random.js';
@@ -142,7 +143,7 @@ export class NamedAdamW {
     this.step++;
     for (const [n, p] of this.params) {
       if (!p.grad) continue;
-      p.backend.adamw(
+      fused(p.backend).adamw(
         p.view('adamw'),
         p.grad.view('adamw'),
         this.m.get(n)!.view('adamw'),
@@ -284,7 +285,7 @@ export interface PretrainRun {
 /** Trains (or resumes) and returns the model and the final state; the last checkpoint is on disk. */
 export function pretrain(run: PretrainRun): { model: GPT2LMHeadModel; state: TrainState } {
   const { shape, opts, backend, log } = run;
-  backend.setThreads(opts.threads);
+  backend.setThreads?.(opts.threads);
   manualSeed(opts.seed);
   const model = new GPT2LMHeadModel(gpt2Config(shape), { backend, generator: new Generator(opts.seed) });
   initGpt2(model, opts.seed);

@@ -3,6 +3,7 @@
 // line. A run reads a JSON file (--config) and then the flags, which override the file.
 
 import { readFileSync } from 'node:fs';
+import { BACKEND_NAMES, type BackendName } from '../backends/registry.js';
 import { parseJsonText } from '../io/json.js';
 import { closeNames, didYouMean } from '../io/suggest.js';
 
@@ -82,7 +83,7 @@ export interface TrainConfig {
   resume: boolean;
   overwrite_output_dir: boolean;
   // Runtime
-  backend: 'js' | 'native' | null;
+  backend: BackendName | null;
   threads: number | null;
 }
 
@@ -406,11 +407,11 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
   },
 
   backend: {
-    kind: oneOf('js', 'native'),
+    kind: oneOf(...BACKEND_NAMES),
     nullable: true,
     default: null,
     group: 'Runtime',
-    help: 'js|native (default: native when built)',
+    help: `${BACKEND_NAMES.join('|')} (default: native when built)`,
   },
   threads: {
     kind: int(1),

@@ -73,7 +73,7 @@ export interface Run {
 export function setUp(cfg: TrainConfig, warn: (message: string) => void): Run {
   const backend = cfg.backend ? getBackend(cfg.backend) : defaultBackend();
   if (cfg.backend) setDefaultBackend(backend);
-  if (cfg.threads !== null) backend.setThreads(cfg.threads);
+  if (cfg.threads !== null) backend.setThreads?.(cfg.threads);
   // One seed drives everything random: a new head, LoRA's init, dropout masks (and, separately, data order).
   manualSeed(cfg.seed);
 

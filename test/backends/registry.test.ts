@@ -4,6 +4,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
+import {
+  BACKEND_CHOICES,
+  BACKEND_NAMES,
+  type BackendName,
+  getBackend,
+  isBackendName,
+} from '../../src/backends/registry.js';
 
 const REGISTRY = new URL('../../src/backends/registry.js', import.meta.url).href;
 const probe = `const r = await import(${JSON.stringify(REGISTRY)}); r.defaultBackend(); r.defaultBackend(); console.log(r.defaultBackend().name);`;
@@ -29,5 +36,17 @@ describe('backend registry', () => {
     const r = run({ VERA_BACKEND: 'js' });
     assert.equal(r.stdout.trim(), 'js');
     assert.equal(r.stderr, '');
+  });
+
+  test('BACKEND_NAMES is the one list of names: the type guard, the error messages and getBackend use it', () => {
+    assert.deepEqual(BACKEND_NAMES, ['js', 'native']);
+    for (const n of BACKEND_NAMES) assert.ok(isBackendName(n));
+    assert.ok(!isBackendName('cuda') && !isBackendName('JS') && !isBackendName(''));
+    assert.equal(BACKEND_CHOICES, '"js" or "native"');
+    assert.throws(
+      () => getBackend('cuda' as BackendName),
+      /^Error: \[backend\] Unknown backend "cuda"; expected "js" or "native"$/,
+    );
+    assert.equal(getBackend('js').name, 'js');
   });
 });

@@ -1,15 +1,16 @@
 // Gradient checks (central differences) for every differentiable op, on every available backend:
-// js in float64 with tight tolerances, native in float32 with looser ones.
+// js in float64 with tight tolerances, native in float32 with looser ones; each also with its fused
+// kernels hidden (the composite fallbacks' backward against their own forward).
 
 import { describe, test } from 'node:test';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { dropoutStream } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { testBackends } from '../helpers/backends.js';
+import { withCompositeBackends } from '../helpers/backends.js';
 import { gradcheck, randData } from '../helpers/gradcheck.js';
 
-for (const tb of testBackends()) {
+for (const tb of withCompositeBackends()) {
   const r = (shape: number[], seed: number, scale = 1) => randData(tb, shape, seed, scale);
   const positive = (shape: number[], seed: number) => ops.addScalar(ops.abs(r(shape, seed)), 0.5);
   const ids = (values: number[], shape = [values.length]) =>

@@ -1,6 +1,7 @@
 // Op parity with PyTorch: outputs and gradients of every op against float64 references written by
 // test/parity/gen_ops.py (fixtures/ops.json). Tolerances: js in f64 within 1e-9·(1 + |ref|);
-// native in f32 within 2e-5·(1 + |ref|) (inputs are rounded to f32 first).
+// native in f32 within 2e-5·(1 + |ref|) (inputs are rounded to f32 first). Each backend also runs with
+// its fused kernels hidden, so the composite fallbacks are checked against torch at the same tolerances.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -8,11 +9,12 @@ import { describe, test } from 'node:test';
 import { backward } from '../../src/autograd/backward.js';
 import type { Backend } from '../../src/backends/backend.js';
 import * as ops from '../../src/ops/index.js';
+import { fused } from '../../src/ops/kernels.js';
 import { tensor, zerosLike } from '../../src/tensor/creation.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { keep, scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { testBackends } from '../helpers/backends.js';
+import { withCompositeBackends } from '../helpers/backends.js';
 
 interface Enc {
   shape: number[];
@@ -121,7 +123,7 @@ function assertClose(actual: number[], expected: Enc, tol: number, what: string)
   );
 }
 
-for (const tb of testBackends()) {
+for (const tb of withCompositeBackends()) {
   const tol = tb.dtype === 'f64' ? 1e-9 : 2e-5;
   describe(`op parity with torch on ${tb.name}`, () => {
     for (const c of fixture.cases) {
@@ -159,7 +161,7 @@ function checkAdamW(c: Case, backend: Backend, dtype: DType, tol: number): void 
   const v = zerosLike(p);
   for (let step = 1; step <= 3; step++) {
     const g = load(c.inputs[`g${step - 1}`]!, dtype, backend, false);
-    backend.adamw(p.view('adamw'), g.view('adamw'), m.view('adamw'), v.view('adamw'), {
+    fused(backend).adamw(p.view('adamw'), g.view('adamw'), m.view('adamw'), v.view('adamw'), {
       lr: num(c.attrs['lr']),
       beta1: num(c.attrs['beta1']),
       beta2: num(c.attrs['beta2']),

@@ -1,0 +1,107 @@
+// Fused attention, forward and backward: causal, sliding window, key padding (a batch with no visible
+// key: lse −∞, output 0), grouped-query heads, q/k/v read in place from a fused projection, Tq < Tk
+// and Tq > Tk, odd head sizes.
+
+import type { AttentionOpts, View } from '../../../src/backends/backend.js';
+import type { Ctx, Pair } from './harness.js';
+
+interface AttnCase {
+  b: number;
+  tq: number;
+  tk: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  causal: boolean;
+  window: number;
+  mask: boolean;
+  fused: boolean;
+}
+
+function attentionCase(ctx: Ctx, c: AttnCase): void {
+  const F = ctx.float;
+  const label = JSON.stringify(c);
+  let q: Pair;
+  let k: Pair;
+  let v: Pair;
+  if (c.fused) {
+    // q, k, v read in place from one [B, T, Hq + 2·Hkv, D] projection (self-attention: tq = tk).
+    const h = c.hq + 2 * c.hkv;
+    const data = ctx.randf(c.b * c.tq * h * c.d, -1.5, 1.5);
+    const st = [c.tq * h * c.d, h * c.d, c.d, 1];
+    const qkv = ctx.ft(data, [data.length]);
+    q = ctx.view(qkv, [c.b, c.tq, c.hq, c.d], st, 0);
+    k = ctx.view(qkv, [c.b, c.tk, c.hkv, c.d], st, c.hq * c.d);
+    v = ctx.view(qkv, [c.b, c.tk, c.hkv, c.d], st, (c.hq + c.hkv) * c.d);
+  } else {
+    q = ctx.rf([c.b, c.tq, c.hq, c.d], -1.5, 1.5);
+    // k transposed in its batch/time layout: [B, Tk, Hkv, D] stored as [Tk, B, Hkv, D].
+    const kd = ctx.randf(c.b * c.tk * c.hkv * c.d, -1.5, 1.5);
+    k = ctx.ft(kd, [c.b, c.tk, c.hkv, c.d], [c.hkv * c.d, c.b * c.hkv * c.d, c.d, 1]);
+    v = ctx.rf([c.b, c.tk, c.hkv, c.d]);
+  }
+  let keyMask: Pair | null = null;
+  if (c.mask) {
+    const m = ctx.randb(c.b * c.tk, 0.7);
+    for (let j = 0; j < c.tk; j++) m[j] = 0; // batch 0 sees no key at all: lse −∞, output 0
+    keyMask = ctx.tensor('bool', m, [c.b, c.tk]);
+  }
+  const out = ctx.zeros(F, [c.b, c.tq, c.hq, c.d]);
+  const lse = ctx.zeros(F, [c.b, c.hq, c.tq]);
+  const opts = (p: (x: Pair) => View): AttentionOpts => ({
+    scale: 1 / Math.sqrt(c.d),
+    causal: c.causal,
+    window: c.window,
+    keyMask: keyMask ? p(keyMask) : null,
+  });
+  ctx.both((be, p) => ctx.k(be).attention(p(out), p(lse), p(q), p(k), p(v), opts(p)));
+  ctx.close('attention', `attention out ${label}`, out, 1e-4, 1e-5);
+  ctx.close('attention', `attention lse ${label}`, lse, 1e-5, 1e-5);
+  const dout = ctx.rf([c.b, c.tq, c.hq, c.d]);
+  const dq = ctx.zeros(F, [c.b, c.tq, c.hq, c.d]);
+  const dk = ctx.zeros(F, [c.b, c.tk, c.hkv, c.d]);
+  const dv = ctx.zeros(F, [c.b, c.tk, c.hkv, c.d]);
+  ctx.both((be, p) =>
+    ctx.k(be).attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(out), p(lse), opts(p)),
+  );
+  ctx.close('attentionBackward', `attention dq ${label}`, dq, 1e-4, 1e-4);
+  ctx.close('attentionBackward', `attention dk ${label}`, dk, 1e-4, 1e-4);
+  ctx.close('attentionBackward', `attention dv ${label}`, dv, 1e-4, 1e-4);
+}
+
+export function attentionTests(ctx: Ctx): void {
+  ctx.test(
+    ['attention', 'attentionBackward'],
+    'attention: causal, sliding window, key padding, GQA, fused qkv, Tq < Tk',
+    () => {
+      const base: AttnCase = {
+        b: 2,
+        tq: 17,
+        tk: 17,
+        hq: 4,
+        hkv: 2,
+        d: 8,
+        causal: false,
+        window: 0,
+        mask: false,
+        fused: false,
+      };
+      const cases: Partial<AttnCase>[] = [
+        {},
+        { causal: true },
+        { causal: true, window: 5 },
+        { window: 3 },
+        { mask: true },
+        { causal: true, mask: true, hkv: 1 },
+        { fused: true, causal: true },
+        { tq: 5, tk: 17, causal: true },
+        { tq: 1, tk: 17, causal: true, hkv: 4 },
+        { tq: 17, tk: 5, causal: true },
+        { b: 1, tq: 129, tk: 129, hq: 3, hkv: 3, d: 16, causal: true },
+        { b: 1, tq: 130, tk: 130, hq: 2, hkv: 1, d: 5, mask: true },
+        { b: 3, tq: 70, tk: 70, hq: 6, hkv: 2, d: 32, causal: true, window: 40 },
+      ];
+      for (const c of cases) attentionCase(ctx, { ...base, ...c });
+    },
+  );
+}
