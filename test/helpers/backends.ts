@@ -1,7 +1,8 @@
 // Backends the numeric tests run on: js always (in f64 for gradient checks), native when its addon
 // is built. Each entry states the dtype and the tolerances that fit its precision.
 
-import type { Backend } from '../../src/backends/backend.js';
+import type { Backend, View } from '../../src/backends/backend.js';
+import { JsBackend } from '../../src/backends/js/index.js';
 import { getBackend, nativeAvailable, nativeUnavailableReason } from '../../src/backends/registry.js';
 import type { DType } from '../../src/tensor/dtype.js';
 
@@ -28,4 +29,21 @@ export function testBackends(): TestBackend[] {
 /** Why native tests are skipped, or false when they run. */
 export function nativeSkip(): string | false {
   return nativeAvailable() ? false : `native backend unavailable: ${nativeUnavailableReason()}`;
+}
+
+/** A fresh js backend that counts kernel calls (matmul and LayerNorm) and records each GEMM's operand shapes. */
+export function countingBackend(): { backend: Backend; calls: Map<string, number>; gemmShapes: string[] } {
+  const backend = new JsBackend();
+  const calls = new Map<string, number>();
+  const gemmShapes: string[] = [];
+  for (const name of ['matmul', 'layerNorm', 'layerNormBackward'] as const) {
+    const orig = backend[name].bind(backend) as (...args: unknown[]) => void;
+    (backend as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      calls.set(name, (calls.get(name) ?? 0) + 1);
+      if (name === 'matmul')
+        gemmShapes.push(`${(args[1] as View).shape.join('x')}·${(args[2] as View).shape.join('x')}`);
+      orig(...args);
+    };
+  }
+  return { backend, calls, gemmShapes };
 }
