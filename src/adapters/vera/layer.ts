@@ -48,17 +48,17 @@ export class VeraLinear extends AdapterLayer {
   /** The λ vectors an ablation keeps fixed (they are saved like the others but never trained). */
   #fixed = new Set<Tensor>();
 
-  #shared: SharedInputProjection | null;
+  #shared: SharedInputProjection;
 
   /**
-   * `projections` is the model-wide map from adapter name to its (shared) A and B; `shared`, when given,
-   * the model-wide cache through which layers reading the same input compute A_s·x once.
+   * `projections` is the model-wide map from adapter name to its (shared) A and B; `shared` the
+   * model-wide cache through which layers reading the same input compute A_s·x once.
    */
   constructor(
     base: LinearLike,
     path: string,
     projections: Map<string, VeraProjections>,
-    shared: SharedInputProjection | null = null,
+    shared: SharedInputProjection,
   ) {
     super(base, path);
     this.#projections = projections;
@@ -135,11 +135,9 @@ export class VeraLinear extends AdapterLayer {
     return ops.slice(this.#projections.get(name)!.B, 0, 0, this.outFeatures);
   }
 
-  /** h = A_s·x (..., R) on an input no dropout touches: through the shared cache when there is one. */
+  /** h = A_s·x (..., R) on an input no dropout touches, through the model-wide cache. */
   #project(name: string, x: Tensor): Tensor {
-    const a = this.#projections.get(name)!.A;
-    if (this.#shared) return this.#shared.project(x, a, this.inFeatures);
-    return ops.linear(x, ops.slice(a, 1, 0, this.inFeatures));
+    return this.#shared.project(x, this.#projections.get(name)!.A, this.inFeatures);
   }
 
   protected contribution(name: string, x: Tensor): Tensor {
