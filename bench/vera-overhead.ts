@@ -1,0 +1,229 @@
+// What VeRA costs on top of its frozen base, and what projecting the shared input once saves: a training
+// step on a stack of TinyLlama-1.1B-shaped decoder layers (the library's LlamaDecoderLayer: C = 2048,
+// 32 query / 4 key-value heads of 64, SiLU MLP 5632, RMSNorm, RoPE; a final RMSNorm), frozen weights
+// stored in bf16 as loadModel(…, { dtype: 'bf16' }) stores them, loss = mean(y²) as bench/gpt2-step.ts.
+// Three cases on the same weights and input:
+// - the frozen base: the backward runs to the input x (x requires grad in every case, as above any
+//   adapted layer of a full model), so every activation gradient and no weight gradient is computed;
+// - VeRA r=256 on all seven linear layers (getPeftModel, PEFT's init), its λ trained by AdamW, with
+//   shared-input reuse on (PeftModel.shareVeraInput: q/k/v and gate/up project x once) and off.
+// Each row prints the GEMM FLOPs its case adds to the base, computed from the shapes. No other library
+// is the peer: the base step of the same run is (the table's ratio is VeRA / base).
+// Knobs for a quick check: VERA_BENCH_LAYERS, VERA_BENCH_BATCH, VERA_BENCH_SEQ, VERA_BENCH_BACKEND.
+
+import { getPeftModel, veraConfig } from '../src/adapters/index.js';
+import { backward } from '../src/autograd/backward.js';
+import type { Backend } from '../src/backends/backend.js';
+import { type BackendName, getBackend } from '../src/backends/registry.js';
+import { LlamaDecoderLayer, type RopeTables } from '../src/models/llama/model.js';
+import { type LlamaConfig, parseLlamaConfig } from '../src/models/llama/config.js';
+import { inverseFrequencies, ropeTables } from '../src/models/rope.js';
+import { adoptParameter } from '../src/models/storage.js';
+import { RMSNorm } from '../src/nn/layers.js';
+import { Module } from '../src/nn/module.js';
+import * as ops from '../src/ops/index.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { tensor } from '../src/tensor/creation.js';
+import { Generator } from '../src/tensor/random.js';
+import { keep, scope } from '../src/tensor/scope.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { type BenchRow, emit, note, timeIt } from './lib.js';
+
+const intEnv = (name: string, fallback: number): number => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(v) || v < 1)
+    throw new Error(`[bench] ${name} must be a positive integer, got ${process.env[name]}`);
+  return v;
+};
+
+const LAYERS = intEnv('VERA_BENCH_LAYERS', 2);
+const B = intEnv('VERA_BENCH_BATCH', 4);
+const T = intEnv('VERA_BENCH_SEQ', 128);
+const THREADS = 2;
+const R = 256;
+const [C, HEADS, KV_HEADS, HEAD_DIM, MLP] = [2048, 32, 4, 64, 5632];
+
+/** The seven linear layers of a block: (in, out). */
+const LINEARS: Record<string, [number, number]> = {
+  q_proj: [C, HEADS * HEAD_DIM],
+  k_proj: [C, KV_HEADS * HEAD_DIM],
+  v_proj: [C, KV_HEADS * HEAD_DIM],
+  o_proj: [HEADS * HEAD_DIM, C],
+  gate_proj: [C, MLP],
+  up_proj: [C, MLP],
+  down_proj: [MLP, C],
+};
+/** Layers reading one input tensor, which share A_s·x when reuse is on. */
+const SHARED_GROUPS = [['q_proj', 'k_proj', 'v_proj'], ['o_proj'], ['gate_proj', 'up_proj'], ['down_proj']];
+
+/**
+ * GEMM FLOPs of one step (2·M·N·K per GEMM): the base's forward and input-gradient GEMMs, and what VeRA
+ * adds — per layer (λ_d ⊙ h)·B_sᵀ and its dX (λ_d trains), and per group reading one input, h = x·A_sᵀ
+ * and its dX (A and B are frozen: no dW). Every input needs a gradient, since x requires grad.
+ */
+export function gemmFlops(tokens: number, layers: number) {
+  const perLayer = (f: (inF: number, outF: number) => number) =>
+    Object.values(LINEARS).reduce((s, [i, o]) => s + f(i, o), 0);
+  const aSide = (groups: readonly string[][]) => groups.reduce((s, g) => s + 4 * LINEARS[g[0]!]![0] * R, 0);
+  const scale = tokens * layers;
+  const base = scale * perLayer((i, o) => 4 * i * o);
+  const bSide = scale * perLayer((_, o) => 4 * R * o);
+  const unshared = Object.keys(LINEARS).map((name) => [name]);
+  return {
+    base,
+    veraReuseOn: bSide + scale * aSide(SHARED_GROUPS),
+    veraReuseOff: bSide + scale * aSide(unshared),
+  };
+}
+
+/** A stack of Llama decoder layers and a final norm, reading hidden states (B, T, C). */
+class DecoderStack extends Module {
+  layers: LlamaDecoderLayer[];
+  norm: RMSNorm;
+  /** RoPE tables for positions 0..T-1 (not parameters). */
+  readonly #rope: RopeTables;
+  constructor(cfg: LlamaConfig, backend: Backend) {
+    super();
+    const rope = ropeTables(inverseFrequencies(cfg.rope, cfg.headDim), { start: 0, length: T }, backend);
+    this.#rope = { cos: keep(rope.cos), sin: keep(rope.sin) };
+    const generator = new Generator(0);
+    this.layers = Array.from(
+      { length: cfg.numHiddenLayers },
+      (_, i) => new LlamaDecoderLayer(cfg, i, { generator, backend }),
+    );
+    this.norm = new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps, { backend });
+  }
+  forward(x: Tensor): Tensor {
+    return scope(() => {
+      let h = x;
+      for (const layer of this.layers) h = layer.forward(h, { ...this.#rope, mask: null, cache: undefined });
+      return this.norm.forward(h);
+    });
+  }
+  override dispose(): void {
+    super.dispose();
+    this.#rope.cos.dispose();
+    this.#rope.sin.dispose();
+  }
+}
+
+/** The stack, frozen, with every linear weight stored in bf16 (loadModel's bf16 storage; norms stay f32). */
+function makeStack(backend: Backend): DecoderStack {
+  const cfg = parseLlamaConfig(
+    {
+      hidden_size: C,
+      num_attention_heads: HEADS,
+      num_key_value_heads: KV_HEADS,
+      intermediate_size: MLP,
+      num_hidden_layers: LAYERS,
+      vocab_size: 32000,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+    },
+    'llama',
+  );
+  const stack = new DecoderStack(cfg, backend).freeze();
+  for (const [name, p] of stack.namedParameters()) {
+    if (name.endsWith('_proj.weight'))
+      adoptParameter(
+        stack,
+        p,
+        scope(() => ops.cast(p, 'bf16')),
+      );
+  }
+  return stack;
+}
+
+async function measure(stack: DecoderStack, x: Tensor, trainable: Tensor[]): Promise<{ ms: number; loss: number }> {
+  const opt = trainable.length > 0 ? new AdamW(trainable, { lr: 1e-3 }) : null;
+  let loss = 0;
+  const step = () =>
+    scope(() => {
+      opt?.zeroGrad();
+      x.grad?.dispose();
+      x.grad = null;
+      const l = ops.mean(ops.square(stack.forward(x)));
+      backward(l);
+      opt?.step();
+      loss = l.item();
+    });
+  const t = await timeIt(step, { warmup: 2, runs: 7 });
+  opt?.dispose();
+  return { ms: t.median_ms, loss };
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const name = (process.env['VERA_BENCH_BACKEND'] ?? 'native') as BackendName;
+  const backend = getBackend(name);
+  const prev = backend.getThreads();
+  backend.setThreads(THREADS);
+  const shape = `${LAYERS} TinyLlama-1.1B layer${LAYERS > 1 ? 's' : ''} (C=${C}, GQA ${HEADS}/${KV_HEADS}, MLP ${MLP}), B=${B} T=${T}, bf16 frozen weights, ${THREADS} threads`;
+  const flops = gemmFlops(B * T, LAYERS);
+  const gflop = (f: number) => f / 1e9;
+  const rows: BenchRow[] = [];
+  const stack = makeStack(backend);
+  const x = keep(tensor(new Generator(1).normal(B * T * C), { shape: [B, T, C], backend, requiresGrad: true }));
+  try {
+    note(`vera-overhead: frozen base, ${shape}, ${name} backend`);
+    const base = await measure(stack, x, []);
+    rows.push(
+      emit({
+        bench: 'vera-overhead',
+        case: `${shape}: frozen base step (backward to the input)`,
+        ours: base.ms,
+        peer: null,
+        peer_name: '—',
+        unit: 'ms/step',
+        base_gemm_gflop: gflop(flops.base),
+        extra_gemm_gflop: 0,
+        ours_loss: base.loss,
+      }),
+    );
+    const peft = getPeftModel(stack, veraConfig({ r: R, target_modules: Object.keys(LINEARS) }));
+    const lambdas = peft.trainableParameters().map(([, t]) => t);
+    const vera: Record<'on' | 'off', { ms: number; loss: number }> = {
+      on: { ms: 0, loss: 0 },
+      off: { ms: 0, loss: 0 },
+    };
+    for (const reuse of ['on', 'off'] as const) {
+      peft.shareVeraInput = reuse === 'on';
+      note(`vera-overhead: VeRA r=${R}, shared-input reuse ${reuse}`);
+      vera[reuse] = await measure(stack, x, lambdas);
+      const extra = reuse === 'on' ? flops.veraReuseOn : flops.veraReuseOff;
+      rows.push(
+        emit({
+          bench: 'vera-overhead',
+          case: `${shape}: VeRA r=${R} on all 7 linear layers (λ train), shared-input reuse ${reuse}`,
+          ours: vera[reuse].ms,
+          peer: base.ms,
+          peer_name: 'vera-ts, the frozen base step',
+          unit: 'ms/step',
+          extra_gemm_gflop: gflop(extra),
+          extra_gemm_fraction: extra / flops.base,
+          ours_loss: vera[reuse].loss,
+        }),
+      );
+    }
+    // What reuse removes, measured and as the base's GEMM rate predicts it.
+    const removed = flops.veraReuseOff - flops.veraReuseOn;
+    rows.push(
+      emit({
+        bench: 'vera-overhead',
+        case: `${shape}: VeRA shared-input reuse off vs on (removes ${gflop(removed).toFixed(1)} GFLOP of GEMMs a step)`,
+        ours: vera.off.ms,
+        peer: vera.on.ms,
+        peer_name: 'vera-ts, VeRA with reuse on',
+        unit: 'ms/step',
+        removed_gemm_gflop: gflop(removed),
+        measured_diff_ms: vera.off.ms - vera.on.ms,
+        predicted_diff_ms: (removed / flops.base) * base.ms,
+      }),
+    );
+  } finally {
+    stack.dispose();
+    x.grad?.dispose();
+    x.dispose();
+    backend.setThreads(prev);
+  }
+  return rows;
+}
