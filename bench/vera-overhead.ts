@@ -36,23 +36,47 @@ const intEnv = (name: string, fallback: number): number => {
   return v;
 };
 
-const LAYERS = intEnv('VERA_BENCH_LAYERS', 2);
+const THREADS = 2;
+
+/** The shape of the stack and the adapter. */
+export interface StackShape {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  mlp: number;
+  /** VeRA's rank. */
+  r: number;
+}
+
+/** TinyLlama-1.1B's layer shape (C = 2048, GQA 32/4, MLP 5632), VeRA r = 256. */
+const SHAPE: StackShape = {
+  layers: intEnv('VERA_BENCH_LAYERS', 2),
+  hidden: 2048,
+  heads: 32,
+  kvHeads: 4,
+  headDim: 64,
+  mlp: 5632,
+  r: 256,
+};
 const B = intEnv('VERA_BENCH_BATCH', 4);
 const T = intEnv('VERA_BENCH_SEQ', 128);
-const THREADS = 2;
-const R = 256;
-const [C, HEADS, KV_HEADS, HEAD_DIM, MLP] = [2048, 32, 4, 64, 5632];
 
 /** The seven linear layers of a block: (in, out). */
-const LINEARS: Record<string, [number, number]> = {
-  q_proj: [C, HEADS * HEAD_DIM],
-  k_proj: [C, KV_HEADS * HEAD_DIM],
-  v_proj: [C, KV_HEADS * HEAD_DIM],
-  o_proj: [HEADS * HEAD_DIM, C],
-  gate_proj: [C, MLP],
-  up_proj: [C, MLP],
-  down_proj: [MLP, C],
-};
+function linears(s: StackShape): Record<string, [number, number]> {
+  return {
+    q_proj: [s.hidden, s.heads * s.headDim],
+    k_proj: [s.hidden, s.kvHeads * s.headDim],
+    v_proj: [s.hidden, s.kvHeads * s.headDim],
+    o_proj: [s.heads * s.headDim, s.hidden],
+    gate_proj: [s.hidden, s.mlp],
+    up_proj: [s.hidden, s.mlp],
+    down_proj: [s.mlp, s.hidden],
+  };
+}
+/** VeRA's target_modules: all seven. */
+export const TARGETS = Object.keys(linears(SHAPE));
 /** Layers reading one input tensor, which share A_s·x when reuse is on. */
 const SHARED_GROUPS = [['q_proj', 'k_proj', 'v_proj'], ['o_proj'], ['gate_proj', 'up_proj'], ['down_proj']];
 
@@ -61,30 +85,29 @@ const SHARED_GROUPS = [['q_proj', 'k_proj', 'v_proj'], ['o_proj'], ['gate_proj',
  * adds — per layer (λ_d ⊙ h)·B_sᵀ and its dX (λ_d trains), and per group reading one input, h = x·A_sᵀ
  * and its dX (A and B are frozen: no dW). Every input needs a gradient, since x requires grad.
  */
-export function gemmFlops(tokens: number, layers: number) {
+export function gemmFlops(s: StackShape, tokens: number): { base: number; veraReuseOn: number; veraReuseOff: number } {
+  const lin = linears(s);
   const perLayer = (f: (inF: number, outF: number) => number) =>
-    Object.values(LINEARS).reduce((s, [i, o]) => s + f(i, o), 0);
-  const aSide = (groups: readonly string[][]) => groups.reduce((s, g) => s + 4 * LINEARS[g[0]!]![0] * R, 0);
-  const scale = tokens * layers;
-  const base = scale * perLayer((i, o) => 4 * i * o);
-  const bSide = scale * perLayer((_, o) => 4 * R * o);
-  const unshared = Object.keys(LINEARS).map((name) => [name]);
+    Object.values(lin).reduce((sum, [i, o]) => sum + f(i, o), 0);
+  const aSide = (groups: readonly string[][]) => groups.reduce((sum, g) => sum + 4 * lin[g[0]!]![0] * s.r, 0);
+  const scale = tokens * s.layers;
+  const bSide = scale * perLayer((_, o) => 4 * s.r * o);
   return {
-    base,
+    base: scale * perLayer((i, o) => 4 * i * o),
     veraReuseOn: bSide + scale * aSide(SHARED_GROUPS),
-    veraReuseOff: bSide + scale * aSide(unshared),
+    veraReuseOff: bSide + scale * aSide(TARGETS.map((name) => [name])),
   };
 }
 
 /** A stack of Llama decoder layers and a final norm, reading hidden states (B, T, C). */
-class DecoderStack extends Module {
+export class DecoderStack extends Module {
   layers: LlamaDecoderLayer[];
   norm: RMSNorm;
   /** RoPE tables for positions 0..T-1 (not parameters). */
   readonly #rope: RopeTables;
-  constructor(cfg: LlamaConfig, backend: Backend) {
+  constructor(cfg: LlamaConfig, seq: number, backend: Backend) {
     super();
-    const rope = ropeTables(inverseFrequencies(cfg.rope, cfg.headDim), { start: 0, length: T }, backend);
+    const rope = ropeTables(inverseFrequencies(cfg.rope, cfg.headDim), { start: 0, length: seq }, backend);
     this.#rope = { cos: keep(rope.cos), sin: keep(rope.sin) };
     const generator = new Generator(0);
     this.layers = Array.from(
@@ -108,21 +131,22 @@ class DecoderStack extends Module {
 }
 
 /** The stack, frozen, with every linear weight stored in bf16 (loadModel's bf16 storage; norms stay f32). */
-function makeStack(backend: Backend): DecoderStack {
+export function makeStack(s: StackShape, seq: number, backend: Backend): DecoderStack {
   const cfg = parseLlamaConfig(
     {
-      hidden_size: C,
-      num_attention_heads: HEADS,
-      num_key_value_heads: KV_HEADS,
-      intermediate_size: MLP,
-      num_hidden_layers: LAYERS,
+      hidden_size: s.hidden,
+      num_attention_heads: s.heads,
+      num_key_value_heads: s.kvHeads,
+      head_dim: s.headDim,
+      intermediate_size: s.mlp,
+      num_hidden_layers: s.layers,
       vocab_size: 32000,
       rms_norm_eps: 1e-5,
       rope_theta: 10000,
     },
     'llama',
   );
-  const stack = new DecoderStack(cfg, backend).freeze();
+  const stack = new DecoderStack(cfg, seq, backend).freeze();
   for (const [name, p] of stack.namedParameters()) {
     if (name.endsWith('_proj.weight'))
       adoptParameter(
@@ -134,20 +158,23 @@ function makeStack(backend: Backend): DecoderStack {
   return stack;
 }
 
+/** One training step: forward, loss = mean(y²), backward (to x and the trainable tensors), AdamW. */
+export function trainingStep(stack: DecoderStack, x: Tensor, opt: AdamW | null): number {
+  return scope(() => {
+    opt?.zeroGrad();
+    x.grad?.dispose();
+    x.grad = null;
+    const l = ops.mean(ops.square(stack.forward(x)));
+    backward(l);
+    opt?.step();
+    return l.item();
+  });
+}
+
 async function measure(stack: DecoderStack, x: Tensor, trainable: Tensor[]): Promise<{ ms: number; loss: number }> {
   const opt = trainable.length > 0 ? new AdamW(trainable, { lr: 1e-3 }) : null;
   let loss = 0;
-  const step = () =>
-    scope(() => {
-      opt?.zeroGrad();
-      x.grad?.dispose();
-      x.grad = null;
-      const l = ops.mean(ops.square(stack.forward(x)));
-      backward(l);
-      opt?.step();
-      loss = l.item();
-    });
-  const t = await timeIt(step, { warmup: 2, runs: 7 });
+  const t = await timeIt(() => (loss = trainingStep(stack, x, opt)), { warmup: 2, runs: 7 });
   opt?.dispose();
   return { ms: t.median_ms, loss };
 }
@@ -157,12 +184,15 @@ export async function run(): Promise<BenchRow[]> {
   const backend = getBackend(name);
   const prev = backend.getThreads();
   backend.setThreads(THREADS);
-  const shape = `${LAYERS} TinyLlama-1.1B layer${LAYERS > 1 ? 's' : ''} (C=${C}, GQA ${HEADS}/${KV_HEADS}, MLP ${MLP}), B=${B} T=${T}, bf16 frozen weights, ${THREADS} threads`;
-  const flops = gemmFlops(B * T, LAYERS);
+  const { layers, hidden, heads, kvHeads, mlp, r } = SHAPE;
+  const shape = `${layers} TinyLlama-1.1B layer${layers > 1 ? 's' : ''} (C=${hidden}, GQA ${heads}/${kvHeads}, MLP ${mlp}), B=${B} T=${T}, bf16 frozen weights, ${THREADS} threads`;
+  const flops = gemmFlops(SHAPE, B * T);
   const gflop = (f: number) => f / 1e9;
   const rows: BenchRow[] = [];
-  const stack = makeStack(backend);
-  const x = keep(tensor(new Generator(1).normal(B * T * C), { shape: [B, T, C], backend, requiresGrad: true }));
+  const stack = makeStack(SHAPE, T, backend);
+  const x = keep(
+    tensor(new Generator(1).normal(B * T * hidden), { shape: [B, T, hidden], backend, requiresGrad: true }),
+  );
   try {
     note(`vera-overhead: frozen base, ${shape}, ${name} backend`);
     const base = await measure(stack, x, []);
@@ -179,7 +209,7 @@ export async function run(): Promise<BenchRow[]> {
         ours_loss: base.loss,
       }),
     );
-    const peft = getPeftModel(stack, veraConfig({ r: R, target_modules: Object.keys(LINEARS) }));
+    const peft = getPeftModel(stack, veraConfig({ r, target_modules: TARGETS }));
     const lambdas = peft.trainableParameters().map(([, t]) => t);
     const vera: Record<'on' | 'off', { ms: number; loss: number }> = {
       on: { ms: 0, loss: 0 },
@@ -187,13 +217,13 @@ export async function run(): Promise<BenchRow[]> {
     };
     for (const reuse of ['on', 'off'] as const) {
       peft.shareVeraInput = reuse === 'on';
-      note(`vera-overhead: VeRA r=${R}, shared-input reuse ${reuse}`);
+      note(`vera-overhead: VeRA r=${r}, shared-input reuse ${reuse}`);
       vera[reuse] = await measure(stack, x, lambdas);
       const extra = reuse === 'on' ? flops.veraReuseOn : flops.veraReuseOff;
       rows.push(
         emit({
           bench: 'vera-overhead',
-          case: `${shape}: VeRA r=${R} on all 7 linear layers (λ train), shared-input reuse ${reuse}`,
+          case: `${shape}: VeRA r=${r} on all 7 linear layers (λ train), shared-input reuse ${reuse}`,
           ours: vera[reuse].ms,
           peer: base.ms,
           peer_name: 'vera-ts, the frozen base step',

@@ -31,19 +31,31 @@ export function nativeSkip(): string | false {
   return nativeAvailable() ? false : `native backend unavailable: ${nativeUnavailableReason()}`;
 }
 
-/** A fresh js backend that counts kernel calls (matmul and LayerNorm) and records each GEMM's operand shapes. */
-export function countingBackend(): { backend: Backend; calls: Map<string, number>; gemmShapes: string[] } {
+/**
+ * A fresh js backend that counts kernel calls (matmul and LayerNorm) and records each GEMM's operand
+ * shapes and FLOPs (2·M·N·K per batch entry).
+ */
+export function countingBackend(): {
+  backend: Backend;
+  calls: Map<string, number>;
+  gemmShapes: string[];
+  gemmFlops: number[];
+} {
   const backend = new JsBackend();
   const calls = new Map<string, number>();
   const gemmShapes: string[] = [];
+  const gemmFlops: number[] = [];
   for (const name of ['matmul', 'layerNorm', 'layerNormBackward'] as const) {
     const orig = backend[name].bind(backend) as (...args: unknown[]) => void;
     (backend as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
       calls.set(name, (calls.get(name) ?? 0) + 1);
-      if (name === 'matmul')
-        gemmShapes.push(`${(args[1] as View).shape.join('x')}·${(args[2] as View).shape.join('x')}`);
+      if (name === 'matmul') {
+        const [out, a, b] = args as [View, View, View];
+        gemmShapes.push(`${a.shape.join('x')}·${b.shape.join('x')}`);
+        gemmFlops.push(2 * out.shape.reduce((n, d) => n * d, 1) * a.shape[a.shape.length - 1]!);
+      }
       orig(...args);
     };
   }
-  return { backend, calls, gemmShapes };
+  return { backend, calls, gemmShapes, gemmFlops };
 }
