@@ -2,14 +2,16 @@
 // step on a stack of TinyLlama-1.1B-shaped decoder layers (the library's LlamaDecoderLayer: C = 2048,
 // 32 query / 4 key-value heads of 64, SiLU MLP 5632, RMSNorm, RoPE; a final RMSNorm), frozen weights
 // stored in bf16 as loadModel(…, { dtype: 'bf16' }) stores them, loss = mean(y²) as bench/gpt2-step.ts.
-// Three cases on the same weights and input:
-// - the frozen base: the backward runs to the input x (x requires grad in every case, as above any
-//   adapted layer of a full model), so every activation gradient and no weight gradient is computed;
+// Three cases on the same weights and input, measured in interleaved rounds:
+// - the frozen base (PeftModel.disableAdapter): the backward runs to the input x (x requires grad in
+//   every case, as above any adapted layer of a full model), so every activation gradient and no weight
+//   gradient is computed;
 // - VeRA r=256 on all seven linear layers (getPeftModel, PEFT's init), its λ trained by AdamW, with
 //   shared-input reuse on (PeftModel.shareVeraInput: q/k/v and gate/up project x once) and off.
 // Each row prints the GEMM FLOPs its case adds to the base, computed from the shapes. No other library
 // is the peer: the base step of the same run is (the table's ratio is VeRA / base).
-// Knobs for a quick check: VERA_BENCH_LAYERS, VERA_BENCH_BATCH, VERA_BENCH_SEQ, VERA_BENCH_BACKEND.
+// Knobs: VERA_BENCH_LAYERS (default 2), VERA_BENCH_BATCH (4), VERA_BENCH_SEQ (128), VERA_BENCH_ROUNDS
+// (9), VERA_BENCH_BACKEND (native).
 
 import { getPeftModel, veraConfig } from '../src/adapters/index.js';
 import { backward } from '../src/autograd/backward.js';
@@ -27,7 +29,7 @@ import { tensor } from '../src/tensor/creation.js';
 import { Generator } from '../src/tensor/random.js';
 import { keep, scope } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { type BenchRow, emit, note, timeIt } from './lib.js';
+import { type BenchRow, emit, median, note } from './lib.js';
 
 const intEnv = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -62,6 +64,8 @@ const SHAPE: StackShape = {
 };
 const B = intEnv('VERA_BENCH_BATCH', 4);
 const T = intEnv('VERA_BENCH_SEQ', 128);
+/** Timed rounds; each runs one step of every case. */
+const ROUNDS = intEnv('VERA_BENCH_ROUNDS', 9);
 
 /** The seven linear layers of a block: (in, out). */
 function linears(s: StackShape): Record<string, [number, number]> {
@@ -171,12 +175,25 @@ export function trainingStep(stack: DecoderStack, x: Tensor, opt: AdamW | null):
   });
 }
 
-async function measure(stack: DecoderStack, x: Tensor, trainable: Tensor[]): Promise<{ ms: number; loss: number }> {
-  const opt = trainable.length > 0 ? new AdamW(trainable, { lr: 1e-3 }) : null;
-  let loss = 0;
-  const t = await timeIt(() => (loss = trainingStep(stack, x, opt)), { warmup: 2, runs: 7 });
-  opt?.dispose();
-  return { ms: t.median_ms, loss };
+type Case = 'base' | 'on' | 'off';
+
+/**
+ * Median ms/step and the last loss of each case, measured in interleaved rounds (base, reuse on, reuse
+ * off, base, …) after `warmup` untimed rounds, so the shared machine's drift reaches every case alike:
+ * reuse saves a few percent, less than that drift between cases measured one after another.
+ */
+function measure(steps: Record<Case, () => number>, rounds: number, warmup: number) {
+  const samples: Record<Case, number[]> = { base: [], on: [], off: [] };
+  const loss: Record<Case, number> = { base: 0, on: 0, off: 0 };
+  for (let i = 0; i < warmup + rounds; i++) {
+    for (const c of ['base', 'on', 'off'] as const) {
+      const t0 = performance.now();
+      loss[c] = steps[c]();
+      if (i >= warmup) samples[c].push(performance.now() - t0);
+    }
+  }
+  const result = (c: Case) => ({ ms: median(samples[c]), loss: loss[c] });
+  return { base: result('base'), on: result('on'), off: result('off') };
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -194,8 +211,23 @@ export async function run(): Promise<BenchRow[]> {
     tensor(new Generator(1).normal(B * T * hidden), { shape: [B, T, hidden], backend, requiresGrad: true }),
   );
   try {
-    note(`vera-overhead: frozen base, ${shape}, ${name} backend`);
-    const base = await measure(stack, x, []);
+    const peft = getPeftModel(stack, veraConfig({ r, target_modules: TARGETS }));
+    const opt = new AdamW(
+      peft.trainableParameters().map(([, t]) => t),
+      { lr: 1e-3 },
+    );
+    const vera = (reuse: boolean) => () => {
+      peft.shareVeraInput = reuse;
+      return trainingStep(stack, x, opt);
+    };
+    note(`vera-overhead: ${shape}, ${name} backend: base, VeRA reuse on, reuse off, in ${ROUNDS} rounds`);
+    const m = measure(
+      { base: () => peft.disableAdapter(() => trainingStep(stack, x, null)), on: vera(true), off: vera(false) },
+      ROUNDS,
+      2,
+    );
+    opt.dispose();
+    const base = m.base;
     rows.push(
       emit({
         bench: 'vera-overhead',
@@ -209,28 +241,19 @@ export async function run(): Promise<BenchRow[]> {
         ours_loss: base.loss,
       }),
     );
-    const peft = getPeftModel(stack, veraConfig({ r, target_modules: TARGETS }));
-    const lambdas = peft.trainableParameters().map(([, t]) => t);
-    const vera: Record<'on' | 'off', { ms: number; loss: number }> = {
-      on: { ms: 0, loss: 0 },
-      off: { ms: 0, loss: 0 },
-    };
     for (const reuse of ['on', 'off'] as const) {
-      peft.shareVeraInput = reuse === 'on';
-      note(`vera-overhead: VeRA r=${r}, shared-input reuse ${reuse}`);
-      vera[reuse] = await measure(stack, x, lambdas);
       const extra = reuse === 'on' ? flops.veraReuseOn : flops.veraReuseOff;
       rows.push(
         emit({
           bench: 'vera-overhead',
           case: `${shape}: VeRA r=${r} on all 7 linear layers (λ train), shared-input reuse ${reuse}`,
-          ours: vera[reuse].ms,
+          ours: m[reuse].ms,
           peer: base.ms,
           peer_name: 'vera-ts, the frozen base step',
           unit: 'ms/step',
           extra_gemm_gflop: gflop(extra),
           extra_gemm_fraction: extra / flops.base,
-          ours_loss: vera[reuse].loss,
+          ours_loss: m[reuse].loss,
         }),
       );
     }
@@ -240,12 +263,12 @@ export async function run(): Promise<BenchRow[]> {
       emit({
         bench: 'vera-overhead',
         case: `${shape}: VeRA shared-input reuse off vs on (removes ${gflop(removed).toFixed(1)} GFLOP of GEMMs a step)`,
-        ours: vera.off.ms,
-        peer: vera.on.ms,
+        ours: m.off.ms,
+        peer: m.on.ms,
         peer_name: 'vera-ts, VeRA with reuse on',
         unit: 'ms/step',
         removed_gemm_gflop: gflop(removed),
-        measured_diff_ms: vera.off.ms - vera.on.ms,
+        measured_diff_ms: m.off.ms - m.on.ms,
         predicted_diff_ms: (removed / flops.base) * base.ms,
       }),
     );
