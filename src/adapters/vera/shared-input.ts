@@ -13,9 +13,11 @@
 //   shared there;
 // - grad mode and x.requiresGrad as when h was made (an h made under noGrad has no graph node), and h's
 //   graph node not yet freed by a backward;
-// - A unchanged: VeraMethod calls clear() whenever it writes or replaces the projections.
+// - A unchanged: VeraMethod calls clear() when an adapter is prepared (its file's projections are then
+//   written over the shared A); projections made anew are new tensors, which the key tells apart.
 // vera-ts never writes into an activation in place (in-place writes go to parameters, gradients,
-// optimizer state and KV-cache buffers only), so a live x cannot change under its cached product.
+// optimizer state and KV-cache buffers only), so a live x cannot change under its cached product; code
+// that writes into x or A by hand between two layers' calls must turn sharing off (enabled = false).
 
 import { isGradEnabled } from '../../autograd/graph.js';
 import * as ops from '../../ops/index.js';
