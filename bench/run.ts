@@ -44,6 +44,12 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
     load: () => import('./mixed.js'),
   },
   {
+    name: 'vera-overhead',
+    title:
+      'VeRA r=256 on all seven linear layers of TinyLlama-1.1B-shaped decoder layers, bf16 frozen weights: training step against the frozen base, with shared-input reuse (A·x once for q/k/v and gate/up) on and off, and the GEMM FLOPs each adds',
+    load: () => import('./vera-overhead.js'),
+  },
+  {
     name: 'safetensors-fuzz',
     title: 'safetensors reader: fuzzed files and load speed',
     load: () => import('./safetensors-fuzz.js'),

@@ -53,6 +53,12 @@ export interface PeftModelOpts {
    * adapters saved without projections (save_projection=false).
    */
   projectionFma?: boolean;
+  /**
+   * VeRA: layers that read the same input (q/k/v_proj, gate/up_proj) compute A_s·x once and share it,
+   * forward and backward (default true; outputs are unchanged). False computes it in every layer, as
+   * PEFT does. PeftModel.shareVeraInput switches it later.
+   */
+  shareVeraInput?: boolean;
 }
 
 export interface LoadAdapterOpts extends PeftModelOpts {
@@ -72,7 +78,11 @@ class TunerModel extends Module {
 }
 
 function methodFor(peftType: unknown, file: string, opts: PeftModelOpts): AdapterMethod {
-  if (peftType === 'VERA') return new VeraMethod({ fma: opts.projectionFma ?? true }) as AdapterMethod;
+  if (peftType === 'VERA')
+    return new VeraMethod({
+      fma: opts.projectionFma ?? true,
+      shareInput: opts.shareVeraInput ?? true,
+    }) as AdapterMethod;
   if (peftType === 'LORA') return new LoraMethod() as AdapterMethod;
   throw new AdapterError(
     `[adapters] ${file}: unknown peft_type ${JSON.stringify(peftType)}; vera-ts reads "VERA" and "LORA"`,
@@ -321,6 +331,20 @@ export class PeftModel<M extends AdaptableModel = AdaptableModel> extends Module
   /** VeRA's shared projections A (r, max_in) and B (max_out, r) used by an adapter (null for LoRA). */
   projections(name = this.activeAdapter): { A: Tensor; B: Tensor } | null {
     return this.#method instanceof VeraMethod ? (this.#method.projections.get(name) ?? null) : null;
+  }
+
+  /** VeRA: whether layers reading the same input share one A_s·x (PeftModelOpts.shareVeraInput); false for LoRA. */
+  get shareVeraInput(): boolean {
+    return this.#method instanceof VeraMethod && this.#method.sharedInput.enabled;
+  }
+
+  set shareVeraInput(on: boolean) {
+    if (!(this.#method instanceof VeraMethod)) {
+      if (on) throw new AdapterError('[adapters] shareVeraInput applies to VeRA adapters; this model holds LoRA ones');
+      return;
+    }
+    this.#method.sharedInput.enabled = on;
+    this.#method.sharedInput.clear();
   }
 
   /** The tensors PEFT saves for an adapter, by file key. */

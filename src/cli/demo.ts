@@ -3,18 +3,13 @@
 // sentiment sentences (Kotzias et al. 2015, CC BY 4.0) — with VeRA, LoRA and head-only training, and
 // print one table: trainable parameters, adapter bytes, validation accuracy and training time.
 
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { UCI_SOURCES, type UciSource, uciSentimentDir } from '../data/builtin.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { Generator } from '../tensor/random.js';
-import { resolveConfig, type Method, type TrainConfig } from '../train/config.js';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSentimentData } from '../data/builtin.js';
+import { BASE_MODEL, DEMO_COMMON, demoMethod } from '../experiments/demo-recipe.js';
+import { resolveConfig, type Method } from '../train/config.js';
 import { train } from '../train/trainer.js';
 import type { BackendName } from '../backends/registry.js';
-
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
-export const BASE_MODEL = join(ROOT, 'assets/base-model');
 
 export interface DemoOptions {
   methods: Method[];
@@ -35,57 +30,6 @@ interface Row {
   seconds: number;
 }
 
-/** Settings per method (learning rates as the paper's recipes scale them for a small model). */
-function methodConfig(method: Method): Partial<TrainConfig> {
-  const attention = ['attn.c_attn', 'attn.c_proj']; // the attention projections (not mlp.c_proj)
-  // Seed-only VeRA adapters: the projections regenerate bit-exactly from projection_prng_key (PEFT too).
-  if (method === 'vera')
-    return { method, r: 256, target_modules: attention, save_projection: false, lr: 3e-2, head_lr: 5e-3 };
-  if (method === 'lora') return { method, r: 16, lora_alpha: 32, target_modules: attention, lr: 2e-3, head_lr: 5e-3 };
-  return { method, lr: 5e-3 };
-}
-
-/**
- * Writes the UCI sentences as train/validation CSVs: a seeded 90/10 split of all three sources, or with
- * `holdout` one source (IMDb, Yelp or Amazon) for validation and the other two for training.
- */
-export function writeSentimentData(
-  dir: string,
-  seed: number,
-  holdout?: UciSource,
-): { train: string; validation: string; count: number } {
-  const rows: [string, string, UciSource][] = [];
-  for (const source of UCI_SOURCES) {
-    const items = JSON.parse(readFileSync(join(uciSentimentDir(), `${source}.json`), 'utf8')) as {
-      text?: string;
-      class?: number;
-    }[];
-    for (const it of items) {
-      if (typeof it.text === 'string' && it.text.trim() !== '' && (it.class === 0 || it.class === 1)) {
-        rows.push([it.text.trim(), it.class === 1 ? 'positive' : 'negative', source]);
-      }
-    }
-  }
-  const g = new Generator(seed);
-  for (let i = rows.length - 1; i > 0; i--) {
-    const j = g.nextU32() % (i + 1);
-    [rows[i], rows[j]] = [rows[j]!, rows[i]!];
-  }
-  const csv = (part: [string, string, UciSource][]) =>
-    `text,label\n${part.map(([t, l]) => `"${t.replaceAll('"', '""')}",${l}\n`).join('')}`;
-  const nValid = Math.round(rows.length / 10);
-  const [validation, train] =
-    holdout === undefined
-      ? [rows.slice(0, nValid), rows.slice(nValid)]
-      : [rows.filter((r) => r[2] === holdout), rows.filter((r) => r[2] !== holdout)];
-  mkdirSync(dir, { recursive: true });
-  const paths = { train: join(dir, 'train.csv'), validation: join(dir, 'validation.csv') };
-  // Atomic: parallel experiment sweeps write the same files while others read them.
-  writeFileAtomic(paths.validation, csv(validation));
-  writeFileAtomic(paths.train, csv(train));
-  return { ...paths, count: rows.length };
-}
-
 export async function runDemo(opts: DemoOptions): Promise<Row[]> {
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const data = writeSentimentData(join(opts.out, 'data'), opts.seed);
@@ -102,23 +46,14 @@ export async function runDemo(opts: DemoOptions): Promise<Row[]> {
       model: BASE_MODEL,
       train_file: data.train,
       validation_file: data.validation,
-      task: 'classification',
-      label_names: ['negative', 'positive'],
-      max_length: 64,
-      batch_size: 32,
+      ...DEMO_COMMON,
       epochs: opts.epochs,
-      lr_scheduler: 'linear',
-      warmup_ratio: 0.06,
-      weight_decay: 0,
       seed: opts.seed,
-      bucket_by_length: true,
-      metric: 'accuracy',
       output_dir: out,
       overwrite_output_dir: true,
-      save_total_limit: 1,
       backend: opts.backend ?? null,
       threads: opts.threads ?? null,
-      ...methodConfig(method),
+      ...demoMethod(method),
     });
     const started = performance.now();
     const quiet = { write: (s: string) => (opts.verbose ? process.stderr.write(s) : true) };

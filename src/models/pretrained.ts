@@ -12,11 +12,21 @@ import { Module } from '../nn/module.js';
 import type { DType } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { KVCache } from '../generate/kv-cache.js';
 import type { HFConfig } from './config-utils.js';
 import { adoptParameter, loadTarget, readParameter } from './storage.js';
 
 export type Task = 'causal-lm' | 'sequence-classification' | 'image-classification';
+
+/**
+ * What a causal model's attention needs from a key/value cache (src/generate's KVCache implements it):
+ * models know this interface, not the cache class, so they stay below generate.
+ */
+export interface LayerCache {
+  /** Tokens cached so far (layer 0's count). */
+  readonly length: number;
+  /** Appends k, v [B, T, Hkv, D] to `layer` and returns everything cached for it, [B, Tpast + T, Hkv, D]. */
+  update(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor };
+}
 
 export interface ModelInputs {
   /** i32 [B, T]. */
@@ -30,7 +40,7 @@ export interface ModelInputs {
   /** f32 [B, C, H, W]. */
   pixelValues?: Tensor;
   /** Keys and values of earlier tokens (causal LMs); appended to by the forward. */
-  cache?: KVCache;
+  cache?: LayerCache;
   /** Causal LMs: compute logits for the last n positions only (transformers' logits_to_keep). */
   logitsToKeep?: number;
 }

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { backward } from '../../src/autograd/backward.js';
 import { checkpoint } from '../../src/autograd/checkpoint.js';
 import { noGrad } from '../../src/autograd/graph.js';
-import type { Backend, View } from '../../src/backends/backend.js';
+import type { Backend } from '../../src/backends/backend.js';
 import { JsBackend } from '../../src/backends/js/index.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor, zeros } from '../../src/tensor/creation.js';
@@ -15,23 +15,7 @@ import { DisposedError, GraphFreedError, ShapeError } from '../../src/tensor/err
 import { Generator, dropoutStream } from '../../src/tensor/random.js';
 import { keep, scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-
-/** A js backend that counts kernel calls. */
-function countingBackend(): { backend: Backend; calls: Map<string, number>; gemmShapes: string[] } {
-  const backend = new JsBackend();
-  const calls = new Map<string, number>();
-  const gemmShapes: string[] = [];
-  for (const name of ['matmul', 'layerNorm', 'layerNormBackward'] as const) {
-    const orig = backend[name].bind(backend) as (...args: unknown[]) => void;
-    (backend as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
-      calls.set(name, (calls.get(name) ?? 0) + 1);
-      if (name === 'matmul')
-        gemmShapes.push(`${(args[1] as View).shape.join('x')}·${(args[2] as View).shape.join('x')}`);
-      orig(...args);
-    };
-  }
-  return { backend, calls, gemmShapes };
-}
+import { countingBackend } from '../helpers/backends.js';
 
 function rand(backend: Backend, shape: number[], seed: number, requiresGrad = false): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

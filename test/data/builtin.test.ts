@@ -2,6 +2,7 @@
 // from Debian's dataset-fashion-mnist (each test skips, saying why, when its package is not installed).
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
@@ -10,7 +11,9 @@ import {
   loadFashionMnist,
   loadUciSentiment,
   uciSentimentDir,
+  writeSentimentData,
 } from '../../src/data/builtin.js';
+import { parseDelimited } from '../../src/data/csv.js';
 import { BatchSampler, splitDataset } from '../../src/data/sampler.js';
 import { collate } from '../../src/data/batch.js';
 import { getBackend } from '../../src/backends/registry.js';
@@ -71,6 +74,44 @@ describe('UCI sentiment sentences (npm sentiment@5.0.2)', () => {
     assert.equal(batch.labels.shape[0], 16);
   });
 });
+
+describe('the demo data: UCI sentences written as train/validation CSVs', () => {
+  test('a seeded 90/10 split, or one source held out; every sentence once, CSV-quoted', (t) => {
+    const why = sentimentMissing();
+    if (why !== null)
+      return t.skip(`npm package sentiment@5.0.2 is not installed (npm install --no-save sentiment@5.0.2)`);
+    const read = (file: string) => parseDelimited(readFileSync(file, 'utf8'), ',').map((r) => r.fields);
+    const split = (seed: number, holdout?: 'imdb') => {
+      const p = writeSentimentData(join(tempDir(), `split-${seed}-${holdout ?? 'all'}`), seed, holdout);
+      return { count: p.count, train: read(p.train), validation: read(p.validation) };
+    };
+    const a = split(0);
+    assert.equal(a.count, 3000);
+    assert.deepEqual(a.train[0], ['text', 'label']);
+    assert.equal(a.validation.length - 1, 300);
+    assert.equal(a.train.length - 1, 2700);
+    const texts = [...a.train.slice(1), ...a.validation.slice(1)].map((r) => r[0]!);
+    assert.deepEqual(texts.sort(), ['imdb', 'yelp', 'amazon'].flatMap(sourceTexts).sort());
+    assert.ok([...a.train.slice(1), ...a.validation.slice(1)].every((r) => r[1] === 'positive' || r[1] === 'negative'));
+    assert.ok(
+      texts.some((x) => x.includes('"')),
+      'quotes survive the CSV round trip',
+    );
+    assert.deepEqual(split(0).validation, a.validation, 'same seed, same split');
+    assert.notDeepEqual(split(1).validation, a.validation, 'another seed, another split');
+    const imdb = split(0, 'imdb');
+    assert.equal(imdb.validation.length - 1, 1000);
+    assert.equal(imdb.train.length - 1, 2000);
+    const imdbTexts = new Set(sourceTexts('imdb'));
+    assert.ok(imdb.validation.slice(1).every((r) => imdbTexts.has(r[0]!)));
+  });
+});
+
+/** The trimmed, non-empty texts of one of sentiment's files. */
+function sourceTexts(source: string): string[] {
+  const items = JSON.parse(readFileSync(join(uciSentimentDir(), `${source}.json`), 'utf8')) as { text: string }[];
+  return items.map((i) => i.text.trim()).filter((x) => x !== '');
+}
 
 describe('Fashion-MNIST (Debian dataset-fashion-mnist)', () => {
   test('missing files: an Error naming apt-get install dataset-fashion-mnist (returned, not thrown)', () => {

@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { type Plan, PLAN, UCI_IMDB_TASK, lora, vera } from '../../src/experiments/plan.js';
+import { BASE_MODEL, DEMO_COMMON, demoMethod, lora, vera } from '../../src/experiments/demo-recipe.js';
+import { PACKAGE_ROOT } from '../../src/io/package-root.js';
+import { type Plan, PLAN, UCI_IMDB_TASK } from '../../src/experiments/plan.js';
 import { busySeconds, renderDocument, renderReport, summarize } from '../../src/experiments/report.js';
 import {
-  ROOT,
   type RunRecord,
   jobsOf,
   loadResults,
@@ -90,6 +91,22 @@ describe('experiments runner', () => {
     }
   });
 
+  test("the plan's method rows run each method as `vera demo` does (one definition)", () => {
+    assert.equal(PLAN.task.common, DEMO_COMMON);
+    assert.equal(join(PACKAGE_ROOT, PLAN.task.model), BASE_MODEL);
+    const methods = PLAN.sections.find((s) => s.id === 'methods')!.runs;
+    for (const [method, id] of [
+      ['vera', 'vera-r256'],
+      ['lora', 'lora-r16'],
+      ['head', 'head'],
+    ] as const) {
+      const row = methods.find((r) => r.id === id)!;
+      assert.equal(row.method, method);
+      assert.deepEqual(demoMethod(method), { method, ...row.options }, id);
+    }
+    assert.deepEqual(demoMethod('vera'), { method: 'vera', ...vera(256) });
+  });
+
   test('--shard i/n', () => {
     assert.deepEqual(parseShard('1/4'), { index: 0, count: 4 });
     assert.deepEqual(parseShard('4/4'), { index: 3, count: 4 });
@@ -115,13 +132,13 @@ describe('experiments runner', () => {
     const { dir, cleanup } = scratch('experiments-doc');
     try {
       const doc = join(dir, 'EXPERIMENTS.md');
-      const results = loadResults(join(ROOT, 'runs/experiments'));
+      const results = loadResults(join(PACKAGE_ROOT, 'runs/experiments'));
       assert.equal(results.size, jobsOf(PLAN).length, 'every run of the plan is cached');
       renderDocument(PLAN, results, { doc });
-      assert.equal(readFileSync(doc, 'utf8'), readFileSync(join(ROOT, 'docs/EXPERIMENTS.md'), 'utf8'));
+      assert.equal(readFileSync(doc, 'utf8'), readFileSync(join(PACKAGE_ROOT, 'docs/EXPERIMENTS.md'), 'utf8'));
       assert.equal(
         readFileSync(join(dir, 'experiments-rank.svg'), 'utf8'),
-        readFileSync(join(ROOT, 'docs/experiments-rank.svg'), 'utf8'),
+        readFileSync(join(PACKAGE_ROOT, 'docs/experiments-rank.svg'), 'utf8'),
       );
     } finally {
       cleanup();

@@ -3,7 +3,8 @@
 // does not load is never dropped silently: it shows up as a skipped test whose reason is the load
 // error, and with VERA_REQUIRE_NATIVE=1 (set by .ci/run) as a failure.
 
-import type { Backend } from '../../src/backends/backend.js';
+import type { Backend, View } from '../../src/backends/backend.js';
+import { JsBackend } from '../../src/backends/js/index.js';
 import { getBackend, nativeAvailable, nativeUnavailableReason } from '../../src/backends/registry.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { test } from 'node:test';
@@ -76,4 +77,33 @@ export function nativeSkip(): string | false {
   const why = `native backend unavailable: ${nativeUnavailableReason()}`;
   if (nativeRequired()) throw new Error(`${why} (VERA_REQUIRE_NATIVE=1)`);
   return why;
+}
+
+/**
+ * A fresh js backend that counts kernel calls (matmul and LayerNorm) and records each GEMM's operand
+ * shapes and FLOPs (2·M·N·K per batch entry).
+ */
+export function countingBackend(): {
+  backend: Backend;
+  calls: Map<string, number>;
+  gemmShapes: string[];
+  gemmFlops: number[];
+} {
+  const backend = new JsBackend();
+  const calls = new Map<string, number>();
+  const gemmShapes: string[] = [];
+  const gemmFlops: number[] = [];
+  for (const name of ['matmul', 'layerNorm', 'layerNormBackward'] as const) {
+    const orig = backend[name].bind(backend) as (...args: unknown[]) => void;
+    (backend as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      calls.set(name, (calls.get(name) ?? 0) + 1);
+      if (name === 'matmul') {
+        const [out, a, b] = args as [View, View, View];
+        gemmShapes.push(`${a.shape.join('x')}·${b.shape.join('x')}`);
+        gemmFlops.push(2 * out.shape.reduce((n, d) => n * d, 1) * a.shape[a.shape.length - 1]!);
+      }
+      orig(...args);
+    };
+  }
+  return { backend, calls, gemmShapes, gemmFlops };
 }

@@ -13,6 +13,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { AdapterError } from '../errors.js';
 import { AdapterLayer } from '../layer.js';
 import type { BaseDType } from './projections.js';
+import type { SharedInputProjection } from './shared-input.js';
 
 /** The projections one adapter uses (every adapter of a model shares one pair). */
 export interface VeraProjections {
@@ -47,10 +48,21 @@ export class VeraLinear extends AdapterLayer {
   /** The λ vectors an ablation keeps fixed (they are saved like the others but never trained). */
   #fixed = new Set<Tensor>();
 
-  /** `projections` is the model-wide map from adapter name to its (shared) A and B. */
-  constructor(base: LinearLike, path: string, projections: Map<string, VeraProjections>) {
+  #shared: SharedInputProjection;
+
+  /**
+   * `projections` is the model-wide map from adapter name to its (shared) A and B; `shared` the
+   * model-wide cache through which layers reading the same input compute A_s·x once.
+   */
+  constructor(
+    base: LinearLike,
+    path: string,
+    projections: Map<string, VeraProjections>,
+    shared: SharedInputProjection,
+  ) {
     super(base, path);
     this.#projections = projections;
+    this.#shared = shared;
   }
 
   adapterNames(): string[] {
@@ -118,26 +130,37 @@ export class VeraLinear extends AdapterLayer {
     return [ops.slice(p.A, 1, 0, this.inFeatures), ops.slice(p.B, 0, 0, this.outFeatures)];
   }
 
+  /** B_s (out, R): a view into the shared projection. */
+  #sliceB(name: string): Tensor {
+    return ops.slice(this.#projections.get(name)!.B, 0, 0, this.outFeatures);
+  }
+
+  /** h = A_s·x (..., R) on an input no dropout touches, through the model-wide cache. */
+  #project(name: string, x: Tensor): Tensor {
+    return this.#shared.project(x, this.#projections.get(name)!.A, this.inFeatures);
+  }
+
   protected contribution(name: string, x: Tensor): Tensor {
-    const [a, b] = this.#slices(name);
-    const h = ops.linear(ops.dropout(x, this.#dropout.get(name) ?? 0, this.training), a); // (..., R)
-    const y = ops.linear(ops.mul(h, this.vera_lambda_d.get(name)!), b); // (..., out)
+    const p = this.#dropout.get(name) ?? 0;
+    // Dropout draws its own mask in every layer (PEFT's per-layer nn.Dropout): nothing to share then.
+    const h =
+      p > 0 && this.training ? ops.linear(ops.dropout(x, p, true), this.#slices(name)[0]) : this.#project(name, x); // (..., R)
+    const y = ops.linear(ops.mul(h, this.vera_lambda_d.get(name)!), this.#sliceB(name)); // (..., out)
     return ops.mul(y, this.vera_lambda_b.get(name)!);
   }
 
   /**
    * Every adapter of a model shares A and B, so a mixed batch needs no more than one adapter does:
    * h = A_s·x once, scaled per row by that row's λ_d (zeros for rows without an adapter here), then B_s·h
-   * scaled per row by its λ_b. Inference only: no dropout.
+   * scaled per row by its λ_b. Inference only: no dropout, so h is shared with the other layers reading x.
    */
   protected override mixedContribution(rows: RowAdapters, x: Tensor): Tensor | null {
     const first = rows.find((n): n is string => n !== null && this.vera_lambda_d.has(n));
     if (first === undefined) return null;
-    const [a, b] = this.#slices(first);
     const r = this.vera_lambda_d.get(first)!.shape[0]!;
     const d = rowVectors(rows, (n) => this.vera_lambda_d.get(n), r, x.rank, x);
     const lb = rowVectors(rows, (n) => this.vera_lambda_b.get(n), this.outFeatures, x.rank, x);
-    return ops.mul(ops.linear(ops.mul(ops.linear(x, a), d), b), lb);
+    return ops.mul(ops.linear(ops.mul(this.#project(first, x), d), this.#sliceB(first)), lb);
   }
 
   deltaWeight(name: string): Tensor {

@@ -12,16 +12,21 @@ import type { PyJson } from '../python-json.js';
 import { type VeraConfig, experimentalOf, veraFromJson, veraToJson } from './config.js';
 import { VeraLinear, type VeraProjections } from './layer.js';
 import { makeProjections } from './projections.js';
+import { SharedInputProjection } from './shared-input.js';
 
 export class VeraMethod implements AdapterMethod<VeraConfig> {
   readonly peftType = 'VERA';
   readonly prefix = 'vera_lambda_';
   /** adapter name → its projections (all adapters point at the first adapter's pair). */
   readonly projections = new Map<string, VeraProjections>();
+  /** The model-wide cache of A_s·x, so layers reading the same input project it once. */
+  readonly sharedInput: SharedInputProjection;
   readonly #fma: boolean;
 
-  constructor(opts: { fma?: boolean } = {}) {
+  /** `shareInput` (default true): layers reading the same input reuse one A_s·x (see shared-input.ts). */
+  constructor(opts: { fma?: boolean; shareInput?: boolean } = {}) {
     this.#fma = opts.fma ?? true;
+    this.sharedInput = new SharedInputProjection(opts.shareInput ?? true);
   }
 
   fromJson(json: Record<string, unknown>, file: string): VeraConfig {
@@ -82,6 +87,8 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
         init: experimentalOf(config).projection_init,
       });
     this.projections.set(name, p);
+    // A file's projections are written over the shared A below: products of the old A become stale.
+    this.sharedInput.clear();
     if (stored === null) return [];
     const keys: ExpectedTensor[] = [
       { key: 'base_model.vera_A', shape: p.A.shape, assign: (v) => overwrite(p.A, v) },
@@ -102,7 +109,7 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
   }
 
   createLayer(base: LinearLike, path: string): AdapterLayer {
-    return new VeraLinear(base, path, this.projections);
+    return new VeraLinear(base, path, this.projections, this.sharedInput);
   }
 
   addToLayer(layer: AdapterLayer, name: string, config: VeraConfig, _path: string, ctx: ModelContext): void {

@@ -7,10 +7,9 @@ import * as ops from '../../ops/index.js';
 import { arange } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import type { KVCache } from '../../generate/kv-cache.js';
 import { idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
-import { type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
+import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { type GPT2Config, parseGPT2Config } from './config.js';
 import { GPT2_WEIGHTS, gpt2TiedWeights } from './weights.js';
 
@@ -31,7 +30,7 @@ export class GPT2Attention extends Module {
     this.#scale = (cfg.scaleAttnWeights ? 1 / Math.sqrt(d) : 1) / (cfg.scaleAttnByInverseLayerIdx ? layerIdx + 1 : 1);
   }
 
-  forward(x: Tensor, mask: Tensor | null, cache: KVCache | undefined): Tensor {
+  forward(x: Tensor, mask: Tensor | null, cache: LayerCache | undefined): Tensor {
     const [b, t, c] = x.shape as [number, number, number];
     const { nHead: h } = this.cfg;
     return scope(() => {
@@ -79,7 +78,7 @@ export class GPT2Block extends Module {
     this.mlp = new GPT2MLP(cfg, opts);
   }
 
-  forward(x: Tensor, mask: Tensor | null, cache: KVCache | undefined): Tensor {
+  forward(x: Tensor, mask: Tensor | null, cache: LayerCache | undefined): Tensor {
     return scope(() => {
       const h = ops.add(x, this.attn.forward(this.ln_1.forward(x), mask, cache)); // (B, T, C)
       return ops.add(h, this.mlp.forward(this.ln_2.forward(h))); // (B, T, C)

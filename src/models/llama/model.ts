@@ -7,10 +7,9 @@ import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import type { KVCache } from '../../generate/kv-cache.js';
 import { idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
-import { type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
+import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { inverseFrequencies, ropeTables } from '../rope.js';
 import { type LlamaConfig, type LlamaVariant, parseLlamaConfig } from './config.js';
 import { LLAMA_WEIGHTS, llamaTiedWeights } from './weights.js';
@@ -23,7 +22,7 @@ export interface RopeTables {
 /** What every layer of one forward shares. */
 interface LayerContext extends RopeTables {
   mask: Tensor | null; // bool (B, Tk)
-  cache: KVCache | undefined;
+  cache: LayerCache | undefined;
 }
 
 export class LlamaAttention extends Module {
