@@ -6,6 +6,7 @@ import { noGrad } from '../autograd/graph.js';
 import { imageToTensor, loadImageProcessorConfig, readImage } from '../io/image.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
+import { checkTokenIds, vocabSizeOf } from '../models/text-inputs.js';
 import * as ops from '../ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
@@ -121,6 +122,7 @@ function forwardOne(
     const tokenizer = Tokenizer.fromDir(dir);
     const enc = tokenizer.encode(values.text, values.pair === undefined ? {} : { pair: values.pair });
     if (enc.ids.length === 0) throw new Error('The text encodes to no tokens');
+    checkTokenIds(enc.ids, vocabSizeOf(model.config), 'The text');
     const limit = positionLimit(model);
     if (limit !== null && enc.ids.length > limit)
       throw new Error(`The input is ${enc.ids.length} tokens; ${model.architecture} takes at most ${limit}`);

@@ -1,5 +1,5 @@
 // What text inputs need from a model and its tokenizer: the padding id and the position limit, as
-// training, evaluation and serving all pad and cut them.
+// training, evaluation and serving all pad and cut them, and the vocabulary their ids must lie in.
 
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { HFConfig } from './config-utils.js';
@@ -19,4 +19,27 @@ export function defaultMaxLength(config: HFConfig, tokenizer: Tokenizer | null):
   const tok = tokenizer?.config['model_max_length'];
   if (typeof tok === 'number' && tok > 0 && tok < 1e9) n = n === undefined ? tok : Math.min(n, tok);
   return n;
+}
+
+/** The number of token ids the model embeds (config vocab_size), or undefined when the config has none. */
+export function vocabSizeOf(config: HFConfig): number | undefined {
+  const v = config['vocab_size'];
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+/**
+ * Checks token ids on the host, where they are made (tokenizer output, a user's list, collated batches):
+ * a device backend reports an embedding id out of range only late, if at all (see backend.ts), so a bad
+ * one is refused here, naming `what`, the id and its position. Without a vocabulary size only the form
+ * (a non-negative i32) is checked.
+ */
+export function checkTokenIds(ids: ArrayLike<number>, vocabSize: number | undefined, what: string): void {
+  const size = vocabSize ?? 0x80000000;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (!(Number.isInteger(id) && id >= 0 && id < size))
+      throw new RangeError(
+        `${what}: token id ${id} at position ${i} is ${vocabSize === undefined ? 'not a token id' : `outside the model's vocabulary (vocab_size ${vocabSize})`}`,
+      );
+  }
 }
