@@ -37,12 +37,15 @@ export function activation(cfg: ConfigReader, field: string, def?: string): Acti
   return fn;
 }
 
-/** bool [B, Tk] key mask (true = token) from HF's attention_mask (any int or bool dtype), or null. */
+/**
+ * bool [B, Tk] key mask (true = token) from HF's attention_mask (any int or bool dtype), or null;
+ * contiguous, so the attention of every layer reads it as it is (a decoder passes a view of a longer mask).
+ */
 export function keyMask(attentionMask: Tensor | undefined): Tensor | null {
   if (!attentionMask) return null;
   if (attentionMask.rank !== 2)
     throw new ShapeError(`[model] attentionMask must be [B, T], got ${fmtShape(attentionMask.shape)}`);
-  return attentionMask.dtype === 'bool' ? attentionMask : ops.ne(attentionMask, 0);
+  return attentionMask.dtype === 'bool' ? ops.contiguous(attentionMask) : ops.ne(attentionMask, 0);
 }
 
 /** Checks that input ids are i32 [B, T]; returns [B, T]. */
