@@ -111,7 +111,10 @@ export class DecoderStack extends Module {
   readonly #rope: RopeTables;
   constructor(cfg: LlamaConfig, seq: number, backend: Backend) {
     super();
-    const rope = ropeTables(inverseFrequencies(cfg.rope, cfg.headDim), { start: 0, length: seq }, backend);
+    const rope = scope(() => {
+      const freq = inverseFrequencies(cfg.rope, cfg.headDim);
+      return ropeTables(tensor(freq, { backend }), { start: 0, length: seq });
+    });
     this.#rope = { cos: keep(rope.cos), sin: keep(rope.sin) };
     const generator = new Generator(0);
     this.layers = Array.from(
@@ -199,8 +202,8 @@ function measure(steps: Record<Case, () => number>, rounds: number, warmup: numb
 export async function run(): Promise<BenchRow[]> {
   const name = (process.env['VERA_BENCH_BACKEND'] ?? 'native') as BackendName;
   const backend = getBackend(name);
-  const prev = backend.getThreads();
-  backend.setThreads(THREADS);
+  const prev = backend.getThreads?.() ?? THREADS;
+  backend.setThreads?.(THREADS);
   const { layers, hidden, heads, kvHeads, mlp, r } = SHAPE;
   const shape = `${layers} TinyLlama-1.1B layer${layers > 1 ? 's' : ''} (C=${hidden}, GQA ${heads}/${kvHeads}, MLP ${mlp}), B=${B} T=${T}, bf16 frozen weights, ${THREADS} threads`;
   const flops = gemmFlops(SHAPE, B * T);
@@ -276,7 +279,7 @@ export async function run(): Promise<BenchRow[]> {
     stack.dispose();
     x.grad?.dispose();
     x.dispose();
-    backend.setThreads(prev);
+    backend.setThreads?.(prev);
   }
   return rows;
 }

@@ -1,8 +1,11 @@
 // Index-driven kernels: embedding lookup and its scatter-add backward, torch.gather and scatter_add.
 // Every id/index is validated before any write, so a bad id throws without touching the output.
+// The lookup also reads a bf16 table (frozen weights kept in half the memory), widening each selected
+// row exactly to f32 (bits shifted left by 16) as it copies it.
 // Backward scatters are race-free by construction (columns or (outer, inner) slots per thread).
 #include <cstring>
 
+#include "convert.h"
 #include "kernels.h"
 #include "views.h"
 
@@ -53,7 +56,13 @@ void check_indices(const char* k, const int32_t* idx, int64_t n, int64_t size, i
 
 void embedding(const View& out, const View& weight, const View& ids) {
   const char* k = "embedding";
-  check_table(k, "weight", weight);
+  const bool half = weight.dtype == DType::BF16;
+  if (half) {
+    need_contig(k, "weight", weight);
+    if (weight.ndim != 2) fail(k, "weight must be 2-D [rows, width], got shape %s", weight.shape_str().c_str());
+  } else {
+    check_table(k, "weight", weight);
+  }
   need_dtype(k, "ids", ids, DType::I32);
   need_contig(k, "ids", ids);
   need_f32_contig(k, "output", out);
@@ -61,8 +70,20 @@ void embedding(const View& out, const View& weight, const View& ids) {
   need_numel(k, "output", out, n * c);
   const int32_t* id = ids.ptr<int32_t>();
   check_ids(k, id, n, v);
-  const float* w = weight.f();
   float* o = out.f();
+  if (half) {
+    const uint16_t* w = weight.ptr<uint16_t>();
+    parallel_rows(n, c, kGrainCheap, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) {
+        const uint16_t* src = w + (int64_t)id[i] * c;
+        float* dst = o + i * c;
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) dst[j] = bf16_to_f32(src[j]);
+      }
+    });
+    return;
+  }
+  const float* w = weight.f();
   parallel_rows(n, c, kGrainCheap, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) std::memmove(o + i * c, w + (int64_t)id[i] * c, sizeof(float) * c);
   });

@@ -18,7 +18,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { AdapterError } from './errors.js';
 import { findTargets, resolveTargets, stage, visibleModules } from './inject.js';
 import { AdapterLayer } from './layer.js';
-import { BASE_ADAPTER } from './mixed.js';
+import { BASE_ADAPTER, withRowCache } from './mixed.js';
 import { type LoraConfig } from './lora/config.js';
 import { LoraMethod } from './lora/model.js';
 import type { AdapterMethod, ExpectedTensor, ModelContext } from './method.js';
@@ -277,7 +277,7 @@ export class PeftModel<M extends AdaptableModel = AdaptableModel> extends Module
     const rows = names.map((n) => (n === BASE_ADAPTER ? null : n));
     for (const m of layers) m.rowAdapters = rows;
     try {
-      return fn();
+      return withRowCache(fn);
     } finally {
       for (const m of layers) m.rowAdapters = null;
     }

@@ -28,6 +28,21 @@
 //   shape (same buffer and offset): elementwise in-place updates such as grad += g.
 // - Float kernels compute in f32 (f64 on the js backend when the views are f64). Integer inputs
 //   (ids, targets) are i32. Masks are 'bool' (one byte, 0 or 1).
+//
+// Reads. download() (and downloadAsync()) is the only way data comes back to the host; on a device it
+// waits for the kernels queued before it (a sync). Hot paths (a model forward, a decoding step, a
+// training step) make none, or a stated few: a decoding step reads the chosen ids, not the logits.
+// Code that may wait on the host, such as a server, reads with downloadAsync (Tensor.data()) so the
+// event loop keeps running while the device works.
+//
+// Data-dependent errors. Kernels that index by data (embedding/embeddingBackward ids, crossEntropy
+// targets, gather/scatterAdd indices) report a value out of range as an error naming the op, the value
+// and its position, and never read or write out of bounds. The CPU backends throw from the kernel call
+// itself, before writing anything. A device backend may instead clamp, remember the first bad value and
+// throw it at the next download, downloadAsync or sync: such an error may surface late, after later
+// kernels were queued, and then the outputs since are garbage. So the host validates ids where they are
+// born (tokenizer output, collate, generate's prompts) with errors naming the value, and nothing relies
+// on a kernel to reject bad data early.
 
 import type { DType, HostArray } from '../tensor/dtype.js';
 
@@ -189,6 +204,13 @@ export interface Backend {
   readFile?(buf: BackendBuffer, byteOffset: number, fd: number, position: number, bytes: number): void;
   /** Copies a strided view into a new contiguous host array of the view's dtype. */
   download(v: View): HostArray;
+  /**
+   * Optional: download() as a Promise, for a device that can copy to host memory without blocking the
+   * caller (an event after the queued kernels, then a copy into pinned memory). The read is ordered at
+   * the call: the view's buffer may be freed as soon as this returns. Without it, Tensor.data() resolves
+   * download(v), called at once.
+   */
+  downloadAsync?(v: View): Promise<HostArray>;
   memory(): MemoryStats;
   /** Releases cached free memory back to the system. */
   emptyCache(): void;
@@ -263,9 +285,15 @@ export interface Backend {
   rmsNormBackward?(dx: View | null, dw: View | null, dy: View, x: View, w: View | null, rstd: View): void;
   // (embedding, embeddingBackward, gather and scatterAdd are primitives: required, see PRIMITIVE_KERNELS)
 
-  /** out[n] = weight[ids[n]] for ids i32 [N] (contiguous), weight [V, C] contiguous, out [N, C]. Throws on ids out of range. */
+  /**
+   * out[n] = weight[ids[n]] for ids i32 [N] (contiguous), weight [V, C] contiguous, out [N, C].
+   * weight may be 'bf16' (a frozen table kept in half the memory) while out is f32 (f64 on js): each
+   * selected element is widened exactly (its bits shifted left by 16), as matmul widens a bf16 `b`. An id
+   * outside [0, V) is an error naming the id and its position; on a device backend it may surface late
+   * (see "Data-dependent errors" above).
+   */
   embedding(out: View, weight: View, ids: View): void;
-  /** dweight[ids[n]] += dy[n] (scatter-add), dy [N, C] contiguous. */
+  /** dweight[ids[n]] += dy[n] (scatter-add), dy [N, C] contiguous; dweight has dy's float dtype (never bf16). */
   embeddingBackward(dweight: View, dy: View, ids: View): void;
 
   /** torch.gather on contiguous views: out[..i..] = a[..index[..i..] along axis..]; index i32, out.shape = index.shape. */

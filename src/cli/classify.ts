@@ -7,6 +7,8 @@ import { BACKEND_NAMES } from '../backends/registry.js';
 import { imageToTensor, loadImageProcessorConfig, readImage } from '../io/image.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
+import { vocabSizeOf } from '../models/text-inputs.js';
+import { checkTokenIds } from '../io/token-ids.js';
 import * as ops from '../ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
@@ -132,6 +134,7 @@ function forwardOne(
     const tokenizer = Tokenizer.fromDir(dir);
     const enc = tokenizer.encode(values.text, values.pair === undefined ? {} : { pair: values.pair });
     if (enc.ids.length === 0) throw new Error('The text encodes to no tokens');
+    checkTokenIds(enc.ids, vocabSizeOf(model.config), 'The text');
     const limit = positionLimit(model);
     if (limit !== null && enc.ids.length > limit)
       throw new Error(`The input is ${enc.ids.length} tokens; ${model.architecture} takes at most ${limit}`);

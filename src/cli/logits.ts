@@ -6,6 +6,8 @@ import { noGrad } from '../autograd/graph.js';
 import { SafetensorsReader } from '../io/safetensors.js';
 import { loadModel } from '../models/auto.js';
 import type { ModelInputs } from '../models/pretrained.js';
+import { vocabSizeOf } from '../models/text-inputs.js';
+import { checkTokenIds } from '../io/token-ids.js';
 import * as ops from '../ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
@@ -56,6 +58,7 @@ export function logitsJson(opts: LogitsOptions): string {
     if (base.task === 'image-classification')
       throw new Error(`${opts.model} is an image classifier: pass --pixels, not --ids`);
     const ids = parseIds(opts.ids);
+    checkTokenIds(ids, vocabSizeOf(base.config), '--ids');
     inputs.inputIds = tensor(Int32Array.from(ids), { dtype: 'i32', shape: [1, ids.length] });
   } else {
     if (base.task !== 'image-classification')

@@ -5,6 +5,7 @@
 import type { Backend } from '../backends/backend.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { checkTokenIds } from '../io/token-ids.js';
 import { type Example, IGNORE_INDEX, type TaskKind } from './example.js';
 
 export interface Batch {
@@ -33,6 +34,11 @@ export interface CollateOpts {
   backend?: Backend;
   /** [3, H, W] of pixelValues; default square (H = W = √(length / 3)). */
   imageShape?: [number, number, number];
+  /**
+   * Ids the model embeds (config vocab_size): when given, input ids, the pad id and causal-LM labels
+   * outside it are errors naming the example, here on the host (a device kernel reports them late).
+   */
+  vocabSize?: number;
 }
 
 function name(ex: Example, i: number): string {
@@ -66,8 +72,10 @@ export function collate(examples: Example[], opts: CollateOpts): Batch {
   const types = withTypes ? new Int32Array(B * T) : null;
   const lm = opts.kind === 'causal-lm';
   const tokenLabels = lm ? new Int32Array(B * T).fill(IGNORE_INDEX) : null;
+  if (opts.vocabSize !== undefined) checkTokenIds([opts.padId], opts.vocabSize, '[collate] padId');
   examples.forEach((ex, i) => {
     const row = ex.inputIds!;
+    if (opts.vocabSize !== undefined) checkTokenIds(row, opts.vocabSize, `[collate] ${name(ex, i)}: inputIds`);
     const at = i * T + (left ? T - row.length : 0);
     ids.set(row, at);
     mask.fill(1, at, at + row.length);
@@ -80,6 +88,14 @@ export function collate(examples: Example[], opts: CollateOpts): Batch {
       const lab = ex.labels ?? row;
       if (lab.length !== row.length)
         throw new Error(`[collate] ${name(ex, i)}: ${lab.length} labels for ${row.length} inputIds`);
+      const v = opts.vocabSize;
+      if (v !== undefined)
+        lab.forEach((t, j) => {
+          if (t !== IGNORE_INDEX && !(Number.isInteger(t) && t >= 0 && t < v))
+            throw new RangeError(
+              `[collate] ${name(ex, i)}: label ${t} at position ${j} is neither ${IGNORE_INDEX} nor a token id (vocab_size ${v})`,
+            );
+        });
       tokenLabels.set(lab, at);
     }
   });

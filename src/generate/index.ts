@@ -10,4 +10,12 @@ export {
   sampleFrom,
   warp,
 } from './sampling.js';
-export { type GenerateOptions, type GenerationStep, decodeSteps, generate, streamGenerate } from './generate.js';
+export {
+  Decoder,
+  type ForwardWrapper,
+  type GenerateOptions,
+  type GenerationStep,
+  decodeSteps,
+  generate,
+  streamGenerate,
+} from './generate.js';

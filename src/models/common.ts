@@ -1,13 +1,14 @@
 // Pieces every family uses: activations by their HF names, the key-padding mask, token pooling for
 // classification heads, and a generator that skips random initialisation when weights will be loaded.
 
-import { tensor } from '../tensor/creation.js';
+import { full } from '../tensor/creation.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Generator } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import type { ConfigReader } from './config-utils.js';
+import { positionRange } from './positions.js';
 
 export type Activation = (x: Tensor) => Tensor;
 
@@ -36,12 +37,15 @@ export function activation(cfg: ConfigReader, field: string, def?: string): Acti
   return fn;
 }
 
-/** bool [B, Tk] key mask (true = token) from HF's attention_mask (any int or bool dtype), or null. */
+/**
+ * bool [B, Tk] key mask (true = token) from HF's attention_mask (any int or bool dtype), or null;
+ * contiguous, so the attention of every layer reads it as it is (a decoder passes a view of a longer mask).
+ */
 export function keyMask(attentionMask: Tensor | undefined): Tensor | null {
   if (!attentionMask) return null;
   if (attentionMask.rank !== 2)
     throw new ShapeError(`[model] attentionMask must be [B, T], got ${fmtShape(attentionMask.shape)}`);
-  return attentionMask.dtype === 'bool' ? attentionMask : ops.ne(attentionMask, 0);
+  return attentionMask.dtype === 'bool' ? ops.contiguous(attentionMask) : ops.ne(attentionMask, 0);
 }
 
 /** Checks that input ids are i32 [B, T]; returns [B, T]. */
@@ -52,14 +56,12 @@ export function idsShape(ids: Tensor | undefined, model: string): [number, numbe
   return ids.shape as [number, number];
 }
 
-/** Row b of hidden [B, T, C] at position index[b]: [B, C] (differentiable through gather). */
-export function poolAt(hidden: Tensor, index: readonly number[]): Tensor {
+/** Row b of hidden [B, T, C] at position index[b], for an i32 [B] index on the device: [B, C] (differentiable through gather). */
+export function poolAt(hidden: Tensor, index: Tensor): Tensor {
   const [b, , c] = hidden.shape as [number, number, number];
   return scope(() => {
-    const idx = new Int32Array(b * c);
-    for (let i = 0; i < b; i++) idx.fill(index[i]!, i * c, (i + 1) * c);
-    const picked = ops.gather(hidden, 1, tensor(idx, { dtype: 'i32', shape: [b, 1, c], backend: hidden.backend }));
-    return ops.reshape(picked, [b, c]); // (B, C)
+    const idx = ops.contiguous(ops.expand(ops.reshape(index, [b, 1, 1]), [b, 1, c])); // (B, 1, C)
+    return ops.reshape(ops.gather(hidden, 1, idx), [b, c]); // (B, C)
   });
 }
 
@@ -72,23 +74,22 @@ export function firstToken(hidden: Tensor): Tensor {
 /**
  * transformers 5's sequence-classification pooling for decoders: per row, the rightmost position whose
  * id is not pad_token_id (0 when every token is padding); the last position when pad_token_id is unset,
- * which is an error for batches larger than 1.
+ * which is an error for batches larger than 1. An i32 [B] tensor computed on the ids' backend, as
+ * max over T of where(id ≠ pad, position, 0), so nothing is read back to the host.
  */
-export function lastNonPadIndex(ids: Tensor, padTokenId: number | null, model: string): number[] {
+export function lastNonPadIndex(ids: Tensor, padTokenId: number | null, model: string): Tensor {
   const [b, t] = ids.shape as [number, number];
+  const backend = ids.backend;
   if (padTokenId === null) {
     if (b !== 1)
       throw new Error(`[${model}] Cannot handle batch sizes > 1 if no padding token is defined (config pad_token_id)`);
-    return [t - 1];
+    return full([1], t - 1, { dtype: 'i32', backend });
   }
-  const host = ids.toArray() as Int32Array;
-  const out: number[] = [];
-  for (let i = 0; i < b; i++) {
-    let last = 0;
-    for (let j = 0; j < t; j++) if (host[i * t + j] !== padTokenId) last = j;
-    out.push(last);
-  }
-  return out;
+  return scope(() => {
+    const steps = ops.reshape(positionRange(backend, 0, t, 'f32'), [1, t]);
+    const candidates = ops.where(ops.ne(ids, padTokenId), steps, full([], 0, { backend })); // (B, T)
+    return ops.cast(ops.amax(candidates, 1), 'i32'); // (B)
+  });
 }
 
 /** A generator whose draws are zeros: builds a model skeleton fast when every weight will be loaded. */

@@ -2,12 +2,11 @@
 // frequencies of rope types "default", "linear", "llama3" and "yarn" (in float32, step by step like
 // torch) and YaRN's attention factor, read from 5.x `rope_parameters` or 4.x `rope_theta` + `rope_scaling`.
 
-import type { Backend } from '../backends/backend.js';
-import { arange, tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { ConfigReader, type HFConfig } from './config-utils.js';
+import { positionRange } from './positions.js';
 
 export type RopeType = 'default' | 'linear' | 'llama3' | 'yarn';
 export const SUPPORTED_ROPE_TYPES: readonly RopeType[] = ['default', 'linear', 'llama3', 'yarn'];
@@ -161,25 +160,22 @@ function yarnFrequencies(rope: RopeConfig, dim: number): Float32Array {
 }
 
 /**
- * cos and sin tables [B or 1, T, D/2] for ops.rope: angles position·inv_freq in float32. `positions` is
- * an i32 [B, T] tensor, or {start, length} for arange(start, start + length) shared by the batch.
+ * cos and sin tables [B or 1, T, D/2] for ops.rope: angles position·inv_freq in float32. `invFreq` is
+ * the [D/2] f32 tensor of inverseFrequencies on the backend to compute on (kept by the model, so a
+ * forward uploads nothing); `positions` is an i32 [B, T] tensor, or {start, length} for
+ * arange(start, start + length) shared by the batch.
  */
 export function ropeTables(
-  invFreq: Float32Array,
+  invFreq: Tensor,
   positions: Tensor | { start: number; length: number },
-  backend: Backend,
   attentionFactor = 1,
 ): { cos: Tensor; sin: Tensor } {
   return scope(() => {
     const pos =
       'start' in positions
-        ? ops.reshape(
-            arange(positions.start, positions.start + positions.length, 1, { backend, dtype: 'f32' }),
-            [1, -1],
-          )
+        ? ops.reshape(positionRange(invFreq.backend, positions.start, positions.length, 'f32'), [1, -1])
         : ops.cast(positions, 'f32'); // (B, T)
-    const inv = tensor(invFreq, { backend }); // (D/2)
-    const angles = ops.mul(ops.unsqueeze(pos, -1), inv); // (B, T, D/2)
+    const angles = ops.mul(ops.unsqueeze(pos, -1), invFreq); // (B, T, D/2)
     if (attentionFactor === 1) return { cos: ops.cos(angles), sin: ops.sin(angles) };
     // YaRN scales both tables (transformers multiplies in float32).
     const scale = Math.fround(attentionFactor);

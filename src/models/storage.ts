@@ -10,11 +10,10 @@ import { Embedding, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { empty } from '../tensor/creation.js';
 import { ALL_DTYPES, DTYPE_BYTES, type DType } from '../tensor/dtype.js';
-import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
+import { DTypeError } from '../tensor/errors.js';
 import { keep } from '../tensor/scope.js';
 import { Storage } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
-import { NoInitGenerator } from './common.js';
 
 /** Storage dtypes loadModel can keep parameters in. */
 export type ParameterDType = 'f32' | 'bf16';
@@ -131,52 +130,18 @@ export function readParameter(ckpt: Checkpoint, key: string, backend: Backend, d
 
 const HALF_FILE_DTYPES: Partial<Record<string, DType>> = { BF16: 'bf16', F16: 'f16' };
 
-/**
- * An Embedding whose table is bf16: the lookup widens the selected rows to f32 (one strided copy per
- * id; the ids are read on the host). For frozen tables only: no gradient reaches the weight.
- */
-export class Bf16Embedding extends Embedding {
-  override forward(ids: Tensor): Tensor {
-    const w = this.weight;
-    if (ids.dtype !== 'i32')
-      throw new DTypeError(`[embedding] Ids must be i32, got ${ids.dtype} of shape ${fmtShape(ids.shape)}`);
-    if (w.dtype !== 'bf16' || w.rank !== 2)
-      throw new DTypeError(`[embedding] Bf16Embedding needs a bf16 [V, C] table, got ${w.dtype} ${fmtShape(w.shape)}`);
-    if (w.requiresGrad)
-      throw new DTypeError(`[embedding] The bf16 table ${fmtShape(w.shape)} requires grad; bf16 tables are frozen`);
-    const [rows, width] = w.shape as [number, number];
-    const host = ids.toArray() as Int32Array;
-    const out = empty([...ids.shape, width], { backend: w.backend, dtype: 'f32' });
-    const ov = out.view('embedding');
-    const wv = w.view('embedding');
-    for (let n = 0; n < host.length; n++) {
-      const id = host[n]!;
-      if (!(id >= 0 && id < rows)) {
-        out.dispose();
-        throw new ShapeError(`[embedding] Id ${id} at position ${n} is out of range for a table of ${rows} rows`);
-      }
-      w.backend.copy(
-        { ...ov, offset: n * width, shape: [width], strides: [1] },
-        { ...wv, offset: wv.offset + id * wv.strides[0]!, shape: [width], strides: [wv.strides[1]!] },
-      );
-    }
-    return out;
-  }
-}
-
 /** Classification heads stay f32: they are tiny, and they are what gets trained (modules_to_save, newHead). */
 const CLASSIFIER_HEADS: readonly string[] = ['score', 'classifier'];
 
 /**
- * Switches the skeleton's Linear and Embedding weights to bf16 placeholders (Embedding layers become
- * Bf16Embedding), so the checkpoint loads them as bf16; classification heads keep f32. Call before
- * loading, on a skeleton model.
+ * Switches the skeleton's Linear and Embedding weights to bf16 placeholders, so the checkpoint loads them
+ * as bf16 (the GEMM and the embedding kernel widen them on the fly); classification heads keep f32. Call
+ * before loading, on a skeleton model.
  */
 export function keepWeightsInBf16(model: Module): void {
   const swap = new Map<Tensor | Module, Tensor | Module>();
-  const retype = (w: Tensor): Tensor => {
-    const done = swap.get(w);
-    if (done) return done as Tensor;
+  const retype = (w: Tensor): void => {
+    if (swap.has(w)) return;
     const target = loadTarget(w);
     if (!target) throw new Error('[loadModel] keepWeightsInBf16 works on a model skeleton only');
     if (!target.dtypes.includes('bf16'))
@@ -184,21 +149,10 @@ export function keepWeightsInBf16(model: Module): void {
     const t = keep(new Tensor(Storage.alloc(w.backend, 'bf16', w.numel), w.shape, w.strides, w.offset));
     t.name = w.name;
     swap.set(w, t);
-    return t;
   };
   for (const [path, m] of model.namedModules()) {
     if (CLASSIFIER_HEADS.includes(path.split('.')[0]!)) continue;
-    if (m instanceof Linear) retype(m.weight);
-    else if (m instanceof Embedding && !(m instanceof Bf16Embedding)) {
-      const e = new Bf16Embedding(m.numEmbeddings, m.dim, {
-        backend: m.weight.backend,
-        generator: new NoInitGenerator(),
-      });
-      e.weight.dispose();
-      e.weight = retype(m.weight);
-      e.training = m.training;
-      swap.set(m, e);
-    }
+    if (m instanceof Linear || m instanceof Embedding) retype(m.weight);
   }
   replaceInTree(model, swap);
 }

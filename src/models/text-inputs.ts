@@ -1,5 +1,5 @@
 // What text inputs need from a model and its tokenizer: the padding id and the position limit, as
-// training, evaluation and serving all pad and cut them.
+// training, evaluation and serving all pad and cut them, and the vocabulary their ids must lie in.
 
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { HFConfig } from './config-utils.js';
@@ -19,4 +19,10 @@ export function defaultMaxLength(config: HFConfig, tokenizer: Tokenizer | null):
   const tok = tokenizer?.config['model_max_length'];
   if (typeof tok === 'number' && tok > 0 && tok < 1e9) n = n === undefined ? tok : Math.min(n, tok);
   return n;
+}
+
+/** The number of token ids the model embeds (config vocab_size), or undefined when the config has none. */
+export function vocabSizeOf(config: HFConfig): number | undefined {
+  const v = config['vocab_size'];
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }

@@ -85,13 +85,17 @@ export abstract class Module {
       .reduce((n, t) => n + t.numel, 0);
   }
 
-  /** Frees every parameter's memory; the module is unusable afterwards. */
+  /** Frees every parameter's memory and every module's buffers; the module is unusable afterwards. */
   dispose(): void {
     for (const p of this.parameters()) {
       p.grad?.dispose();
       p.dispose();
     }
+    for (const [, m] of this.namedModules()) m.disposeBuffers();
   }
+
+  /** Frees non-parameter tensors this module keeps in #private fields (torch's buffers); dispose() calls it. */
+  protected disposeBuffers(): void {}
 }
 
 /** Marks a freshly created tensor as a parameter: kept out of scopes, trainable unless frozen. */

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { BASE_ADAPTER } from '../adapters/mixed.js';
 import { PeftModel } from '../adapters/peft-model.js';
 import { noGrad } from '../autograd/graph.js';
-import { decodeSteps } from '../generate/generate.js';
+import { Decoder } from '../generate/decoder.js';
 import { type SamplingOptions, checkSamplingOptions } from '../generate/sampling.js';
 import { readJsonFile } from '../io/json.js';
 import {
@@ -36,7 +36,8 @@ import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import { loadBaseFor } from '../adapters/load.js';
-import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
+import { defaultMaxLength, padIdFor, vocabSizeOf } from '../models/text-inputs.js';
+import { checkTokenIds } from '../io/token-ids.js';
 import { labelNames, rankLabels } from './labels.js';
 
 export interface ServeOptions {
@@ -201,6 +202,7 @@ export class AdapterServer {
       );
     const e = this.#tokenizer().encode(req.text!, req.pair === undefined ? {} : { pair: req.pair });
     if (e.ids.length === 0) throw new HttpError(400, 'the text has no tokens to classify');
+    this.#checkIds(e.ids, 'the text');
     // Longer inputs are cut to the model's positions, as vera train and vera eval cut them.
     const limit = this.#maxLength ?? Infinity;
     return this.#enqueue({
@@ -257,6 +259,7 @@ export class AdapterServer {
       }
     } else ids = tokenizer.encode(req.prompt!).ids;
     if (ids.length === 0) throw new HttpError(400, 'the prompt has no tokens to continue');
+    this.#checkIds(ids, 'the prompt');
     // Learned position embeddings (GPT-2) end at n_positions; rotary ones have no table to run off.
     const positions = this.model.modelType === 'gpt2' ? Number(this.model.config['n_positions']) : Infinity;
     if (ids.length + n > positions)
@@ -272,6 +275,15 @@ export class AdapterServer {
       sampling,
       ...(req.onToken ? { onToken: req.onToken } : {}),
     });
+  }
+
+  // Ids are checked where the tokenizer makes them: a kernel on a device would report a bad one late.
+  #checkIds(ids: readonly number[], what: string): void {
+    try {
+      checkTokenIds(ids, vocabSizeOf(this.model.config), what);
+    } catch (e) {
+      throw new HttpError(422, (e as Error).message);
+    }
   }
 
   #adapterName(name: string | undefined): string {
@@ -344,7 +356,7 @@ export class AdapterServer {
     try {
       const results =
         ok[0]!.kind === 'classify'
-          ? this.#classifyBatch(ok as ClassifyJob[])
+          ? await this.#classifyBatch(ok as ClassifyJob[])
           : await this.#generateBatch(ok as GenerateJob[]);
       ok.forEach((j, i) => j.resolve(results[i]));
     } catch (e) {
@@ -394,12 +406,14 @@ export class AdapterServer {
     );
   }
 
-  #classifyBatch(jobs: ClassifyJob[]): unknown[] {
-    const logits = noGrad(() =>
-      scope(() =>
-        this.#withAdapters(jobs, () => this.model.forward(this.#classifyInputs(jobs)).toArray() as Float32Array),
-      ),
+  async #classifyBatch(jobs: ClassifyJob[]): Promise<unknown[]> {
+    // The forward runs in a scope; its result, read asynchronously, lets the event loop run meanwhile.
+    const out = noGrad(() =>
+      scope(() => this.#withAdapters(jobs, () => this.model.forward(this.#classifyInputs(jobs)))),
     );
+    const read = out.data();
+    out.dispose();
+    const logits = (await read) as Float32Array;
     const n = logits.length / jobs.length;
     const names = this.#opts.labelNames ?? labelNames(this.model.config, n);
     return jobs.map((j, i) => {
@@ -435,7 +449,7 @@ export class AdapterServer {
   async #generateBatch(jobs: GenerateJob[]): Promise<unknown[]> {
     const eos = this.model.config['eos_token_id'];
     const stop = new Set(eos === undefined || eos === null ? [] : [eos].flat());
-    const steps = decodeSteps(
+    const decoder = new Decoder(
       this.model,
       jobs.map((j) => j.ids),
       {
@@ -449,11 +463,11 @@ export class AdapterServer {
     const tokenizer = this.#tokenizer();
     const decoders = jobs.map((j) => (j.onToken ? createStreamDecoder(tokenizer) : null));
     try {
-      // Each step's forward runs with the rows on their adapters; between steps the event loop runs.
-      for (;;) {
-        const next = this.#withAdapters(jobs, () => steps.next());
-        if (next.done) break;
-        next.value.tokens.forEach((t, r) => {
+      // Each step's forward runs with the rows on their adapters; its ids are read asynchronously, and the
+      // event loop runs between steps.
+      while (!decoder.finished) {
+        const next = await decoder.stepAsync((forward) => this.#withAdapters(jobs, forward));
+        next.tokens.forEach((t, r) => {
           const job = jobs[r]!;
           if (t === null || tokens[r]!.length >= job.maxNewTokens) return;
           tokens[r]!.push(t);
@@ -463,7 +477,7 @@ export class AdapterServer {
         await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
-      steps.return();
+      decoder.dispose();
     }
     return jobs.map((j, r) => {
       const row = tokens[r]!;

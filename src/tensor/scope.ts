@@ -2,6 +2,13 @@
 // disposed when fn returns, except the tensors fn returns (moved to the enclosing scope) and those
 // passed to keep(). A training step wrapped in scope() therefore frees its activations, its graph and
 // its temporaries, while parameters and their .grad (kept by the autograd engine) survive.
+//
+// Scopes bound synchronous work only (a Promise result is an error): an async read goes outside them,
+// on a tensor the scope returned or one passed to keep():
+//   const logits = noGrad(() => scope(() => model.forward(inputs))); // survives the scope
+//   const read = logits.data(); // the read is ordered here...
+//   logits.dispose(); // ...so the tensor can go at once
+//   const host = await read; // the event loop runs while the device finishes
 
 import type { Tensor } from './tensor.js';
 

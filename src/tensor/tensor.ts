@@ -1,6 +1,6 @@
 // Tensor: a strided view (shape, strides, offset) of a reference-counted Storage on one backend, plus
 // the autograd fields. Tensors are immutable views; operations live in src/ops. Host access is
-// explicit (toArray/item) and is the only place data crosses back from a device.
+// explicit (toArray/item, or data() as a Promise) and is the only place data crosses back from a device.
 
 import type { Backend, View } from '../backends/backend.js';
 import { type DType, type HostArray, bf16ToF32, f16ToF32, isComputeFloat } from './dtype.js';
@@ -112,9 +112,25 @@ export class Tensor {
     return this;
   }
 
-  /** Copies the elements to a new contiguous host array of this dtype. */
+  /** Copies the elements to a new contiguous host array of this dtype (waits for the device). */
   toArray(): HostArray {
     return this.backend.download(this.view('toArray'));
+  }
+
+  /**
+   * toArray() as a Promise (Backend.downloadAsync where the backend has it), so the caller's event loop
+   * runs while a device finishes. The read is ordered when data() is called: the tensor may be disposed
+   * right after. scope() rejects Promises, so read outside scopes: take the tensor a scope returned (or
+   * a kept one), call data(), dispose it, then await (see src/tensor/scope.ts).
+   */
+  data(): Promise<HostArray> {
+    try {
+      const v = this.view('data');
+      const b = this.backend;
+      return b.downloadAsync ? b.downloadAsync(v) : Promise.resolve(b.download(v));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
   /** The data as float64 numbers in a plain array (bool/int/half converted). */

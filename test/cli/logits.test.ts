@@ -86,6 +86,12 @@ describe('vera logits', () => {
     assert.match(noInput.stderr, /exactly one of --ids and --pixels/);
     const badIds = vera('--model', join(FIX, 'models/llama-lm'), '--ids', '1,x');
     assert.match(badIds.stderr, /--ids must be comma-separated/);
+    const outside = vera('--model', join(FIX, 'models/llama-lm'), '--ids', '1,128');
+    assert.equal(outside.status, 1);
+    assert.match(
+      outside.stderr,
+      /--ids: token id 128 at position 1 is outside the model's vocabulary \(vocab_size 128\)/,
+    );
     const missing = vera('--model', '/nonexistent', '--ids', '1');
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /nonexistent/);

@@ -286,6 +286,46 @@ describe('collate', () => {
     assert.deepEqual(nums(lm.labels), [IGNORE_INDEX, 2, 3, IGNORE_INDEX, IGNORE_INDEX, 4]);
   });
 
+  test('with vocabSize, ids, the pad id and causal-LM labels outside the vocabulary are errors naming them', () => {
+    const ok = collate([{ inputIds: [1, 9], label: 0 }], {
+      kind: 'classification',
+      padId: 0,
+      vocabSize: 10,
+      backend: js,
+    });
+    assert.deepEqual(nums(ok.inputIds!), [1, 9]);
+    assert.throws(
+      () =>
+        collate(
+          [
+            { inputIds: [1], label: 0 },
+            { inputIds: [3, 10], label: 1, source: 'b.csv:2' },
+          ],
+          {
+            kind: 'classification',
+            padId: 0,
+            vocabSize: 10,
+            backend: js,
+          },
+        ),
+      /\[collate\] b\.csv:2: inputIds: token id 10 at position 1 is outside the model's vocabulary \(vocab_size 10\)/,
+    );
+    assert.throws(
+      () => collate([{ inputIds: [1], label: 0 }], { kind: 'classification', padId: 12, vocabSize: 10, backend: js }),
+      /\[collate\] padId: token id 12/,
+    );
+    assert.throws(
+      () =>
+        collate([{ inputIds: [1, 2], labels: [IGNORE_INDEX, 11], source: 'c:1' }], {
+          kind: 'causal-lm',
+          padId: 0,
+          vocabSize: 10,
+          backend: js,
+        }),
+      /c:1: label 11 at position 1 is neither -100 nor a token id \(vocab_size 10\)/,
+    );
+  });
+
   test('images stack to [B, 3, H, W]; errors name the example', () => {
     const px = (v: number) => new Float32Array(3 * 2 * 2).fill(v);
     const b = collate(

@@ -101,6 +101,17 @@ describe('generation options', () => {
     assert.throws(() => generate(model, [prompt()], { temperature: 0 }), /temperature = 0 must be > 0/);
     assert.throws(() => generate(model, [prompt()], { topP: 1.5 }), /topP = 1.5/);
     assert.throws(() => generate(model, [[]]), /at least one token/);
+    // Ids are checked on the host before anything runs, naming the prompt, the id and its position.
+    assert.throws(
+      () =>
+        generate(model, [
+          [1, 2],
+          [3, 128, 4],
+        ]),
+      /\[generate\] Prompt 1: token id 128 at position 1 is outside the model's vocabulary \(vocab_size 128\)/,
+    );
+    assert.throws(() => generate(model, [[1], [2, 3]], { padTokenId: -1 }), /padTokenId \(left padding.*token id -1/);
+    assert.equal(generate(model, [[1]], { padTokenId: -1, maxNewTokens: 2 })[0]!.length, 2, 'unused: no error');
     assert.throws(() => generate(loadModel(caseDir('bert-seqcls')), [[1]]), /causal LM/);
   });
 

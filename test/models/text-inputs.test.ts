@@ -1,10 +1,11 @@
 // The padding id and position limit that training, evaluation and serving derive from a model's
-// config and its tokenizer.
+// config and its tokenizer, and the host-side check of token ids against the vocabulary.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Tokenizer } from '../../src/io/tokenizer.js';
-import { defaultMaxLength, padIdFor } from '../../src/models/text-inputs.js';
+import { checkTokenIds } from '../../src/io/token-ids.js';
+import { defaultMaxLength, padIdFor, vocabSizeOf } from '../../src/models/text-inputs.js';
 
 /** The few tokenizer fields these read. */
 const tok = (t: { pad?: number | null; eos?: number | null; max?: number }) =>
@@ -31,5 +32,19 @@ describe('text inputs', () => {
     assert.equal(defaultMaxLength({ max_position_embeddings: 2048 }, tok({ max: 1e30 })), 2048);
     assert.equal(defaultMaxLength({}, tok({ max: 128 })), 128);
     assert.equal(defaultMaxLength({}, null), undefined);
+  });
+
+  test('checkTokenIds names the first id outside the vocabulary and its position; vocabSizeOf reads vocab_size', () => {
+    assert.equal(vocabSizeOf({ vocab_size: 128 }), 128);
+    assert.equal(vocabSizeOf({ vocab_size: '128' }), undefined);
+    assert.equal(vocabSizeOf({}), undefined);
+    checkTokenIds([0, 127, 5], 128, 'ok');
+    assert.throws(
+      () => checkTokenIds([3, 128, 200], 128, 'the prompt'),
+      /^RangeError: the prompt: token id 128 at position 1 is outside the model's vocabulary \(vocab_size 128\)$/,
+    );
+    assert.throws(() => checkTokenIds([1, -2], 128, 'x'), /token id -2 at position 1/);
+    assert.throws(() => checkTokenIds([1.5], undefined, 'x'), /token id 1\.5 at position 0 is not a token id/);
+    checkTokenIds([1e6], undefined, 'any non-negative i32 without a vocabulary');
   });
 });

@@ -1,23 +1,40 @@
 // Index-driven kernels of the js backend: embedding gather / scatter-add and torch.gather / scatter_add.
+// The embedding lookup also reads a bf16 table, widening the rows it selects.
 
 import type { View } from '../backend.js';
-import { contiguousStart, floats, ints, sizeOf } from './buffer.js';
+import { bf16ToF32 } from '../../tensor/dtype.js';
+import { contiguousStart, dataOf, floats, ints, sizeOf } from './buffer.js';
+
+// Every id is checked before anything is written, as the native kernels do: a bad id leaves out alone.
+function checkIds(op: string, id: Int32Array, start: number, n: number, rows: number): void {
+  for (let i = 0; i < n; i++) {
+    const row = id[start + i]!;
+    if (row < 0 || row >= rows)
+      throw new Error(`[js ${op}] Id ${row} at position ${i} is out of range for a table of ${rows} rows`);
+  }
+}
 
 export function embedding(out: View, weight: View, ids: View): void {
   const [v, c] = weight.shape as [number, number];
   const n = sizeOf(ids.shape);
   const od = floats(out, 'embedding');
-  const wd = floats(weight, 'embedding');
+  // A bf16 table is read as stored and each selected element widened exactly (bf16ToF32).
+  const half = weight.dtype === 'bf16';
+  if (half && !(dataOf(weight, 'embedding') instanceof Uint16Array))
+    throw new Error('[js embedding] A bf16 weight needs bf16 storage');
+  const wd = half ? (dataOf(weight, 'embedding') as Uint16Array) : floats(weight, 'embedding');
   const id = ints(ids, 'embedding');
   const os = contiguousStart(out, 'embedding');
   const ws = contiguousStart(weight, 'embedding');
   const is = contiguousStart(ids, 'embedding');
   if (sizeOf(out.shape) !== n * c) throw new Error('[js embedding] Output size does not match ids × width');
+  checkIds('embedding', id, is, n, v);
   for (let i = 0; i < n; i++) {
     const row = id[is + i]!;
-    if (row < 0 || row >= v)
-      throw new Error(`[js embedding] Id ${row} at position ${i} is out of range for a table of ${v} rows`);
-    for (let j = 0; j < c; j++) od[os + i * c + j] = wd[ws + row * c + j]!;
+    for (let j = 0; j < c; j++) {
+      const x = wd[ws + row * c + j]!;
+      od[os + i * c + j] = half ? bf16ToF32(x) : x;
+    }
   }
 }
 
@@ -30,10 +47,9 @@ export function embeddingBackward(dweight: View, dy: View, ids: View): void {
   const gs = contiguousStart(dweight, 'embeddingBackward');
   const ds = contiguousStart(dy, 'embeddingBackward');
   const is = contiguousStart(ids, 'embeddingBackward');
+  checkIds('embeddingBackward', id, is, n, v);
   for (let i = 0; i < n; i++) {
     const row = id[is + i]!;
-    if (row < 0 || row >= v)
-      throw new Error(`[js embeddingBackward] Id ${row} at position ${i} is out of range for a table of ${v} rows`);
     for (let j = 0; j < c; j++) gd[gs + row * c + j]! += dd[ds + i * c + j]!;
   }
 }
@@ -41,6 +57,15 @@ export function embeddingBackward(dweight: View, dy: View, ids: View): void {
 // Splits a contiguous shape around `axis` into (outer, size along axis, inner).
 function around(shape: readonly number[], axis: number): [number, number, number] {
   return [sizeOf(shape.slice(0, axis)), shape[axis]!, sizeOf(shape.slice(axis + 1))];
+}
+
+// Every index is checked before anything is written (as the native kernels do).
+function checkIndices(op: string, id: Int32Array, start: number, n: number, size: number, axis: number): void {
+  for (let k = 0; k < n; k++) {
+    const j = id[start + k]!;
+    if (j < 0 || j >= size)
+      throw new Error(`[js ${op}] Index ${j} at position ${k} is out of range for axis ${axis} of size ${size}`);
+  }
 }
 
 function checkIndexShape(op: string, a: View, index: View, axis: number): void {
@@ -64,12 +89,12 @@ export function gather(out: View, a: View, index: View, axis: number): void {
   const os = contiguousStart(out, 'gather');
   const as = contiguousStart(a, 'gather');
   const is = contiguousStart(index, 'gather');
+  checkIndices('gather', id, is, outer * ni * inner, na, axis);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < ni; i++) {
       for (let r = 0; r < inner; r++) {
         const k = (o * ni + i) * inner + r;
         const j = id[is + k]!;
-        if (j < 0 || j >= na) throw new Error(`[js gather] Index ${j} is out of range for axis ${axis} of size ${na}`);
         od[os + k] = ad[as + (o * na + j) * inner + r]!;
       }
     }
@@ -86,13 +111,12 @@ export function scatterAdd(out: View, index: View, src: View, axis: number): voi
   const os = contiguousStart(out, 'scatterAdd');
   const ss = contiguousStart(src, 'scatterAdd');
   const is = contiguousStart(index, 'scatterAdd');
+  checkIndices('scatterAdd', id, is, outer * ni * inner, na, axis);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < ni; i++) {
       for (let r = 0; r < inner; r++) {
         const k = (o * ni + i) * inner + r;
         const j = id[is + k]!;
-        if (j < 0 || j >= na)
-          throw new Error(`[js scatterAdd] Index ${j} is out of range for axis ${axis} of size ${na}`);
         od[os + (o * na + j) * inner + r]! += sd[ss + k]!;
       }
     }

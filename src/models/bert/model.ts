@@ -4,11 +4,12 @@
 import { type InitOpts, Embedding, LayerNorm, Linear, type LinearLike } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
-import { arange, tensor, zeros } from '../../tensor/creation.js';
+import { full, zeros } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { firstToken, idsShape, keyMask } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
+import { positionRange } from '../positions.js';
 import { type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { type BertConfig, type BertVariant, parseBertConfig } from './config.js';
 import { bertWeights } from './weights.js';
@@ -44,22 +45,21 @@ export class BertEmbeddings extends Module {
     });
   }
 
-  // BERT: arange(T). RoBERTa (create_position_ids_from_input_ids): padding_idx + cumsum(id ≠ pad)·(id ≠ pad).
+  // BERT: arange(T). RoBERTa (create_position_ids_from_input_ids): padding_idx + cumsum(id ≠ pad)·(id ≠ pad),
+  // on the device: the running count is mask · U with U[j, i] = (j ≤ i), a GEMM of 0/1 values whose sums
+  // (integers ≤ T) are exact in f32, so nothing is read back to the host.
   #positionIds(ids: Tensor): Tensor {
-    const [b, t] = ids.shape as [number, number];
-    if (this.cfg.variant === 'bert') return ops.reshape(arange(0, t, 1, { backend: ids.backend }), [1, t]);
+    const [, t] = ids.shape as [number, number];
+    if (this.cfg.variant === 'bert') return ops.reshape(positionRange(ids.backend, 0, t), [1, t]);
     const pad = this.cfg.padTokenId;
-    const host = ids.toArray() as Int32Array;
-    const pos = new Int32Array(b * t);
-    for (let i = 0; i < b; i++) {
-      let count = 0;
-      for (let j = 0; j < t; j++) {
-        const real = host[i * t + j] !== pad;
-        if (real) count++;
-        pos[i * t + j] = real ? pad + count : pad;
-      }
-    }
-    return tensor(pos, { dtype: 'i32', shape: [b, t], backend: ids.backend });
+    return scope(() => {
+      const real = ops.ne(ids, pad); // (B, T)
+      const steps = positionRange(ids.backend, 0, t, 'f32');
+      const upper = ops.cast(ops.le(ops.reshape(steps, [t, 1]), ops.reshape(steps, [1, t])), 'f32'); // (T, T)
+      const count = ops.matmul(ops.cast(real, 'f32'), upper); // (B, T): real tokens up to each position
+      const padding = full([], pad, { backend: ids.backend });
+      return ops.cast(ops.where(real, ops.addScalar(count, pad), padding), 'i32'); // (B, T)
+    });
   }
 }
 

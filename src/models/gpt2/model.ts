@@ -4,10 +4,10 @@
 import { type InitOpts, Embedding, LayerNorm, Linear, type LinearLike } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
-import { arange } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
+import { positionRange } from '../positions.js';
 import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { type GPT2Config, parseGPT2Config } from './config.js';
@@ -109,7 +109,7 @@ export class GPT2Model extends Module {
     const ids = inputs.inputIds!;
     const past = inputs.cache?.length ?? 0;
     return scope(() => {
-      const pos = inputs.positionIds ?? ops.reshape(arange(past, past + t, 1, { backend: ids.backend }), [1, t]);
+      const pos = inputs.positionIds ?? ops.reshape(positionRange(ids.backend, past, t), [1, t]);
       let x = ops.add(this.wte.forward(ids), this.wpe.forward(pos)); // (B, T, C)
       if (inputs.tokenTypeIds) x = ops.add(x, this.wte.forward(inputs.tokenTypeIds));
       x = ops.dropout(x, this.cfg.embdPdrop, this.training);
@@ -178,8 +178,8 @@ export class GPT2ForSequenceClassification extends GPT2PreTrainedModel {
 
   forward(inputs: ModelInputs): Tensor {
     idsShape(inputs.inputIds, this.architecture);
-    const index = lastNonPadIndex(inputs.inputIds!, this.cfg.padTokenId, this.architecture);
     return scope(() => {
+      const index = lastNonPadIndex(inputs.inputIds!, this.cfg.padTokenId, this.architecture); // (B)
       const hidden = this.transformer.forward(inputs); // (B, T, C)
       return this.score.forward(poolAt(hidden, index)); // (B, numLabels)
     });

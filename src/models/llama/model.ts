@@ -10,6 +10,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
+import { DeviceConstant } from '../positions.js';
 import { inverseFrequencies, ropeTables } from '../rope.js';
 import { type LlamaConfig, type LlamaVariant, parseLlamaConfig } from './config.js';
 import { LLAMA_WEIGHTS, llamaTiedWeights } from './weights.js';
@@ -111,6 +112,8 @@ export class LlamaModel extends Module {
   norm: RMSNorm;
   /** RoPE inverse frequencies (D/2), from the config; a plain array, not a parameter. */
   invFreq: Float32Array;
+  /** The same on the device, uploaded on the first forward (the tree is built on a skeleton backend). */
+  readonly #invFreqOnDevice: DeviceConstant;
 
   constructor(
     readonly cfg: LlamaConfig,
@@ -121,6 +124,11 @@ export class LlamaModel extends Module {
     this.layers = Array.from({ length: cfg.numHiddenLayers }, (_, i) => new LlamaDecoderLayer(cfg, i, opts));
     this.norm = new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps, opts);
     this.invFreq = inverseFrequencies(cfg.rope, cfg.headDim);
+    this.#invFreqOnDevice = new DeviceConstant(this.invFreq);
+  }
+
+  protected override disposeBuffers(): void {
+    this.#invFreqOnDevice.dispose();
   }
 
   /** Final hidden states (B, T, C); `rope` tables as from withRope (made here when omitted). */
@@ -142,9 +150,8 @@ export class LlamaModel extends Module {
     return scope(() =>
       fn(
         ropeTables(
-          this.invFreq,
+          this.#invFreqOnDevice.on(inputs.inputIds!.backend),
           inputs.positionIds ?? { start: past, length: t },
-          inputs.inputIds!.backend,
           this.cfg.rope.attentionFactor,
         ),
       ),
@@ -211,8 +218,10 @@ export abstract class DecoderForSequenceClassification extends LlamaPreTrainedMo
 
   forward(inputs: ModelInputs): Tensor {
     idsShape(inputs.inputIds, this.architecture);
-    const index = lastNonPadIndex(inputs.inputIds!, this.cfg.padTokenId, this.architecture);
-    return this.model.withRope(inputs, (rope) => this.score.forward(poolAt(this.model.forward(inputs, rope), index))); // (B, numLabels)
+    return this.model.withRope(inputs, (rope) => {
+      const index = lastNonPadIndex(inputs.inputIds!, this.cfg.padTokenId, this.architecture); // (B)
+      return this.score.forward(poolAt(this.model.forward(inputs, rope), index)); // (B, numLabels)
+    });
   }
 }
 
