@@ -3,6 +3,7 @@
 // layer of the model, and only λ_b (out) and λ_d (r) are trained — or, in the VeRA paper's ablations
 // (VeraConfig.experimental), only one of them while the other stays fixed.
 
+import { noGrad } from '../../autograd/graph.js';
 import type { LinearLike } from '../../nn/layers.js';
 import { type RowAdapters, rowVectors } from '../mixed.js';
 import * as ops from '../../ops/index.js';
@@ -19,6 +20,31 @@ import type { SharedInputProjection } from './shared-input.js';
 export interface VeraProjections {
   A: Tensor; // (R, max_in)
   B: Tensor; // (max_out, R)
+}
+
+/**
+ * bf16 copies of the projections, for layers whose base weight is stored in bf16: their GEMMs then
+ * compute in bf16 with the base's (as torch.autocast casts A and B), and the f32 A and B stay the masters
+ * that merging and saving read. Made on first use, kept; dropped when the projections change.
+ */
+const bf16Copies = new WeakMap<VeraProjections, VeraProjections>();
+
+export function bf16Projections(p: VeraProjections): VeraProjections {
+  let c = bf16Copies.get(p);
+  if (!c || c.A.disposed || c.B.disposed) {
+    c = noGrad(() => ({ A: keep(ops.cast(p.A, 'bf16')), B: keep(ops.cast(p.B, 'bf16')) }));
+    bf16Copies.set(p, c);
+  }
+  return c;
+}
+
+/** Frees the bf16 copies of `p` (its values were overwritten, or it is being disposed). */
+export function dropBf16Projections(p: VeraProjections): void {
+  const c = bf16Copies.get(p);
+  if (!c) return;
+  c.A.dispose();
+  c.B.dispose();
+  bf16Copies.delete(p);
 }
 
 export interface VeraLayerInit {
@@ -124,27 +150,35 @@ export class VeraLinear extends AdapterLayer {
     this.activeAdapters = this.activeAdapters.filter((a) => a !== name);
   }
 
-  /** A_s (R, in) and B_s (out, R): views into the shared projections. */
+  /** A_s (R, in) and B_s (out, R): views into the shared projections (f32: merging reads these). */
   #slices(name: string): [Tensor, Tensor] {
     const p = this.#projections.get(name)!;
     return [ops.slice(p.A, 1, 0, this.inFeatures), ops.slice(p.B, 0, 0, this.outFeatures)];
   }
 
+  /** The projections the forward multiplies by: bf16 copies over a bf16 base, else the f32 ones. */
+  #operands(name: string): VeraProjections {
+    const p = this.#projections.get(name)!;
+    return this.base_layer.weight.dtype === 'bf16' ? bf16Projections(p) : p;
+  }
+
   /** B_s (out, R): a view into the shared projection. */
   #sliceB(name: string): Tensor {
-    return ops.slice(this.#projections.get(name)!.B, 0, 0, this.outFeatures);
+    return ops.slice(this.#operands(name).B, 0, 0, this.outFeatures);
   }
 
   /** h = A_s·x (..., R) on an input no dropout touches, through the model-wide cache. */
   #project(name: string, x: Tensor): Tensor {
-    return this.#shared.project(x, this.#projections.get(name)!.A, this.inFeatures);
+    return this.#shared.project(x, this.#operands(name).A, this.inFeatures);
   }
 
   protected contribution(name: string, x: Tensor): Tensor {
     const p = this.#dropout.get(name) ?? 0;
     // Dropout draws its own mask in every layer (PEFT's per-layer nn.Dropout): nothing to share then.
     const h =
-      p > 0 && this.training ? ops.linear(ops.dropout(x, p, true), this.#slices(name)[0]) : this.#project(name, x); // (..., R)
+      p > 0 && this.training
+        ? ops.linear(ops.dropout(x, p, true), ops.slice(this.#operands(name).A, 1, 0, this.inFeatures))
+        : this.#project(name, x); // (..., R)
     const y = ops.linear(ops.mul(h, this.vera_lambda_d.get(name)!), this.#sliceB(name)); // (..., out)
     return ops.mul(y, this.vera_lambda_b.get(name)!);
   }

@@ -10,7 +10,7 @@ import type { AdapterLayer } from '../layer.js';
 import type { AdapterMethod, ExpectedTensor, ModelContext, Target } from '../method.js';
 import type { PyJson } from '../python-json.js';
 import { type VeraConfig, experimentalOf, veraFromJson, veraToJson } from './config.js';
-import { VeraLinear, type VeraProjections } from './layer.js';
+import { VeraLinear, type VeraProjections, dropBf16Projections } from './layer.js';
 import { makeProjections } from './projections.js';
 import { SharedInputProjection } from './shared-input.js';
 
@@ -91,8 +91,8 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
     this.sharedInput.clear();
     if (stored === null) return [];
     const keys: ExpectedTensor[] = [
-      { key: 'base_model.vera_A', shape: p.A.shape, assign: (v) => overwrite(p.A, v) },
-      { key: 'base_model.vera_B', shape: p.B.shape, assign: (v) => overwrite(p.B, v) },
+      { key: 'base_model.vera_A', shape: p.A.shape, assign: (v) => overwrite(p, p.A, v) },
+      { key: 'base_model.vera_B', shape: p.B.shape, assign: (v) => overwrite(p, p.B, v) },
     ];
     if (config.save_projection) {
       for (const k of keys)
@@ -152,12 +152,14 @@ export class VeraMethod implements AdapterMethod<VeraConfig> {
     const p = this.projections.get(name);
     this.projections.delete(name);
     if (p && ![...this.projections.values()].includes(p)) {
+      dropBf16Projections(p);
       p.A.dispose();
       p.B.dispose();
     }
   }
 }
 
-function overwrite(dst: Tensor, src: Tensor): void {
+function overwrite(p: VeraProjections, dst: Tensor, src: Tensor): void {
   dst.backend.copy(dst.view('load'), src.view('load'));
+  dropBf16Projections(p); // the bf16 copies held the old values
 }
