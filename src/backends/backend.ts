@@ -79,6 +79,22 @@ export interface AttentionOpts {
   window: number;
   /** Optional 'bool' [B, Tk] contiguous, 1 = attend, 0 = padding (HF's attention_mask). */
   keyMask: View | null;
+  /**
+   * Dropout of the attention probabilities (HF's attn_dropout after the softmax); absent or null = none.
+   * Probability (b, h, i, j) (batch, query head, query row, key column) is kept when
+   *   u(seed, offset + ((b·Hq + h)·Tq + i)·Tk + j) ≥ p
+   * with u the Philox uniform of src/backends/philox.ts (the dropout kernel's), i.e. the mask of the
+   * dropout kernel over a contiguous [B, Hq, Tq, Tk] tensor; kept probabilities are scaled by 1/(1 − p),
+   * so out = dropout(P)·V. lse stays that of the undropped P, and the backward regenerates the mask from
+   * the same (seed, offset): no mask is stored. 0 ≤ p < 1.
+   */
+  dropout?: AttentionDropout | null;
+}
+
+export interface AttentionDropout {
+  p: number;
+  seed: number;
+  offset: number;
 }
 
 export interface CrossEntropyOpts {
@@ -208,7 +224,8 @@ export interface Backend {
    * (other strides free, so a fused qkv projection is read in place); Hq is a multiple of Hkv
    * (grouped-query attention: query head h reads kv head ⌊h·Hkv/Hq⌋). out [B, Tq, Hq, D] contiguous;
    * lse [B, Hq, Tq] contiguous receives each row's log-sum-exp of the scaled, masked scores (−∞ for a
-   * row with no visible key, whose output is 0). The T×T probabilities are never stored.
+   * row with no visible key, whose output is 0). The T×T probabilities are never stored. With
+   * opts.dropout the probabilities are dropped after the softmax (see AttentionOpts.dropout).
    */
   attention(out: View, lse: View, q: View, k: View, v: View, opts: AttentionOpts): void;
   /** Gradients of attention (overwrite dq, dk, dv, which are contiguous in the forward input shapes). */
