@@ -158,6 +158,11 @@ inline uint64_t philox_keep_bits64(uint64_t block0, uint32_t k0, uint32_t k1, ui
 // o[c] = keep ? (float)(x[c] · scale) : 0 for the 64 elements of one group (bit c of `bits`).
 VERA_INLINE void philox_apply64(const float* x, float* o, uint64_t bits, double scale) {
 #ifdef __AVX512F__
+  if (scale == 1.0) {  // a select only (x · 1 is exact)
+    for (int q = 0; q < 4; q++)
+      _mm512_storeu_ps(o + 16 * q, _mm512_maskz_mov_ps((__mmask16)(bits >> (16 * q)), _mm512_loadu_ps(x + 16 * q)));
+    return;
+  }
   const __m512d sc = _mm512_set1_pd(scale);
   for (int q = 0; q < 8; q++) {  // 8 elements at a time: the product is formed in double
     const __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + 8 * q)), sc);

@@ -249,4 +249,37 @@ describe('attention dropout: js and native', () => {
       for (const t of [...xj.owners, ...xn.owners]) t.dispose();
     }
   });
+
+  test(
+    'masks agree where Philox block counters carry into their high word (index 2^34)',
+    { skip: nativeSkip() },
+    () => {
+      const js = getBackend('js');
+      const nat = getBackend('native');
+      // Element 4·(2³² − 8) + … : the 16 blocks of one SIMD group straddle block 2³², whose low word wraps.
+      const offset = 2 ** 34 - 101;
+      const n = 300;
+      const x = Array.from({ length: n }, (_, i) => 1 + (i % 7));
+      const drop = (be: Backend) => {
+        const a = tensor(x, { shape: [n], dtype: 'f32', backend: be });
+        const out = zeros([n], { dtype: 'f32', backend: be });
+        be.dropout(out.view('t'), a.view('t'), 0.5, 3, offset);
+        return out.toNumbers();
+      };
+      const want = drop(js);
+      assert.deepEqual(drop(nat), want);
+      const u = new Float64Array(n);
+      philoxUniform(3, offset, u);
+      assert.deepEqual(
+        want.map((v) => v !== 0),
+        Array.from(u, (v) => v >= 0.5),
+      );
+      const dims = [1, 3, 40, 2, 1];
+      const opts = { ...plainOpts(40), dropout: { p: 0.5, seed: 3, offset: 2 ** 34 - 77 } };
+      assert.deepEqual(
+        droppedProbs(nat, 'f32', dims, opts).map((v) => v !== 0),
+        droppedProbs(js, 'f32', dims, opts).map((v) => v !== 0),
+      );
+    },
+  );
 });
