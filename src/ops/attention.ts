@@ -43,6 +43,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const [b, tq, hq, d] = q.shape as [number, number, number, number];
   const [bk, tk, hkv, dk] = k.shape as [number, number, number, number];
   if (bk !== b || dk !== d || v.shape.some((s, i) => s !== k.shape[i]) || hkv === 0 || hq % hkv !== 0) throw bad();
+  const p = opts.dropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new Error(`[attention] dropout = ${p} must be in [0, 1)`);
   let mask: Tensor | null = null;
   if (opts.keyMask) {
     expectDType('attention', opts.keyMask, 'bool', 'keyMask');
@@ -51,8 +53,6 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     }
     mask = contiguous(opts.keyMask);
   }
-  const p = opts.dropout ?? 0;
-  if (!(p >= 0 && p < 1)) throw new Error(`[attention] dropout = ${p} must be in [0, 1)`);
   const kernelOpts: AttentionOpts = {
     scale: opts.scale ?? 1 / Math.sqrt(d),
     causal: opts.causal ?? false,
