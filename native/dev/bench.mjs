@@ -68,18 +68,26 @@ if (on('overhead')) {
 }
 
 if (on('attention')) {
-  const [B, T, H, D] = [4, 128, 12, 64];
-  const q = t([B, T, H, D]), k = t([B, T, H, D]), v = t([B, T, H, D]);
-  const o = t([B, T, H, D], false), lse = t([B, H, T], false);
-  const dq = t([B, T, H, D], false), dk = t([B, T, H, D], false), dv = t([B, T, H, D], false), dout = t([B, T, H, D]);
-  for (const th of [1, 2]) {
-    nb.setThreads(th);
-    for (const causal of [false, true]) {
-      const opts = { scale: 1 / 8, causal, window: 0, keyMask: null };
-      const f = best(() => nb.attention(o, lse, q, k, v, opts), 30);
-      const bw = best(() => nb.attentionBackward(dq, dk, dv, dout, q, k, v, o, lse, opts), 30);
-      console.log(`attention B=${B} T=${T} H=${H} D=${D} causal=${causal} threads=${th}: fwd ${f.toFixed(3)} ms, bwd ${bw.toFixed(3)} ms`);
+  // MHA (GPT-2 small's heads) and GQA 32/4; p = 0 is the no-dropout path, p = 0.1 HF's usual rate.
+  for (const [B, T, H, HKV, D] of [
+    [4, 128, 12, 12, 64],
+    [4, 128, 32, 4, 64],
+  ]) {
+    const q = t([B, T, H, D]), k = t([B, T, HKV, D]), v = t([B, T, HKV, D]);
+    const o = t([B, T, H, D], false), lse = t([B, H, T], false);
+    const dq = t([B, T, H, D], false), dk = t([B, T, HKV, D], false), dv = t([B, T, HKV, D], false), dout = t([B, T, H, D]);
+    for (const th of [1, 2]) {
+      nb.setThreads(th);
+      for (const causal of [false, true]) {
+        for (const p of [0, 0.1]) {
+          const opts = { scale: 1 / 8, causal, window: 0, keyMask: null, dropout: p > 0 ? { p, seed: 1234, offset: 0 } : null };
+          const f = best(() => nb.attention(o, lse, q, k, v, opts), 30);
+          const bw = best(() => nb.attentionBackward(dq, dk, dv, dout, q, k, v, o, lse, opts), 30);
+          console.log(`attention B=${B} T=${T} Hq=${H} Hkv=${HKV} D=${D} causal=${causal} p=${p} threads=${th}: fwd ${f.toFixed(3)} ms, bwd ${bw.toFixed(3)} ms`);
+        }
+      }
     }
+    for (const x of [q, k, v, o, lse, dq, dk, dv, dout]) nb.free(x.buf);
   }
   nb.setThreads(threads0);
 }

@@ -517,7 +517,8 @@ KERNEL(ScatterAdd, "scatterAdd", {
   scatter_add(out, idx, src, axis_arg(a));
   return nullptr;
 })
-// attention scalars: [scale, causal, window]; views ..., keyMask (optional) last.
+// attention scalars: [scale, causal, window, dropout on, p, seed_lo, seed_hi, offset] (seed split in
+// TS exactly as philox.ts does); views ..., keyMask (optional) last.
 AttentionOpts attention_opts(Args& a) {
   AttentionOpts o;
   o.scale = (float)a.scalar(0);
@@ -525,6 +526,16 @@ AttentionOpts attention_opts(Args& a) {
   const double w = a.scalar(2);
   if (!(w >= 0 && std::floor(w) == w) || w > kMaxSafe) fail(a.kernel, "window must be a non-negative integer, got %g", w);
   o.window = (int64_t)w;
+  if (a.scalar(3) != 0) {
+    const double p = a.scalar(4), lo = a.scalar(5), hi = a.scalar(6), off = a.scalar(7);
+    if (!(p >= 0 && p < 1)) fail(a.kernel, "dropout p = %g must be in [0, 1)", p);
+    if (!(lo >= 0 && lo < 4294967296.0 && hi >= 0 && hi < 4294967296.0)) fail(a.kernel, "invalid dropout seed");
+    if (!is_index(off)) fail(a.kernel, "dropout offset must be a non-negative integer, got %g", off);
+    o.dropout.on = true;
+    o.dropout.p = p;
+    o.dropout.seed = ((uint64_t)hi << 32) | (uint64_t)lo;
+    o.dropout.offset = (uint64_t)off;
+  }
   return o;
 }
 KERNEL(Attention, "attention", {

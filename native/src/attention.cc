@@ -4,6 +4,8 @@
 // key-padding masks are applied while the block is formed, and keys no row of the block can see are
 // skipped. The backward recomputes P = exp(S − lse) and accumulates dK/dV per kv head (grouped-query
 // attention sums the query heads of a group) without races. Small products use single-threaded sgemm.
+// Probability dropout draws the keep bits of each row's visible keys from Philox while the block is
+// formed (philox_dropout_span), in the forward and again in the backward: no mask is stored.
 #include <dnnl.h>
 
 #include <algorithm>
@@ -14,12 +16,12 @@
 
 #include "kernels.h"
 #include "mathfun.h"
+#include "philox.h"
 #include "views.h"
 
 namespace vera {
 
 namespace {
-
 
 struct Dims {
   int64_t b, tq, tk, hq, hkv, d, group, bq, nblk;  // bq: query rows per block
@@ -97,11 +99,36 @@ void mask_row(float* s, const Dims& d, const AttentionOpts& o, const uint8_t* ma
 
 // Per-thread scratch that survives across calls (OpenMP threads are persistent).
 float* scratch(int slot, size_t n) {
-  thread_local std::vector<float> bufs[3];
+  thread_local std::vector<float> bufs[4];
   std::vector<float>& b = bufs[slot];
   if (b.size() < n) b.resize(n);
   return b.data();
 }
+
+// The dropout mask of the attention probabilities, for one row's visible keys at a time.
+struct RowDropout {
+  bool on;
+  uint64_t seed, offset;
+  uint32_t thresh;
+  double keep_scale;  // 1/(1 − p)
+  int64_t hq, tq, tk;
+
+  RowDropout(const AttentionOpts& o, const Dims& d)
+      : on(o.dropout.on),
+        seed(o.dropout.seed),
+        offset(o.dropout.offset),
+        thresh(philox_keep_threshold(o.dropout.p)),
+        keep_scale(1.0 / (1.0 - o.dropout.p)),
+        hq(d.hq),
+        tq(d.tq),
+        tk(d.tk) {}
+
+  // out[c] = keep(b, h, i, jlo + c) ? x[c] · scale : 0 for c in [0, n).
+  void apply(const float* x, float* out, int64_t n, int64_t b, int64_t h, int64_t i, int64_t jlo, double scale) const {
+    const uint64_t start = offset + (uint64_t)(((b * hq + h) * tq + i) * tk + jlo);
+    philox_dropout_span(x, out, n, start, seed, thresh, scale);
+  }
+};
 
 void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
            int64_t ldb, float beta, float* c, int64_t ldc, std::atomic<int>& status) {
@@ -147,6 +174,7 @@ void attention(const View& out, const View& lse, const View& q, const View& k, c
   float* op = out.f();
   float* lp = lse.f();
   const uint8_t* mask = o.key_mask.present ? o.key_mask.ptr<uint8_t>() : nullptr;
+  const RowDropout drop(o, d);
   std::atomic<int> status{0};
   const int64_t ldo = d.hq * d.d;
   parallel_tasks(d.b * d.hq * d.nblk, kn, [&](int64_t task) {
@@ -190,8 +218,12 @@ void attention(const View& out, const View& lse, const View& q, const View& k, c
       }
       inv[r] = 1.0f / sum;  // applied to O's row (D values) instead of P's (nk values)
       lrow[r] = (float)((double)m + std::log((double)sum));
+      if (drop.on) {  // zero the dropped entries of E; 1/(1 − p) joins 1/sum
+        drop.apply(s, s, nk, b, h, i0 + r, jlo, 1.0);
+        inv[r] = (float)(drop.keep_scale / (double)sum);
+      }
     }
-    // O = diag(1/sum) · E V.
+    // O = diag(1/sum) · dropout(E) V.
     sgemm('N', 'N', nq, d.d, nk, 1.0f, S, nk, V.at(b, jlo, g), V.s1, 0.0f, orow, ldo, status);
     for (int64_t r = 0; r < nq; r++) {
       float* orr = orow + r * ldo;
@@ -225,6 +257,7 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
   float* dkp = dk.f();
   float* dvp = dv.f();
   const uint8_t* mask = o.key_mask.present ? o.key_mask.ptr<uint8_t>() : nullptr;
+  const RowDropout drop(o, d);
   std::atomic<int> status{0};
   const int64_t ldq = d.hq * d.d, ldkv = d.hkv * d.d;
 
@@ -246,6 +279,8 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
     float* P = scratch(0, (size_t)nq * nk);
     float* dP = scratch(1, (size_t)nq * nk);
     float* Di = scratch(2, (size_t)nq);
+    // With dropout, Pd = dropout(P) (kept entries scaled by 1/(1 − p)); without, Pd is P.
+    float* Pd = drop.on ? scratch(3, (size_t)nq * nk) : P;
     // P = exp(scale · Q Kᵀ − lse), masked entries and rows without keys are 0.
     sgemm('N', 'T', nq, nk, d.d, o.scale, Q.at(b, i0, h), Q.s1, K.at(b, jlo, g), K.s1, 0.0f, P, nk, status);
     for (int64_t r = 0; r < nq; r++) {
@@ -258,6 +293,7 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
 #pragma omp simd
         for (int64_t j = 0; j < nk; j++) p[j] = vexp(p[j] - l);
       }
+      if (drop.on) drop.apply(p, Pd + r * nk, nk, b, h, i0 + r, jlo, drop.keep_scale);
       const float* go = G.at(b, i0 + r, h);
       const float* oo = O.at(b, i0 + r, h);
       float s = 0;
@@ -265,16 +301,23 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
       for (int64_t c = 0; c < d.d; c++) s += go[c] * oo[c];
       Di[r] = s;
     }
-    // dV += Pᵀ dO ; dP = dO Vᵀ.
-    sgemm('T', 'N', nk, d.d, nq, 1.0f, P, nk, G.at(b, i0, h), G.s1, 1.0f, dvb + jlo * ld_acc, ld_acc, status);
+    // dV += Pdᵀ dO ; dPd = dO Vᵀ.
+    sgemm('T', 'N', nk, d.d, nq, 1.0f, Pd, nk, G.at(b, i0, h), G.s1, 1.0f, dvb + jlo * ld_acc, ld_acc, status);
     sgemm('N', 'T', nq, nk, d.d, 1.0f, G.at(b, i0, h), G.s1, V.at(b, jlo, g), V.s1, 0.0f, dP, nk, status);
-    // dS = scale · P ∘ (dP − Di), in place in dP.
+    // dS = scale · P ∘ (dP − Di), in place in dP. With dropout the gradient of the undropped P is
+    // M ∘ dPd (M: 0 or 1/(1 − p)), so P ∘ dP = Pd ∘ dPd; Di = rowsum(dO ∘ O) still equals rowsum(P ∘ dP).
     for (int64_t r = 0; r < nq; r++) {
       const float* p = P + r * nk;
       float* ds = dP + r * nk;
       const float di = Di[r];
+      if (drop.on) {
+        const float* pd = Pd + r * nk;
 #pragma omp simd
-      for (int64_t j = 0; j < nk; j++) ds[j] = o.scale * p[j] * (ds[j] - di);
+        for (int64_t j = 0; j < nk; j++) ds[j] = o.scale * (pd[j] * ds[j] - p[j] * di);
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < nk; j++) ds[j] = o.scale * p[j] * (ds[j] - di);
+      }
     }
     // dQ = dS K ; dK += dSᵀ Q.
     sgemm('N', 'N', nq, d.d, nk, 1.0f, dP, nk, K.at(b, jlo, g), K.s1, 0.0f, dqrow, ldq, status);

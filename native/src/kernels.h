@@ -65,11 +65,19 @@ void gather(const View& out, const View& a, const View& index, int axis);
 void scatter_add(const View& out, const View& index, const View& src, int axis);
 
 // attention.cc
+// Dropout of the attention probabilities: (b, h, i, j) is kept when the Philox uniform of absolute
+// index offset + ((b·Hq + h)·Tq + i)·Tk + j is >= p (the dropout kernel's mask over [B, Hq, Tq, Tk]).
+struct AttentionDropout {
+  bool on = false;
+  double p = 0;
+  uint64_t seed = 0, offset = 0;
+};
 struct AttentionOpts {
   float scale;
   bool causal;
   int64_t window;
   View key_mask;  // present == false when absent
+  AttentionDropout dropout;
 };
 void attention(const View& out, const View& lse, const View& q, const View& k, const View& v, const AttentionOpts& o);
 void attention_backward(const View& dq, const View& dk, const View& dv, const View& dout, const View& q, const View& k,

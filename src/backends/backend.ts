@@ -110,6 +110,22 @@ export interface AttentionOpts {
   window: number;
   /** Optional 'bool' [B, Tk] contiguous, 1 = attend, 0 = padding (HF's attention_mask). */
   keyMask: View | null;
+  /**
+   * Dropout of the attention probabilities (HF's attn_dropout after the softmax); absent or null = none.
+   * Probability (b, h, i, j) (batch, query head, query row, key column) is kept when
+   *   u(seed, offset + ((b·Hq + h)·Tq + i)·Tk + j) ≥ p
+   * with u the Philox uniform of src/backends/philox.ts (the dropout kernel's), i.e. the mask of the
+   * dropout kernel over a contiguous [B, Hq, Tq, Tk] tensor; kept probabilities are scaled by 1/(1 − p),
+   * so out = dropout(P)·V. lse stays that of the undropped P, and the backward regenerates the mask from
+   * the same (seed, offset): no mask is stored. 0 ≤ p < 1.
+   */
+  dropout?: AttentionDropout | null;
+}
+
+export interface AttentionDropout {
+  p: number;
+  seed: number;
+  offset: number;
 }
 
 export interface CrossEntropyOpts {
@@ -157,9 +173,7 @@ export type PrimitiveKernelName = (typeof PRIMITIVE_KERNELS)[number];
 
 /**
  * The fused kernels a backend may leave out (ops reach them through fused(backend) in
- * src/ops/kernels.ts, which falls back to src/ops/composite/). attention and attentionBackward are in
- * the list but still required by the Backend type below until their composite
- * (src/ops/composite/attention.ts) is wired into src/ops/kernels.ts.
+ * src/ops/kernels.ts, which falls back to the composites in src/ops/composite/).
  */
 export const FUSED_KERNELS = [
   'softmax',
@@ -306,11 +320,12 @@ export interface Backend {
    * (other strides free, so a fused qkv projection is read in place); Hq is a multiple of Hkv
    * (grouped-query attention: query head h reads kv head ⌊h·Hkv/Hq⌋). out [B, Tq, Hq, D] contiguous;
    * lse [B, Hq, Tq] contiguous receives each row's log-sum-exp of the scaled, masked scores (−∞ for a
-   * row with no visible key, whose output is 0). The T×T probabilities are never stored.
+   * row with no visible key, whose output is 0). The T×T probabilities are never stored. With
+   * opts.dropout the probabilities are dropped after the softmax (see AttentionOpts.dropout).
    */
-  attention(out: View, lse: View, q: View, k: View, v: View, opts: AttentionOpts): void;
+  attention?(out: View, lse: View, q: View, k: View, v: View, opts: AttentionOpts): void;
   /** Gradients of attention (overwrite dq, dk, dv, which are contiguous in the forward input shapes). */
-  attentionBackward(
+  attentionBackward?(
     dq: View,
     dk: View,
     dv: View,

@@ -1,11 +1,15 @@
 // Scaled dot-product attention over the [B, T, H, D] layout that projections produce (no transposes),
-// with causal, sliding-window and key-padding masks and grouped-query heads, on a fused kernel that
-// saves only the per-row log-sum-exp for its backward.
+// with causal, sliding-window and key-padding masks, grouped-query heads and dropout of the attention
+// probabilities, on a fused kernel that saves only the per-row log-sum-exp for its backward. The
+// dropout mask comes from the Philox stream like ops.dropout's, so the backward regenerates it and
+// activation checkpointing replays it.
 
 import { record } from '../autograd/graph.js';
 import type { AttentionOpts } from '../backends/backend.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
+import { dropoutStream } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { fused } from './kernels.js';
 import { contiguous } from './movement.js';
 import { alloc, allocLike, expectDType, floatDType, sameBackend } from './util.js';
 
@@ -18,11 +22,16 @@ export interface AttentionOptions {
   keyMask?: Tensor | null;
   /** Defaults to 1/√D. */
   scale?: number;
+  /** Dropout probability of the attention probabilities (HF's attn_pdrop), in [0, 1); default 0. */
+  dropout?: number;
+  /** As ops.dropout's `training`: dropout applies only when true (the default). */
+  training?: boolean;
 }
 
 /**
- * softmax(q·kᵀ·scale + mask)·v per head. q [B, Tq, Hq, D], k and v [B, Tk, Hkv, D] with Hq a
- * multiple of Hkv; returns [B, Tq, Hq, D]. Only the head axis must be contiguous.
+ * dropout(softmax(q·kᵀ·scale + mask))·v per head. q [B, Tq, Hq, D], k and v [B, Tk, Hkv, D] with Hq
+ * a multiple of Hkv; returns [B, Tq, Hq, D]. Only the head axis must be contiguous. With dropout > 0
+ * and training, B·Hq·Tq·Tk counters are drawn from the dropout stream; otherwise none are.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   floatDType('attention', q, k, v);
@@ -35,6 +44,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const [b, tq, hq, d] = q.shape as [number, number, number, number];
   const [bk, tk, hkv, dk] = k.shape as [number, number, number, number];
   if (bk !== b || dk !== d || v.shape.some((s, i) => s !== k.shape[i]) || hkv === 0 || hq % hkv !== 0) throw bad();
+  const p = opts.dropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new Error(`[attention] dropout = ${p} must be in [0, 1)`);
   let mask: Tensor | null = null;
   if (opts.keyMask) {
     expectDType('attention', opts.keyMask, 'bool', 'keyMask');
@@ -48,12 +59,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     causal: opts.causal ?? false,
     window: opts.window ?? 0,
     keyMask: mask ? mask.view('attention') : null,
+    dropout: p > 0 && (opts.training ?? true) ? { p, ...dropoutStream.take(b * hq * tq * tk) } : null,
   };
   const headContiguous = (t: Tensor) => (t.strides[3] === 1 ? t : contiguous(t));
   const [qc, kc, vc] = [headContiguous(q), headContiguous(k), headContiguous(v)];
   const out = allocLike(q, [b, tq, hq, d]);
   const lse = alloc(backend, [b, hq, tq], q.dtype);
-  backend.attention(
+  fused(backend).attention(
     out.view('attention'),
     lse.view('attention'),
     qc.view('attention'),
@@ -76,7 +88,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const dq = allocLike(q, q.shape);
       const dkv = [allocLike(k, k.shape), allocLike(v, v.shape)];
       const view = (t: Tensor) => t.view('attention backward');
-      backend.attentionBackward(
+      fused(backend).attentionBackward(
         view(dq),
         view(dkv[0]!),
         view(dkv[1]!),

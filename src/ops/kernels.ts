@@ -7,6 +7,7 @@
 import { type Backend, FUSED_KERNELS, type FusedKernelName, type FusedKernels } from '../backends/backend.js';
 import { adamw } from './composite/adamw.js';
 import { dropout } from './composite/dropout.js';
+import { attention, attentionBackward } from './composite/attention.js';
 import { crossEntropy, crossEntropyBackward } from './composite/loss.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './composite/norm.js';
 import { rope } from './composite/rope.js';
@@ -14,12 +15,10 @@ import { softmax, softmaxBackward } from './composite/softmax.js';
 
 type Composite<K extends FusedKernelName> = (b: Backend, ...args: Parameters<FusedKernels[K]>) => void;
 
-/**
- * The composite of each fused kernel that has one. attention and attentionBackward plug in here (from
- * src/ops/composite/attention.ts, the attention helper's file) and then become optional in the Backend
- * type; until then a backend must implement them.
- */
-const COMPOSITES: { [K in FusedKernelName]?: Composite<K> } = {
+/** The composite of each fused kernel (every one has one, so a backend may implement none). */
+const COMPOSITES: { [K in FusedKernelName]: Composite<K> } = {
+  attention,
+  attentionBackward,
   softmax,
   softmaxBackward,
   layerNorm,
@@ -33,20 +32,12 @@ const COMPOSITES: { [K in FusedKernelName]?: Composite<K> } = {
   adamw,
 };
 
-/** The fused kernels that have a composite fallback (the ones a backend may leave out today). */
-export const COMPOSITE_KERNELS: readonly FusedKernelName[] = FUSED_KERNELS.filter((k) => COMPOSITES[k] !== undefined);
-
 const cache = new WeakMap<Backend, FusedKernels>();
 
 function resolve<K extends FusedKernelName>(b: Backend, name: K): FusedKernels[K] {
   const own = b[name] as FusedKernels[K] | undefined;
   if (typeof own === 'function') return own.bind(b) as FusedKernels[K];
-  const comp = COMPOSITES[name] as Composite<K> | undefined;
-  if (!comp) {
-    return (() => {
-      throw new Error(`[${name}] Backend "${b.name}" implements no ${name} kernel and it has no composite fallback`);
-    }) as unknown as FusedKernels[K];
-  }
+  const comp = COMPOSITES[name] as Composite<K>;
   return ((...args: Parameters<FusedKernels[K]>) => comp(b, ...args)) as FusedKernels[K];
 }
 
@@ -71,14 +62,10 @@ export function hasFused(b: Backend, name: FusedKernelName): boolean {
 }
 
 /**
- * `b` with the named fused kernels hidden (default: every one that has a composite), so fused()
- * gives their composites. Everything else, buffers included, is `b`'s own: tensors made on the
+ * `b` with the named fused kernels hidden (default: all of them), so fused() gives their composites. Everything else, buffers included, is `b`'s own: tensors made on the
  * wrapper are a distinct backend for sameBackend() checks, but share b's memory and statistics.
  */
-export function withoutFused(b: Backend, names: readonly FusedKernelName[] = COMPOSITE_KERNELS): Backend {
-  for (const n of names) {
-    if (!COMPOSITES[n]) throw new Error(`[withoutFused] ${n} has no composite fallback, so it cannot be hidden`);
-  }
+export function withoutFused(b: Backend, names: readonly FusedKernelName[] = FUSED_KERNELS): Backend {
   const hidden = new Set<PropertyKey>(names);
   const bound = new Map<PropertyKey, unknown>();
   return new Proxy(b, {

@@ -2,9 +2,9 @@
 // js fused kernels: the same arithmetic up to float64 rounding, so the tolerances are tight. The
 // primitives are skipped: they are the reference's own code.
 
-import { FUSED_KERNELS, PRIMITIVE_KERNELS } from '../../src/backends/backend.js';
+import { PRIMITIVE_KERNELS } from '../../src/backends/backend.js';
 import { JsBackend } from '../../src/backends/js/index.js';
-import { COMPOSITE_KERNELS, withoutFused } from '../../src/ops/kernels.js';
+import { withoutFused } from '../../src/ops/kernels.js';
 import { conformance } from './conformance/index.js';
 
 conformance(
@@ -12,10 +12,7 @@ conformance(
   { make: () => withoutFused(new JsBackend()) },
   {
     float: 'f64',
-    skip: [
-      { kernels: [...PRIMITIVE_KERNELS, 'memory'], reason: 'the primitives are the js reference itself' },
-      { kernels: FUSED_KERNELS.filter((k) => !COMPOSITE_KERNELS.includes(k)), reason: 'no composite yet' },
-    ],
+    skip: [{ kernels: [...PRIMITIVE_KERNELS, 'memory'], reason: 'the primitives are the js reference itself' }],
     tolerances: { default: { rtol: 1e-12, atol: 1e-13 } },
   },
 );

@@ -4,9 +4,9 @@
 // AdamW rounds every step to f32 as torch's f32 arithmetic does, where the js kernel keeps each
 // update's intermediates in f64 (m's error is then half an ulp of the O(1) gradient).
 
-import { FUSED_KERNELS, PRIMITIVE_KERNELS } from '../../src/backends/backend.js';
+import { PRIMITIVE_KERNELS } from '../../src/backends/backend.js';
 import { loadNativeBackend } from '../../src/backends/native/index.js';
-import { COMPOSITE_KERNELS, withoutFused } from '../../src/ops/kernels.js';
+import { withoutFused } from '../../src/ops/kernels.js';
 import { nativeRequired } from '../helpers/backends.js';
 import { conformance } from './conformance/index.js';
 
@@ -14,10 +14,7 @@ conformance(
   'native composites',
   { make: () => withoutFused(loadNativeBackend()), required: nativeRequired() },
   {
-    skip: [
-      { kernels: [...PRIMITIVE_KERNELS, 'memory'], reason: 'native primitives: see conformance-native' },
-      { kernels: FUSED_KERNELS.filter((k) => !COMPOSITE_KERNELS.includes(k)), reason: 'no composite yet' },
-    ],
+    skip: [{ kernels: [...PRIMITIVE_KERNELS, 'memory'], reason: 'native primitives: see conformance-native' }],
     tolerances: {
       dropout: { rtol: 2.5e-7, atol: 0 }, // two f32 ulps
       adamw: { rtol: 1e-6, atol: 1e-7 },

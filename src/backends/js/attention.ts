@@ -1,8 +1,10 @@
 // Scaled dot-product attention of the js backend, forward and backward, one (batch, head, query) row
 // at a time. Masks are evaluated per (query, key) pair; probabilities are recomputed in the backward
-// from the saved log-sum-exp, as the fused native and CUDA kernels do.
+// from the saved log-sum-exp, as the fused native and CUDA kernels do, and so is the dropout mask
+// (regenerated from Philox, one row of Tk uniforms at a time).
 
 import type { AttentionOpts, View } from '../backend.js';
+import { philoxUniform } from '../philox.js';
 import type { FloatArray } from '../../tensor/dtype.js';
 import { bools, contiguousStart, floats, viewOffsets } from './buffer.js';
 
@@ -43,6 +45,25 @@ function visibility(dm: Dims, opts: AttentionOpts): (b: number, i: number, j: nu
   };
 }
 
+/**
+ * The dropout multiplier of each key of row (b, h, i): 1/(1 − p) when kept, 0 when dropped, written
+ * into `keep` (length Tk); null when opts has no dropout.
+ */
+function dropoutRows(
+  dm: Dims,
+  opts: AttentionOpts,
+  op: string,
+): ((b: number, h: number, i: number, keep: Float64Array) => void) | null {
+  const d = opts.dropout;
+  if (!d) return null;
+  if (!(d.p >= 0 && d.p < 1)) throw new Error(`[js ${op}] dropout p = ${d.p} must be in [0, 1)`);
+  const scale = 1 / (1 - d.p);
+  return (b, h, i, keep) => {
+    philoxUniform(d.seed, d.offset + ((b * dm.hq + h) * dm.tq + i) * dm.tk, keep);
+    for (let j = 0; j < dm.tk; j++) keep[j] = keep[j]! >= d.p ? scale : 0;
+  };
+}
+
 function at(x: View, b: number, t: number, h: number): number {
   return x.offset + b * x.strides[0]! + t * x.strides[1]! + h * x.strides[2]!;
 }
@@ -64,7 +85,9 @@ export function attention(out: View, lse: View, q: View, k: View, v: View, opts:
   const os = contiguousStart(out, 'attention');
   const ls = contiguousStart(lse, 'attention');
   const visible = visibility(dm, opts);
+  const drop = dropoutRows(dm, opts, 'attention');
   const s = new Float64Array(dm.tk);
+  const keep = new Float64Array(dm.tk).fill(1);
   const acc = new Float64Array(dm.d);
   const group = dm.hq / dm.hkv;
   for (let b = 0; b < dm.b; b++) {
@@ -84,14 +107,16 @@ export function attention(out: View, lse: View, q: View, k: View, v: View, opts:
           for (let c = 0; c < dm.d; c++) od[oo + c] = 0;
           continue;
         }
+        if (drop) drop(b, h, i, keep);
         let sum = 0;
         acc.fill(0);
         for (let j = 0; j < dm.tk; j++) {
           if (s[j] === -Infinity) continue;
           const p = Math.exp(s[j]! - max);
-          sum += p;
+          sum += p; // the normaliser (and lse) is the undropped one
+          const pd = p * keep[j]!;
           const vo = at(v, b, j, hk);
-          for (let c = 0; c < dm.d; c++) acc[c]! += p * vd[vo + c]!;
+          for (let c = 0; c < dm.d; c++) acc[c]! += pd * vd[vo + c]!;
         }
         ld[lo] = max + Math.log(sum);
         for (let c = 0; c < dm.d; c++) od[oo + c] = acc[c]! / sum;
@@ -133,6 +158,8 @@ export function attentionBackward(
   gk.fill(0, ks, ks + dm.b * dm.tk * dm.hkv * dm.d);
   gv.fill(0, vs, vs + dm.b * dm.tk * dm.hkv * dm.d);
   const visible = visibility(dm, opts);
+  const drop = dropoutRows(dm, opts, 'attentionBackward');
+  const keep = new Float64Array(dm.tk).fill(1);
   const group = dm.hq / dm.hkv;
   for (let b = 0; b < dm.b; b++) {
     for (let h = 0; h < dm.hq; h++) {
@@ -140,19 +167,24 @@ export function attentionBackward(
       for (let i = 0; i < dm.tq; i++) {
         const l = ld[ls + (b * dm.hq + h) * dm.tq + i]!;
         if (l === -Infinity) continue;
+        if (drop) drop(b, h, i, keep);
         const qo = at(q, b, i, h);
         const row = ((b * dm.tq + i) * dm.hq + h) * dm.d;
-        const delta = dot(gd, gs + row, od, os + row, dm.d); // rowsum(dO ∘ O)
+        // rowsum(dO ∘ O) = rowsum(P ∘ dP) with dP = M ∘ dO·Vᵀ the gradient of the undropped P (M the
+        // dropout multipliers), since O = (P ∘ M)·V.
+        const delta = dot(gd, gs + row, od, os + row, dm.d);
         for (let j = 0; j < dm.tk; j++) {
           if (!visible(b, i, j)) continue;
           const ko = at(k, b, j, hk);
           const vo = at(v, b, j, hk);
           const p = Math.exp(opts.scale * dot(qd, qo, kd, ko, dm.d) - l);
-          const dp = dot(gd, gs + row, vd, vo, dm.d);
+          const m = keep[j]!;
+          const dp = m * dot(gd, gs + row, vd, vo, dm.d);
           const ds = p * (dp - delta) * opts.scale;
+          const pd = p * m;
           const kvRow = ((b * dm.tk + j) * dm.hkv + hk) * dm.d;
           for (let c = 0; c < dm.d; c++) {
-            gv[vs + kvRow + c]! += p * gd[gs + row + c]!;
+            gv[vs + kvRow + c]! += pd * gd[gs + row + c]!;
             gq[qs + row + c]! += ds * kd[ko + c]!;
             gk[ks + kvRow + c]! += ds * qd[qo + c]!;
           }

@@ -323,6 +323,15 @@ export class NativeBackend implements Backend {
     d[0] = o.scale;
     d[1] = o.causal ? 1 : 0;
     d[2] = o.window;
+    const drop = o.dropout;
+    d[3] = drop ? 1 : 0;
+    if (drop) {
+      d[4] = drop.p;
+      // The key words exactly as philox.ts derives them from the seed (as dropout() does).
+      d[5] = drop.seed >>> 0;
+      d[6] = Math.floor(drop.seed / 4294967296) >>> 0;
+      d[7] = drop.offset;
+    }
   }
 
   attention(out: View, lse: View, q: View, k: View, v: View, opts: AttentionOpts): void {

@@ -14,6 +14,8 @@ export interface BertConfig {
   intermediateSize: number;
   hiddenAct: Activation;
   hiddenDropoutProb: number;
+  /** Dropout of the attention probabilities (attention_probs_dropout_prob). */
+  attentionProbsDropoutProb: number;
   maxPositionEmbeddings: number;
   typeVocabSize: number;
   layerNormEps: number;
@@ -42,6 +44,7 @@ export function parseBertConfig(raw: HFConfig, variant: BertVariant): BertConfig
     intermediateSize: c.int('intermediate_size', 3072),
     hiddenAct: activation(c, 'hidden_act', 'gelu'),
     hiddenDropoutProb,
+    attentionProbsDropoutProb: c.prob('attention_probs_dropout_prob', 0.1),
     maxPositionEmbeddings: c.int('max_position_embeddings', 512),
     typeVocabSize: c.int('type_vocab_size', 2),
     layerNormEps: c.positive('layer_norm_eps', 1e-12),

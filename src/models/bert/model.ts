@@ -84,7 +84,11 @@ export class BertSelfAttention extends Module {
     const h = this.cfg.numAttentionHeads;
     return scope(() => {
       const heads = (p: LinearLike) => ops.reshape(p.forward(x), [b, t, h, c / h]); // (B, T, H, D)
-      const y = ops.attention(heads(this.query), heads(this.key), heads(this.value), { keyMask: mask });
+      const y = ops.attention(heads(this.query), heads(this.key), heads(this.value), {
+        keyMask: mask,
+        dropout: this.cfg.attentionProbsDropoutProb,
+        training: this.training,
+      });
       return ops.reshape(y, [b, t, c]); // (B, T, C)
     });
   }

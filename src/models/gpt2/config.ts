@@ -17,6 +17,8 @@ export interface GPT2Config {
   scaleAttnByInverseLayerIdx: boolean;
   embdPdrop: number;
   residPdrop: number;
+  /** Dropout of the attention probabilities (attn_pdrop). */
+  attnPdrop: number;
   tieWordEmbeddings: boolean;
   numLabels: number;
   padTokenId: number | null;
@@ -40,6 +42,7 @@ export function parseGPT2Config(raw: HFConfig): GPT2Config {
     scaleAttnByInverseLayerIdx: c.bool('scale_attn_by_inverse_layer_idx', false),
     embdPdrop: c.prob('embd_pdrop', 0.1),
     residPdrop: c.prob('resid_pdrop', 0.1),
+    attnPdrop: c.prob('attn_pdrop', 0.1),
     tieWordEmbeddings: c.bool('tie_word_embeddings', true),
     numLabels: c.numLabels(),
     padTokenId: c.optInt('pad_token_id'),

@@ -37,7 +37,13 @@ export class GPT2Attention extends Module {
       const qkv = this.c_attn.forward(x); // (B, T, 3C)
       const [q, k, v] = ops.split(qkv, [c, c, c], -1).map((p) => ops.reshape(p, [b, t, h, c / h])); // (B, T, H, D)
       const kv = cache ? cache.update(this.layerIdx, k!, v!) : { k: k!, v: v! }; // (B, Tk, H, D)
-      const y = ops.attention(q!, kv.k, kv.v, { causal: true, keyMask: mask, scale: this.#scale }); // (B, T, H, D)
+      const y = ops.attention(q!, kv.k, kv.v, {
+        causal: true,
+        keyMask: mask,
+        scale: this.#scale,
+        dropout: this.cfg.attnPdrop,
+        training: this.training,
+      }); // (B, T, H, D)
       return ops.dropout(this.c_proj.forward(ops.reshape(y, [b, t, c])), this.cfg.residPdrop, this.training); // (B, T, C)
     });
   }

@@ -23,6 +23,8 @@ export interface LlamaConfig {
   qkvBias: boolean;
   oProjBias: boolean;
   mlpBias: boolean;
+  /** Dropout of the attention probabilities (attention_dropout). */
+  attentionDropout: number;
   /** Per layer: the sliding window (keys a query sees, itself included), 0 for full attention. */
   windows: number[];
   tieWordEmbeddings: boolean;
@@ -61,6 +63,7 @@ export function parseLlamaConfig(raw: HFConfig, variant: LlamaVariant): LlamaCon
     qkvBias: variant === 'qwen2' || attentionBias,
     oProjBias: attentionBias,
     mlpBias: variant === 'llama' && c.bool('mlp_bias', false),
+    attentionDropout: c.prob('attention_dropout', 0),
     windows: slidingWindows(c, variant, layers),
     tieWordEmbeddings: c.bool('tie_word_embeddings', false),
     numLabels: c.numLabels(),

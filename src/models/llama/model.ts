@@ -54,7 +54,13 @@ export class LlamaAttention extends Module {
       const v = ops.reshape(this.v_proj.forward(x), [b, t, hkv, d]); // (B, T, Hkv, D)
       const kv = ctx.cache ? ctx.cache.update(this.layerIdx, k, v) : { k, v }; // (B, Tk, Hkv, D)
       const window = this.cfg.windows[this.layerIdx]!;
-      const y = ops.attention(q, kv.k, kv.v, { causal: true, window, keyMask: ctx.mask }); // (B, T, H, D)
+      const y = ops.attention(q, kv.k, kv.v, {
+        causal: true,
+        window,
+        keyMask: ctx.mask,
+        dropout: this.cfg.attentionDropout,
+        training: this.training,
+      }); // (B, T, H, D)
       return this.o_proj.forward(ops.reshape(y, [b, t, h * d])); // (B, T, C)
     });
   }

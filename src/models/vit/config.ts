@@ -10,6 +10,8 @@ export interface ViTConfig {
   intermediateSize: number;
   hiddenAct: Activation;
   hiddenDropoutProb: number;
+  /** Dropout of the attention probabilities (attention_probs_dropout_prob; ViTConfig's default is 0). */
+  attentionProbsDropoutProb: number;
   layerNormEps: number;
   imageSize: [number, number];
   patchSize: number;
@@ -34,6 +36,7 @@ export function parseViTConfig(raw: HFConfig): ViTConfig {
     intermediateSize: c.int('intermediate_size', 3072),
     hiddenAct: activation(c, 'hidden_act', 'gelu'),
     hiddenDropoutProb: c.prob('hidden_dropout_prob', 0),
+    attentionProbsDropoutProb: c.prob('attention_probs_dropout_prob', 0),
     layerNormEps: c.positive('layer_norm_eps', 1e-12),
     imageSize,
     patchSize,

@@ -102,7 +102,10 @@ export class ViTAttention extends Module {
     const h = this.cfg.numAttentionHeads;
     return scope(() => {
       const heads = (p: LinearLike) => ops.reshape(p.forward(x), [b, t, h, c / h]); // (B, T, H, D)
-      const y = ops.attention(heads(this.q_proj), heads(this.k_proj), heads(this.v_proj)); // (B, T, H, D)
+      const y = ops.attention(heads(this.q_proj), heads(this.k_proj), heads(this.v_proj), {
+        dropout: this.cfg.attentionProbsDropoutProb,
+        training: this.training,
+      }); // (B, T, H, D)
       return ops.dropout(this.o_proj.forward(ops.reshape(y, [b, t, c])), this.cfg.hiddenDropoutProb, this.training);
     });
   }

@@ -1,6 +1,7 @@
 // Fused attention, forward and backward: causal, sliding window, key padding (a batch with no visible
 // key: lse −∞, output 0), grouped-query heads, q/k/v read in place from a fused projection, Tq < Tk
-// and Tq > Tk, odd head sizes.
+// and Tq > Tk, odd head sizes, and probability dropout (the Philox mask of AttentionOpts.dropout; the
+// same seed and offset in the forward and the backward, an offset whose counters cross a 32-bit word).
 
 import type { AttentionOpts, View } from '../../../src/backends/backend.js';
 import type { Ctx, Pair } from './harness.js';
@@ -16,6 +17,9 @@ interface AttnCase {
   window: number;
   mask: boolean;
   fused: boolean;
+  /** Dropout probability (0: none). */
+  p: number;
+  offset: number;
 }
 
 function attentionCase(ctx: Ctx, c: AttnCase): void {
@@ -53,6 +57,7 @@ function attentionCase(ctx: Ctx, c: AttnCase): void {
     causal: c.causal,
     window: c.window,
     keyMask: keyMask ? p(keyMask) : null,
+    dropout: c.p > 0 ? { p: c.p, seed: 20261206, offset: c.offset } : null,
   });
   ctx.both((be, p) => ctx.k(be).attention(p(out), p(lse), p(q), p(k), p(v), opts(p)));
   ctx.close('attention', `attention out ${label}`, out, 1e-4, 1e-5);
@@ -72,7 +77,7 @@ function attentionCase(ctx: Ctx, c: AttnCase): void {
 export function attentionTests(ctx: Ctx): void {
   ctx.test(
     ['attention', 'attentionBackward'],
-    'attention: causal, sliding window, key padding, GQA, fused qkv, Tq < Tk',
+    'attention: causal, sliding window, key padding, GQA, fused qkv, Tq < Tk, dropout',
     () => {
       const base: AttnCase = {
         b: 2,
@@ -85,6 +90,8 @@ export function attentionTests(ctx: Ctx): void {
         window: 0,
         mask: false,
         fused: false,
+        p: 0,
+        offset: 0,
       };
       const cases: Partial<AttnCase>[] = [
         {},
@@ -100,6 +107,10 @@ export function attentionTests(ctx: Ctx): void {
         { b: 1, tq: 129, tk: 129, hq: 3, hkv: 3, d: 16, causal: true },
         { b: 1, tq: 130, tk: 130, hq: 2, hkv: 1, d: 5, mask: true },
         { b: 3, tq: 70, tk: 70, hq: 6, hkv: 2, d: 32, causal: true, window: 40 },
+        { p: 0.1 },
+        { p: 0.5, causal: true, mask: true, offset: 7 },
+        { p: 0.3, fused: true, causal: true, hkv: 1, offset: 2 ** 34 - 101 },
+        { p: 0.2, tq: 5, tk: 17, causal: true, window: 4 },
       ];
       for (const c of cases) attentionCase(ctx, { ...base, ...c });
     },
