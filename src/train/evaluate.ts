@@ -10,7 +10,9 @@ import { pearson, spearman } from '../metrics/correlation.js';
 import { perplexity } from '../metrics/perplexity.js';
 import type { ModelInputs } from '../models/pretrained.js';
 import type { Module } from '../nn/module.js';
-import { scope } from '../tensor/scope.js';
+import { empty } from '../tensor/creation.js';
+import { keep, scope } from '../tensor/scope.js';
+import { contiguousStrides } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Task } from './config.js';
 import { lossItems, modelInputs, predictions, summedLoss } from './heads.js';
@@ -43,13 +45,22 @@ export function evaluate(
 ): EvalResult {
   const wasTraining = root.training;
   root.eval();
-  let lossSum = 0;
   let items = 0;
-  const preds: number[] = [];
+  let lossSum = 0;
+  let predicted: number[] = [];
   const gold: number[] = [];
+  // Each batch's summed loss and predictions go to backend buffers, read once at the end: the loss
+  // is then summed on the host in batch order, exactly as reading every batch did.
+  const batches = Math.ceil(ds.length / o.batchSize);
+  const out: { losses: Tensor | null; preds: Tensor | null } = { losses: null, preds: null };
+  const put = (into: Tensor, at: number, t: Tensor) =>
+    o.backend.copy(
+      { ...into.view('evaluate'), offset: at, shape: t.shape, strides: contiguousStrides(t.shape) },
+      t.view('evaluate'),
+    );
   try {
     noGrad(() => {
-      for (let start = 0; start < ds.length; start += o.batchSize) {
+      for (let b = 0, start = 0; start < ds.length; b++, start += o.batchSize) {
         const examples: Example[] = [];
         for (let i = start; i < Math.min(ds.length, start + o.batchSize); i++) examples.push(ds.get(i));
         scope(() => {
@@ -60,20 +71,32 @@ export function evaluate(
             backend: o.backend,
           });
           const logits = forward(modelInputs(batch, o.modelType));
-          lossSum += summedLoss(logits, batch.labels, o.task).item();
+          const loss = summedLoss(logits, batch.labels, o.task);
+          out.losses ??= keep(empty([batches], { dtype: loss.dtype, backend: o.backend }));
+          put(out.losses, b, loss);
           items += lossItems(examples, o.task);
           if (o.task !== 'causal-lm') {
-            preds.push(...predictions(logits, o.task));
+            const p = predictions(logits, o.task);
+            out.preds ??= keep(empty([ds.length], { dtype: p.dtype, backend: o.backend }));
+            put(out.preds, start, p);
             gold.push(...examples.map((ex) => ex.label!));
           }
         });
       }
     });
+    for (const v of out.losses?.toNumbers() ?? []) lossSum += v;
+    predicted = out.preds?.toNumbers() ?? [];
   } finally {
     root.train(wasTraining);
+    out.losses?.dispose();
+    out.preds?.dispose();
   }
   const loss = items > 0 ? lossSum / items : NaN;
-  return { loss, metrics: { loss, ...taskMetrics(o.task, preds, gold, loss, o.numLabels) }, examples: ds.length };
+  return {
+    loss,
+    metrics: { loss, ...taskMetrics(o.task, predicted, gold, loss, o.numLabels) },
+    examples: ds.length,
+  };
 }
 
 /** The task's metrics from predictions and gold labels (or, for causal LM, the mean token loss). */
