@@ -47,7 +47,7 @@ export function evaluate(
   root.eval();
   let items = 0;
   let lossSum = 0;
-  let predicted: number[] = [];
+  let predicted: number[];
   const gold: number[] = [];
   // Each batch's summed loss and predictions go to backend buffers, read once at the end: the loss
   // is then summed on the host in batch order, exactly as reading every batch did.

@@ -442,7 +442,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     const stop =
       bad.step === st.step + 1
         ? 'stopped without applying that update'
-        : `stopped at step ${st.step + 1} (losses are read at logging steps and before evaluations and checkpoints) without saving that update or any later one`;
+        : `stopped at step ${st.step + 1}, the next step that reads losses back, without saving any update from step ${bad.step} on`;
     st.step = bad.step - 1;
     return result(
       'diverged',
