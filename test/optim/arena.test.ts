@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { backward } from '../../src/autograd/backward.js';
+import { backward, setGradSlot } from '../../src/autograd/backward.js';
 import { JsBackend } from '../../src/backends/js/index.js';
 import { SafetensorsReader, writeSafetensors } from '../../src/io/safetensors.js';
 import * as ops from '../../src/ops/index.js';
@@ -223,6 +223,37 @@ describe('parameter arena', () => {
     scope(() => backward(lossOf(ps)));
     assert.notEqual(ps[0]!.grad!.storage, ps[1]!.grad!.storage);
     assert.equal(ps[0]!.grad!.storage.numel, 2);
+  });
+
+  test('gradient slots: a handle disposed by its user is replaced over the same elements; bad slots and moves are refused', () => {
+    const backend = new JsBackend();
+    const ps = params(backend, 'f64', [[2], [3]], 4);
+    const ref = copies(ps);
+    new AdamW(ps);
+    scope(() => backward(lossOf(ps)));
+    const storage = ps[1]!.grad!.storage;
+    ps[1]!.grad!.dispose(); // what module.dispose() or a user may do
+    ps[1]!.grad = null;
+    scope(() => backward(lossOf(ps)));
+    scope(() => backward(lossOf(ref)));
+    assert.equal(ps[1]!.grad!.storage, storage);
+    assert.ok(!ps[1]!.grad!.disposed);
+    assert.deepEqual(ps[1]!.grad!.toNumbers(), ref[1]!.grad!.toNumbers());
+    const other = tensor([1, 2], { dtype: 'f64', backend, requiresGrad: true });
+    assert.throws(
+      () => setGradSlot(other, zeros([3], { dtype: 'f64', backend })),
+      /\[backward\] A gradient slot must be a contiguous f64 view of the leaf's shape \(2\), got f64 \(3\)/,
+    );
+    assert.throws(
+      () => other.relocate(ps[0]!.storage, 4),
+      /\[relocate\] 2 elements from offset 4 do not fit a storage of 5/,
+    );
+    assert.throws(
+      () => other.relocate(tensor([1, 2], { backend }).storage, 0),
+      /\[relocate\] Tensor is f64 on js, the target storage f32 on js/,
+    );
+    other.dispose();
+    assert.throws(() => other.relocate(ps[0]!.storage, 0), /\[relocate\] Tensor was disposed/);
   });
 
   test('the state written to safetensors and loaded into a new optimizer continues bit for bit', () => {
