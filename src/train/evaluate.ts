@@ -49,10 +49,12 @@ export function evaluate(
   let lossSum = 0;
   let predicted: number[];
   const gold: number[] = [];
-  // Each batch's summed loss and predictions go to backend buffers, read once at the end: the loss
-  // is then summed on the host in batch order, exactly as reading every batch did.
+  // One backend buffer receives each batch's summed loss, then every prediction (class ids are exact
+  // in a float buffer), and is read once at the end; the losses are then summed on the host in batch
+  // order, exactly as reading every batch did.
   const batches = Math.ceil(ds.length / o.batchSize);
-  const out: { losses: Tensor | null; preds: Tensor | null } = { losses: null, preds: null };
+  const predicts = o.task !== 'causal-lm';
+  const out: { results: Tensor | null } = { results: null };
   const put = (into: Tensor, at: number, t: Tensor) =>
     o.backend.copy(
       { ...into.view('evaluate'), offset: at, shape: t.shape, strides: contiguousStrides(t.shape) },
@@ -72,24 +74,27 @@ export function evaluate(
           });
           const logits = forward(modelInputs(batch, o.modelType));
           const loss = summedLoss(logits, batch.labels, o.task);
-          out.losses ??= keep(empty([batches], { dtype: loss.dtype, backend: o.backend }));
-          put(out.losses, b, loss);
+          out.results ??= keep(
+            empty([batches + (predicts ? ds.length : 0)], {
+              dtype: loss.dtype === 'f64' ? 'f64' : 'f32',
+              backend: o.backend,
+            }),
+          );
+          put(out.results, b, loss);
           items += lossItems(examples, o.task);
-          if (o.task !== 'causal-lm') {
-            const p = predictions(logits, o.task);
-            out.preds ??= keep(empty([ds.length], { dtype: p.dtype, backend: o.backend }));
-            put(out.preds, start, p);
+          if (predicts) {
+            put(out.results, batches + start, predictions(logits, o.task));
             gold.push(...examples.map((ex) => ex.label!));
           }
         });
       }
     });
-    for (const v of out.losses?.toNumbers() ?? []) lossSum += v;
-    predicted = out.preds?.toNumbers() ?? [];
+    const host = out.results?.toNumbers() ?? [];
+    for (let b = 0; b < Math.min(batches, host.length); b++) lossSum += host[b]!;
+    predicted = host.slice(batches);
   } finally {
     root.train(wasTraining);
-    out.losses?.dispose();
-    out.preds?.dispose();
+    out.results?.dispose();
   }
   const loss = items > 0 ? lossSum / items : NaN;
   return {

@@ -16,12 +16,36 @@ import { AdamW } from '../../src/optim/adamw.js';
 import { clipGradNorm } from '../../src/optim/clip.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { scope } from '../../src/tensor/scope.js';
+import { collate } from '../../src/data/index.js';
+import { evaluate, taskMetrics } from '../../src/train/evaluate.js';
+import { modelInputs, summedLoss } from '../../src/train/heads.js';
+import { setUp } from '../../src/train/setup.js';
 import { train } from '../../src/train/trainer.js';
+import { noGrad } from '../../src/autograd/graph.js';
 import { countingBackend } from '../helpers/counting-backend.js';
-import { FIXTURES, fixtureModel, lmText, quietSink, readJsonLines, runConfig, scratch } from './helpers.js';
+import { FIXTURES, fixtureModel, keywordCsv, lmText, quietSink, readJsonLines, runConfig, scratch } from './helpers.js';
 
 const { dir: root, cleanup } = scratch('host-reads');
 after(() => cleanup());
+
+/** Counts b.download calls until restore(); `taken()` returns the count since the last call. */
+function watchDownloads(b: Backend): { taken(): number; restore(): void } {
+  const own = Object.prototype.hasOwnProperty.call(b, 'download');
+  const download = b.download.bind(b);
+  let n = 0;
+  b.download = (v) => (n++, download(v));
+  return {
+    taken: () => {
+      const k = n;
+      n = 0;
+      return k;
+    },
+    restore: () => {
+      if (own) b.download = download;
+      else delete (b as Partial<Backend>).download;
+    },
+  };
+}
 
 describe('host reads in training', () => {
   test('a VeRA step downloads nothing and its optimizer launches do not grow with the layers', () => {
@@ -66,11 +90,64 @@ describe('host reads in training', () => {
     assert.equal(four.clip, two.clip, `clip launches: ${two.clip} for 16 tensors, ${four.clip} for 32`);
   });
 
+  test('an evaluation reads back once, and gives what reading every batch gave', () => {
+    const run = setUp(
+      runConfig({
+        model: fixtureModel(root, 'bert-seqcls'),
+        train_file: keywordCsv(join(root, 'kw.csv'), 60),
+        output_dir: join(root, 'eval'),
+        method: 'vera',
+        r: 8,
+        validation_fraction: 0.5,
+      }),
+      () => {},
+    );
+    const ds = run.validation!;
+    const o = {
+      task: run.task,
+      batchSize: 7, // 30 examples: a short last batch
+      padId: run.padId,
+      paddingSide: 'right' as const,
+      backend: run.backend,
+      modelType: run.model.modelType,
+      numLabels: 2,
+    };
+    const b = run.backend;
+    const watch = watchDownloads(b);
+    let ev: ReturnType<typeof evaluate>;
+    try {
+      ev = evaluate(run.forward, run.root, ds, o);
+    } finally {
+      watch.restore();
+    }
+    assert.equal(watch.taken(), 1, 'one read per evaluation');
+    // The reference: a read per batch, as the loop did before.
+    let lossSum = 0;
+    const preds: number[] = [];
+    const gold: number[] = [];
+    run.root.eval();
+    noGrad(() => {
+      for (let start = 0; start < ds.length; start += o.batchSize) {
+        const examples = Array.from({ length: Math.min(o.batchSize, ds.length - start) }, (_, i) => ds.get(start + i));
+        scope(() => {
+          const batch = collate(examples, { kind: o.task, padId: o.padId, paddingSide: 'right', backend: b });
+          const logits = run.forward(modelInputs(batch, o.modelType));
+          lossSum += summedLoss(logits, batch.labels, o.task).item();
+          preds.push(...ops.argmax(logits).toNumbers());
+          gold.push(...examples.map((ex) => ex.label!));
+        });
+      }
+    });
+    run.root.train();
+    assert.equal(ev.examples, 30);
+    assert.equal(ev.loss, lossSum / ds.length);
+    assert.deepEqual(ev.metrics, { loss: ev.loss, ...taskMetrics(o.task, preds, gold, ev.loss, 2) });
+  });
+
   test('the trainer reads back only at logging steps and before checkpoints', async () => {
     const gpt2 = fixtureModel(root, 'gpt2-lm');
     const downloads: number[] = [];
-    let patched: { backend: Backend; own: boolean } | null = null;
-    let n = 0;
+    const watch: { w: ReturnType<typeof watchDownloads> | null } = { w: null };
     try {
       const r = await train({
         config: runConfig({
@@ -88,20 +165,13 @@ describe('host reads in training', () => {
         }),
         sink: quietSink(),
         onStep: (step, run) => {
-          if (!patched) {
-            const b = run.backend;
-            const own = Object.prototype.hasOwnProperty.call(b, 'download');
-            const download = b.download.bind(b);
-            b.download = (v) => (n++, download(v));
-            patched = { backend: b, own };
-          } else downloads[step] = n;
-          n = 0;
+          if (watch.w) downloads[step] = watch.w.taken();
+          else watch.w = watchDownloads(run.backend); // from the end of step 1 on
         },
       });
       assert.equal(r.status, 'completed', r.message);
     } finally {
-      const p = patched as { backend: Backend; own: boolean } | null;
-      if (p && !p.own) delete (p.backend as Partial<Backend>).download;
+      watch.w?.restore();
     }
     // downloads[s]: from the end of step s − 1 to the end of step s. Steps 4 and 8 log, step 10 is the
     // last (and checkpoints); what follows step 4 and step 8 reads nothing more.
