@@ -369,7 +369,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     stepLog.endStep(st.step + 1, items);
     if (reads) {
       const bad = readSteps();
-      if (bad) return diverged(bad);
+      if (bad) return diverged(bad, st.step + 1, false);
     }
     const lr = lrFactor(schedule, st.step);
     optimizer.groups.forEach((g, i) => (g.lr = run.baseLrs[i]! * lr));
@@ -388,7 +388,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     if (st.step % saveEvery === 0 || last || stopped !== null || interrupted) {
       // Read points come before these steps' updates; an abort from onStep may still leave steps unread.
       const bad = readSteps();
-      if (bad) return diverged(bad);
+      if (bad) return diverged(bad, st.step, true);
       checkpoint();
     }
     if (interrupted && !last && stopped === null) {
@@ -422,11 +422,12 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
   );
 
   /**
-   * Stops at a step whose loss or gradient norm is not finite. Found at a read point before that
-   * step's update: nothing of it is applied. Found later (the steps between read points are not
-   * read): the updates since were applied in memory, but nothing after the last good step is saved.
+   * Stops at a step whose loss or gradient norm is not finite, read back at step `at` (before its
+   * update, or after it when `applied`). Read at the bad step itself, before its update: nothing of it
+   * is applied. Read later (steps between read points are not read): the updates since were applied in
+   * memory, but nothing from the bad step on is saved.
    */
-  function diverged(bad: StepRecord): TrainResult {
+  function diverged(bad: StepRecord, at: number, applied: boolean): TrainResult {
     optimizer.zeroGrad();
     progress.done();
     const what = Number.isFinite(bad.loss) ? `the gradient norm became ${bad.gradNorm}` : `the loss became ${bad.loss}`;
@@ -440,9 +441,9 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     plot();
     const keep = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
     const stop =
-      bad.step === st.step + 1
+      bad.step === at && !applied
         ? 'stopped without applying that update'
-        : `stopped at step ${st.step + 1}, the next step that reads losses back, without saving any update from step ${bad.step} on`;
+        : `stopped at step ${at}, the next step that reads losses back, without saving any update from step ${bad.step} on`;
     st.step = bad.step - 1;
     return result(
       'diverged',

@@ -144,49 +144,55 @@ describe('host reads in training', () => {
     assert.deepEqual(ev.metrics, { loss: ev.loss, ...taskMetrics(o.task, preds, gold, ev.loss, 2) });
   });
 
-  test('the trainer reads back only at logging steps and before checkpoints', async () => {
-    const gpt2 = fixtureModel(root, 'gpt2-lm');
-    const downloads: number[] = [];
-    const watch: { w: ReturnType<typeof watchDownloads> | null } = { w: null };
-    try {
-      const r = await train({
-        config: runConfig({
-          model: gpt2,
-          train_file: lmText(join(root, 'lm.txt')),
-          output_dir: join(root, 'out'),
-          method: 'vera',
-          r: 8,
-          block_size: 16,
-          batch_size: 2,
-          gradient_accumulation_steps: 2,
-          max_steps: 10,
-          logging_steps: 4,
-          save_steps: 100,
-        }),
-        sink: quietSink(),
-        onStep: (step, run) => {
-          if (watch.w) downloads[step] = watch.w.taken();
-          else watch.w = watchDownloads(run.backend); // from the end of step 1 on
-        },
-      });
-      assert.equal(r.status, 'completed', r.message);
-    } finally {
-      watch.w?.restore();
-    }
-    // downloads[s]: from the end of step s − 1 to the end of step s. Steps 4 and 8 log, step 10 is the
-    // last (and checkpoints); what follows step 4 and step 8 reads nothing more.
-    const reading = downloads.flatMap((d, s) => (d > 0 ? [s] : []));
-    assert.deepEqual(reading, [4, 8, 10], `downloads per step: ${JSON.stringify(downloads)}`);
-    assert.deepEqual(
-      downloads.filter((_, s) => s === 4 || s === 8),
-      [1, 1],
-      'one read for the losses and norms of the window',
-    );
-    const logged = readJsonLines(join(root, 'out', 'metrics.jsonl')).filter((x) => x['type'] === 'train');
-    assert.deepEqual(
-      logged.map((x) => x['step']),
-      [4, 8, 10],
-    );
-    assert.ok(logged.every((x) => typeof x['grad_norm'] === 'number' && Number.isFinite(x['loss'])));
-  });
+  for (const maxGradNorm of [1, 0]) {
+    test(`the trainer reads back only at logging steps and before checkpoints (max_grad_norm ${maxGradNorm})`, async () => {
+      const gpt2 = fixtureModel(root, 'gpt2-lm');
+      const downloads: number[] = [];
+      const watch: { w: ReturnType<typeof watchDownloads> | null } = { w: null };
+      try {
+        const r = await train({
+          config: runConfig({
+            model: gpt2,
+            train_file: lmText(join(root, 'lm.txt')),
+            output_dir: join(root, `out-${maxGradNorm}`),
+            max_grad_norm: maxGradNorm,
+            method: 'vera',
+            r: 8,
+            block_size: 16,
+            batch_size: 2,
+            gradient_accumulation_steps: 2,
+            max_steps: 10,
+            logging_steps: 4,
+            save_steps: 100,
+          }),
+          sink: quietSink(),
+          onStep: (step, run) => {
+            if (watch.w) downloads[step] = watch.w.taken();
+            else watch.w = watchDownloads(run.backend); // from the end of step 1 on
+          },
+        });
+        assert.equal(r.status, 'completed', r.message);
+      } finally {
+        watch.w?.restore();
+      }
+      // downloads[s]: from the end of step s − 1 to the end of step s. Steps 4 and 8 log, step 10 is the
+      // last (and checkpoints); what follows step 4 and step 8 reads nothing more.
+      const reading = downloads.flatMap((d, s) => (d > 0 ? [s] : []));
+      assert.deepEqual(reading, [4, 8, 10], `downloads per step: ${JSON.stringify(downloads)}`);
+      assert.deepEqual(
+        downloads.filter((_, s) => s === 4 || s === 8),
+        [1, 1],
+        'one read for the losses and norms of the window',
+      );
+      const logged = readJsonLines(join(root, `out-${maxGradNorm}`, 'metrics.jsonl')).filter(
+        (x) => x['type'] === 'train',
+      );
+      assert.deepEqual(
+        logged.map((x) => x['step']),
+        [4, 8, 10],
+      );
+      // Without clipping the norm is computed at the logging steps only, and still logged.
+      assert.ok(logged.every((x) => typeof x['grad_norm'] === 'number' && Number.isFinite(x['loss'])));
+    });
+  }
 });
