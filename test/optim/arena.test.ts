@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { backward, setGradSlot } from '../../src/autograd/backward.js';
+import { checkpoint } from '../../src/autograd/checkpoint.js';
 import { JsBackend } from '../../src/backends/js/index.js';
 import { SafetensorsReader, writeSafetensors } from '../../src/io/safetensors.js';
 import * as ops from '../../src/ops/index.js';
@@ -159,6 +160,21 @@ describe('parameter arena', () => {
       }
     });
   }
+
+  test("activation checkpointing: the recomputed block writes its parameters' gradients into the arena", () => {
+    const backend = new JsBackend();
+    const ps = params(backend, 'f64', [[4], [4]], 12);
+    const ref = copies(ps);
+    new AdamW(ps);
+    const x = tensor([0.5, -1, 2, 0.25], { dtype: 'f64', backend, requiresGrad: true });
+    const block = (w: Tensor[]) => (h: Tensor) => ops.tanh(ops.add(ops.mul(h, w[0]!), w[1]!));
+    scope(() => backward(ops.sum(checkpoint(block(ps), [x], ps))));
+    scope(() => backward(ops.sum(block(ref)(x))));
+    ps.forEach((p, i) => {
+      assert.equal(p.grad!.storage, ps[0]!.grad!.storage);
+      assert.deepEqual(p.grad!.toNumbers(), ref[i]!.grad!.toNumbers());
+    });
+  });
 
   test('a parameter without a gradient splits its group into runs and keeps no state', () => {
     const c = countingBackend(new JsBackend());
