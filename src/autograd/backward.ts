@@ -1,7 +1,7 @@
 // The backward walk. Starting from a scalar (or a tensor with a given gradient), it visits only the
 // nodes on a path to tensors that require grad, in reverse topological order, calls each rule with
-// the inputs that need gradients, accumulates into leaves' .grad (kept out of scopes) and frees
-// intermediate gradients as soon as they are consumed. The graph is freed afterwards unless
+// the inputs that need gradients, accumulates into leaves' .grad (kept out of scopes, or an
+// optimizer's arena slot: setGradSlot) and frees intermediate gradients as soon as they are consumed. The graph is freed afterwards unless
 // retainGraph is set; a second backward through a freed graph throws GraphFreedError.
 
 import { GraphFreedError, ShapeError, fmtShape } from '../tensor/errors.js';
