@@ -1,7 +1,7 @@
 // The backward walk. Starting from a scalar (or a tensor with a given gradient), it visits only the
 // nodes on a path to tensors that require grad, in reverse topological order, calls each rule with
-// the inputs that need gradients, accumulates into leaves' .grad (kept out of scopes) and frees
-// intermediate gradients as soon as they are consumed. The graph is freed afterwards unless
+// the inputs that need gradients, accumulates into leaves' .grad (kept out of scopes, or an
+// optimizer's arena slot: setGradSlot) and frees intermediate gradients as soon as they are consumed. The graph is freed afterwards unless
 // retainGraph is set; a second backward through a freed graph throws GraphFreedError.
 
 import { GraphFreedError, ShapeError, fmtShape } from '../tensor/errors.js';
@@ -147,19 +147,72 @@ function accumulate(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-/** leaf.grad += g, keeping the result out of any scope so it survives the training step. */
-function accumulateLeaf(leaf: Tensor, g: Tensor, borrowed: boolean): void {
-  const b = leaf.backend;
-  if (leaf.grad && !leaf.grad.disposed) {
-    const gv = leaf.grad.view('backward');
-    b.binary('add', gv, gv, g.view('backward'));
-    if (!borrowed) g.dispose();
+/**
+ * Where backward puts a leaf's gradient when an optimizer keeps its gradients in one flat buffer
+ * (src/optim/arena.ts): a kept, contiguous view of the leaf's shape, written in place every step.
+ */
+const gradSlots = new WeakMap<Tensor, Tensor>();
+
+/** Makes backward accumulate `leaf`'s gradient into `slot` (null: allocate a fresh .grad, the default). */
+export function setGradSlot(leaf: Tensor, slot: Tensor | null): void {
+  if (slot === null) {
+    gradSlots.delete(leaf);
     return;
   }
-  // A fresh contiguous tensor that owns its data (g may be a view of something else).
-  const own = new Tensor(Storage.alloc(b, leaf.dtype, leaf.numel), leaf.shape);
-  b.copy(own.view('backward'), g.view('backward'));
+  if (!shapesEqual(slot.shape, leaf.shape) || !slot.isContiguous || slot.dtype !== leaf.dtype)
+    throw new ShapeError(
+      `[backward] A gradient slot must be a contiguous ${leaf.dtype} view of the leaf's shape ${fmtShape(leaf.shape)}, got ${slot.dtype} ${fmtShape(slot.shape)}`,
+    );
+  gradSlots.set(leaf, slot);
+}
+
+/**
+ * The leaf's gradient slot, or null. A handle disposed by its user (module.dispose() disposes .grad)
+ * is replaced by a new one over the same elements, which the slot's owner keeps alive.
+ */
+export function gradSlot(leaf: Tensor): Tensor | null {
+  const slot = gradSlots.get(leaf);
+  if (!slot) return null;
+  if (!slot.disposed) return slot;
+  if (slot.storage.freed) {
+    gradSlots.delete(leaf);
+    return null;
+  }
+  const fresh = keep(new Tensor(slot.storage, slot.shape, slot.strides, slot.offset));
+  fresh.name = slot.name;
+  gradSlots.set(leaf, fresh);
+  return fresh;
+}
+
+/**
+ * leaf.grad += g, kept out of any scope so it survives the training step. With no live .grad the
+ * first gradient is copied (not added to zeros, so the bits are g's); a leaf with a slot gets that
+ * view as its .grad, so an optimizer's arena receives gradients without any allocation.
+ */
+function accumulateLeaf(leaf: Tensor, g: Tensor, borrowed: boolean): void {
+  const b = leaf.backend;
+  const slot = gradSlot(leaf);
+  const current = leaf.grad && !leaf.grad.disposed ? leaf.grad : null;
+  if (current === slot && slot) {
+    const sv = slot.view('backward');
+    b.binary('add', sv, sv, g.view('backward'));
+  } else if (slot) {
+    // A gradient set by hand (or left from before the slot existed) joins the slot: slot = current + g.
+    const sv = slot.view('backward');
+    if (current) {
+      b.binary('add', sv, current.view('backward'), g.view('backward'));
+      current.dispose();
+    } else b.copy(sv, g.view('backward'));
+    leaf.grad = slot;
+  } else if (current) {
+    const gv = current.view('backward');
+    b.binary('add', gv, gv, g.view('backward'));
+  } else {
+    // A fresh contiguous tensor that owns its data (g may be a view of something else).
+    const own = new Tensor(Storage.alloc(b, leaf.dtype, leaf.numel), leaf.shape);
+    b.copy(own.view('backward'), g.view('backward'));
+    own.name = leaf.name ? `${leaf.name}.grad` : '';
+    leaf.grad = keep(own);
+  }
   if (!borrowed) g.dispose();
-  own.name = leaf.name ? `${leaf.name}.grad` : '';
-  leaf.grad = keep(own);
 }

@@ -1,12 +1,13 @@
-// AdamW with decoupled weight decay (torch.optim.AdamW's arithmetic, one fused kernel per tensor) and
-// parameter groups, so adapter vectors and a task head can train at different learning rates as the
-// VeRA paper does. Optimizer state lives outside scopes and is freed by dispose(); stateDict() and
-// loadStateDict() carry it (moments, step count, group hyper-parameters) through training checkpoints.
+// AdamW with decoupled weight decay (torch.optim.AdamW's arithmetic in one fused kernel) and parameter
+// groups, so adapter vectors and a task head can train at different learning rates as the VeRA paper
+// does. Parameters, gradients and moments live in one flat arena (arena.ts), so a step is one kernel
+// launch per group however many tensors the group has. Optimizer state lives outside scopes and is
+// freed by dispose(); stateDict() and loadStateDict() carry it (moments, step count, group
+// hyper-parameters) through training checkpoints.
 
 import { fused } from '../ops/kernels.js';
-import { zerosLike } from '../tensor/creation.js';
-import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { ParamArena } from './arena.js';
 
 export interface AdamWOptions {
   lr?: number;
@@ -41,23 +42,30 @@ interface GroupState {
 
 export class AdamW {
   readonly groups: GroupState[];
-  #m = new Map<Tensor, Tensor>();
-  #v = new Map<Tensor, Tensor>();
+  /** Every parameter, group after group, in one flat arena; null for an optimizer over nothing. */
+  readonly arena: ParamArena | null;
+  /** Per parameter: whether it has moments (it was updated once, or they were loaded). */
+  #hasState: boolean[];
   #step = 0;
 
-  /** torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01. */
+  /**
+   * torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01. The parameters move
+   * into the optimizer's arena (src/optim/arena.ts): the same tensors, now views of one buffer. A
+   * parameter listed twice (or already in another optimizer) is an error.
+   */
   constructor(params: readonly Tensor[] | readonly ParamGroup[], defaults: AdamWOptions = {}) {
     const groups: ParamGroup[] = isGroups(params) ? [...params] : [{ params }];
-    const seen = new Set<Tensor>();
     this.groups = groups.map((g) => ({
-      // A tensor tied under two names is one parameter: update it once.
-      params: g.params.filter((p) => !seen.has(p) && Boolean(seen.add(p))),
+      params: [...g.params],
       lr: g.lr ?? defaults.lr ?? 1e-3,
       beta1: (g.betas ?? defaults.betas ?? [0.9, 0.999])[0],
       beta2: (g.betas ?? defaults.betas ?? [0.9, 0.999])[1],
       eps: g.eps ?? defaults.eps ?? 1e-8,
       weightDecay: g.weightDecay ?? defaults.weightDecay ?? 0.01,
     }));
+    const all = this.params;
+    this.arena = all.length > 0 ? new ParamArena(all) : null;
+    this.#hasState = all.map(() => false);
   }
 
   /** Number of steps taken. */
@@ -65,14 +73,14 @@ export class AdamW {
     return this.#step;
   }
 
-  /** Every parameter, group by group (the order stateDict() uses). */
+  /** Every parameter, group by group (the order stateDict() and the arena use). */
   get params(): Tensor[] {
     return this.groups.flatMap((g) => g.params);
   }
 
   /**
-   * The state, by reference: the moment tensors are this optimizer's own (do not dispose them), and
-   * they change with the next step(); write them out before stepping again.
+   * The state, by reference: the moment tensors are views of this optimizer's arena (do not dispose
+   * them), and they change with the next step(); write them out before stepping again.
    */
   stateDict(): AdamWStateDict {
     return {
@@ -84,11 +92,7 @@ export class AdamW {
         weightDecay: g.weightDecay,
         size: g.params.length,
       })),
-      state: this.params.map((p) => {
-        const m = this.#m.get(p);
-        const v = this.#v.get(p);
-        return m && v ? { m, v } : null;
-      }),
+      state: this.#hasState.map((has, i) => (has ? this.arena!.moments(i) : null)),
     };
   }
 
@@ -119,23 +123,18 @@ export class AdamW {
           );
       }
     });
-    // Copies first, then the old moments go: the source may be this optimizer's own stateDict().
-    const m = new Map<Tensor, Tensor>();
-    const v = new Map<Tensor, Tensor>();
     sd.state.forEach((s, i) => {
-      if (!s) return;
-      const p = params[i]!;
-      for (const [map, src] of [
-        [m, s.m],
-        [v, s.v],
+      const own = this.arena!.moments(i);
+      for (const [dst, src] of [
+        [own.m, s?.m ?? null],
+        [own.v, s?.v ?? null],
       ] as const) {
-        const t = this.#state(map, p);
-        p.backend.copy(t.view('AdamW.loadStateDict'), src.view('AdamW.loadStateDict'));
+        // No state: zeros, what a first update starts from. The source may be this arena's own view.
+        if (!src) dst.backend.fill(dst.view('AdamW.loadStateDict'), 0);
+        else if (src !== dst) dst.backend.copy(dst.view('AdamW.loadStateDict'), src.view('AdamW.loadStateDict'));
       }
+      this.#hasState[i] = s !== null;
     });
-    this.dispose();
-    this.#m = m;
-    this.#v = v;
     sd.groups.forEach((g, i) => {
       const own = this.groups[i]!;
       own.lr = g.lr;
@@ -147,49 +146,46 @@ export class AdamW {
     this.#step = sd.step;
   }
 
-  /** Updates every parameter that has a gradient. */
+  /**
+   * Updates every parameter that has a gradient: one adamw launch per group when all of the group's
+   * parameters have one (else one per run of consecutive parameters that do).
+   */
   step(): void {
     this.#step++;
+    const arena = this.arena;
+    if (!arena) return;
+    let lo = 0;
     for (const g of this.groups) {
-      for (const p of g.params) {
-        if (!p.grad) continue;
-        const m = this.#state(this.#m, p);
-        const v = this.#state(this.#v, p);
-        fused(p.backend).adamw(p.view('adamw'), p.grad.view('adamw'), m.view('adamw'), v.view('adamw'), {
-          lr: g.lr,
-          beta1: g.beta1,
-          beta2: g.beta2,
-          eps: g.eps,
-          weightDecay: g.weightDecay,
-          step: this.#step,
-        });
+      const hi = lo + g.params.length;
+      for (const [from, to] of arena.gradRuns(lo, hi)) {
+        fused(arena.backend).adamw(
+          arena.span('param', from, to, 'adamw'),
+          arena.span('grad', from, to, 'adamw'),
+          arena.span('m', from, to, 'adamw'),
+          arena.span('v', from, to, 'adamw'),
+          {
+            lr: g.lr,
+            beta1: g.beta1,
+            beta2: g.beta2,
+            eps: g.eps,
+            weightDecay: g.weightDecay,
+            step: this.#step,
+          },
+        );
+        this.#hasState.fill(true, from, to);
       }
+      lo = hi;
     }
   }
 
-  /** Drops every parameter's gradient (the next backward allocates fresh ones). */
+  /** Drops every parameter's gradient (no kernel: the next backward writes the arena afresh). */
   zeroGrad(): void {
-    for (const g of this.groups) {
-      for (const p of g.params) {
-        p.grad?.dispose();
-        p.grad = null;
-      }
-    }
+    this.arena?.zeroGrad();
   }
 
+  /** Frees the moments and the arena's handles; the parameters stay valid as ordinary tensors. */
   dispose(): void {
-    for (const t of [...this.#m.values(), ...this.#v.values()]) t.dispose();
-    this.#m.clear();
-    this.#v.clear();
-  }
-
-  #state(map: Map<Tensor, Tensor>, p: Tensor): Tensor {
-    let s = map.get(p);
-    if (!s) {
-      s = keep(zerosLike(p));
-      map.set(p, s);
-    }
-    return s;
+    this.arena?.dispose();
   }
 }
 

@@ -1,2 +1,3 @@
 export { AdamW, type AdamWOptions, type ParamGroup } from './adamw.js';
-export { clipGradNorm } from './clip.js';
+export { type ArenaBuffer, ParamArena } from './arena.js';
+export { clipGradNorm, gradNorm } from './clip.js';

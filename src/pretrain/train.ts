@@ -338,7 +338,7 @@ export function pretrain(run: PretrainRun): { model: GPT2LMHeadModel; state: Tra
         const logits = model.forward({ inputIds: ops.slice(x, 1, 0, -1) }); // (B, T, V)
         const l = ops.crossEntropy(logits, ops.contiguous(ops.slice(x, 1, 1)));
         backward(l);
-        gradNorm = clipGradNorm([...params.values()], opts.clip);
+        gradNorm = clipGradNorm([...params.values()], opts.clip).item();
         opt.update(lr);
         opt.zeroGrad();
         return l.item();

@@ -13,9 +13,10 @@ import type { Storage } from './storage.js';
 export class Tensor {
   declare readonly [TENSOR_BRAND]: true;
   readonly shape: readonly number[];
-  readonly strides: readonly number[];
-  readonly offset: number;
-  readonly storage: Storage;
+  // Fixed for the tensor's life except by relocate() (an optimizer's flat arena), hence getters.
+  #strides: readonly number[];
+  #offset: number;
+  #storage: Storage;
   /** True when gradients flow to (leaf) or through (op output) this tensor. */
   requiresGrad = false;
   /** Accumulated gradient of a leaf, set by backward(). */
@@ -32,12 +33,22 @@ export class Tensor {
 
   /** A view of `storage`; retains it and registers with the innermost scope. */
   constructor(storage: Storage, shape: readonly number[], strides?: readonly number[], offset = 0) {
-    this.storage = storage;
+    this.#storage = storage;
     this.shape = Object.freeze([...shape]);
-    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
-    this.offset = offset;
+    this.#strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.#offset = offset;
     storage.retain();
     track(this);
+  }
+
+  get storage(): Storage {
+    return this.#storage;
+  }
+  get strides(): readonly number[] {
+    return this.#strides;
+  }
+  get offset(): number {
+    return this.#offset;
   }
 
   get dtype(): DType {
@@ -97,6 +108,32 @@ export class Tensor {
 
   releaseFromGraph(): void {
     if (--this.#graphRefs === 0 && this.#disposed) this.storage.release();
+  }
+
+  /**
+   * Moves this tensor's elements into `storage` (same backend and dtype) as a contiguous block from
+   * element `offset`, and releases its own storage: how an optimizer gathers its parameters into one
+   * flat buffer (src/optim/arena.ts) while every holder of this tensor keeps a valid handle. Views
+   * taken of the tensor before the move keep the old storage and no longer alias it.
+   */
+  relocate(storage: Storage, offset: number): void {
+    if (this.disposed) throw new DisposedError(`[relocate] Tensor${this.name ? ` "${this.name}"` : ''} was disposed`);
+    if (storage.backend !== this.backend || storage.dtype !== this.dtype)
+      throw new DTypeError(
+        `[relocate] Tensor is ${this.dtype} on ${this.backend.name}, the target storage ${storage.dtype} on ${storage.backend.name}`,
+      );
+    if (!Number.isInteger(offset) || offset < 0 || offset + this.numel > storage.numel)
+      throw new RangeError(
+        `[relocate] ${this.numel} elements from offset ${offset} do not fit a storage of ${storage.numel}`,
+      );
+    const strides = contiguousStrides(this.shape);
+    const dst: View = { buf: storage.buffer('relocate'), dtype: this.dtype, offset, shape: this.shape, strides };
+    this.backend.copy(dst, this.view('relocate'));
+    storage.retain();
+    this.#storage.release();
+    this.#storage = storage;
+    this.#strides = Object.freeze(strides);
+    this.#offset = offset;
   }
 
   /** Marks a floating-point leaf as trainable (or not); returns this. */

@@ -386,7 +386,12 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
     group: 'Evaluation and checkpoints',
     help: 'Checkpoints kept (the newest ones)',
   },
-  logging_steps: { kind: int(1), default: 10, group: 'Evaluation and checkpoints', help: 'Log every N steps' },
+  logging_steps: {
+    kind: int(1),
+    default: 10,
+    group: 'Evaluation and checkpoints',
+    help: 'Log every N steps (losses are read back, and checked for NaN/inf, at these steps and before evaluations and checkpoints)',
+  },
   output_dir: {
     kind: path,
     default: undefined,

@@ -10,7 +10,9 @@ import { pearson, spearman } from '../metrics/correlation.js';
 import { perplexity } from '../metrics/perplexity.js';
 import type { ModelInputs } from '../models/pretrained.js';
 import type { Module } from '../nn/module.js';
-import { scope } from '../tensor/scope.js';
+import { empty } from '../tensor/creation.js';
+import { keep, scope } from '../tensor/scope.js';
+import { contiguousStrides } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Task } from './config.js';
 import { lossItems, modelInputs, predictions, summedLoss } from './heads.js';
@@ -43,13 +45,24 @@ export function evaluate(
 ): EvalResult {
   const wasTraining = root.training;
   root.eval();
-  let lossSum = 0;
   let items = 0;
-  const preds: number[] = [];
+  let lossSum = 0;
+  let predicted: number[];
   const gold: number[] = [];
+  // One backend buffer receives each batch's summed loss, then every prediction (class ids are exact
+  // in a float buffer), and is read once at the end; the losses are then summed on the host in batch
+  // order, exactly as reading every batch did.
+  const batches = Math.ceil(ds.length / o.batchSize);
+  const predicts = o.task !== 'causal-lm';
+  const out: { results: Tensor | null } = { results: null };
+  const put = (into: Tensor, at: number, t: Tensor) =>
+    o.backend.copy(
+      { ...into.view('evaluate'), offset: at, shape: t.shape, strides: contiguousStrides(t.shape) },
+      t.view('evaluate'),
+    );
   try {
     noGrad(() => {
-      for (let start = 0; start < ds.length; start += o.batchSize) {
+      for (let b = 0, start = 0; start < ds.length; b++, start += o.batchSize) {
         const examples: Example[] = [];
         for (let i = start; i < Math.min(ds.length, start + o.batchSize); i++) examples.push(ds.get(i));
         scope(() => {
@@ -60,20 +73,35 @@ export function evaluate(
             backend: o.backend,
           });
           const logits = forward(modelInputs(batch, o.modelType));
-          lossSum += summedLoss(logits, batch.labels, o.task).item();
+          const loss = summedLoss(logits, batch.labels, o.task);
+          out.results ??= keep(
+            empty([batches + (predicts ? ds.length : 0)], {
+              dtype: loss.dtype === 'f64' ? 'f64' : 'f32',
+              backend: o.backend,
+            }),
+          );
+          put(out.results, b, loss);
           items += lossItems(examples, o.task);
-          if (o.task !== 'causal-lm') {
-            preds.push(...predictions(logits, o.task));
+          if (predicts) {
+            put(out.results, batches + start, predictions(logits, o.task));
             gold.push(...examples.map((ex) => ex.label!));
           }
         });
       }
     });
+    const host = out.results?.toNumbers() ?? [];
+    for (let b = 0; b < Math.min(batches, host.length); b++) lossSum += host[b]!;
+    predicted = host.slice(batches);
   } finally {
     root.train(wasTraining);
+    out.results?.dispose();
   }
   const loss = items > 0 ? lossSum / items : NaN;
-  return { loss, metrics: { loss, ...taskMetrics(o.task, preds, gold, loss, o.numLabels) }, examples: ds.length };
+  return {
+    loss,
+    metrics: { loss, ...taskMetrics(o.task, predicted, gold, loss, o.numLabels) },
+    examples: ds.length,
+  };
 }
 
 /** The task's metrics from predictions and gold labels (or, for causal LM, the mean token loss). */

@@ -56,8 +56,8 @@ export function lossItems(examples: readonly Example[], task: Task): number {
   return n;
 }
 
-/** Predictions of a classification ([B] class ids) or regression ([B] values) batch. */
-export function predictions(logits: Tensor, task: Task): number[] {
-  if (task === 'regression') return ops.reshape(logits, [logits.shape[0]!]).toNumbers();
-  return ops.argmax(logits).toNumbers();
+/** Predictions of a classification ([B] class ids, i32) or regression ([B] values) batch, on the backend. */
+export function predictions(logits: Tensor, task: Task): Tensor {
+  if (task === 'regression') return ops.reshape(logits, [logits.shape[0]!]);
+  return ops.argmax(logits);
 }

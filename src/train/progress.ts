@@ -11,7 +11,8 @@ export interface StepStatus {
   step: number;
   totalSteps: number;
   epoch: number;
-  loss: number;
+  /** The latest loss read back (the trainer reads at logging steps), null before the first. */
+  loss: number | null;
   lr: number;
   stepsPerSec: number;
   tokensPerSec: number;
@@ -70,7 +71,8 @@ export function statusText(s: StepStatus): string {
   return parts.join('  ');
 }
 
-function fmtLoss(v: number): string {
+function fmtLoss(v: number | null): string {
+  if (v === null) return '–';
   return Number.isFinite(v) ? v.toFixed(4) : String(v);
 }
 

@@ -1,6 +1,8 @@
 // The training loop: each step takes gradient_accumulation_steps micro-batches, forward + backward, clip,
 // schedule, AdamW; then logging, evaluation (best checkpoint, early stopping) and atomic checkpoints from
 // which --resume continues bit for bit (weights, optimizer moments, data position, dropout stream, counters).
+// A step reads nothing back from the backend: losses and gradient norms wait in a StepLog until a read
+// point (a logging step, or before an evaluation or a checkpoint), where the divergence check runs too.
 
 import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +12,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
 import * as ops from '../ops/index.js';
-import { clipGradNorm } from '../optim/clip.js';
+import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import { rngState, setRngState } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -37,6 +39,7 @@ import { MetricsLog } from './log.js';
 import { renderPlot } from './plot.js';
 import { Progress, type Sink, statusText } from './progress.js';
 import { lrFactor, warmupSteps } from './schedule.js';
+import { type StepRecord, StepLog } from './step-log.js';
 import { copyModelAssets } from '../models/assets.js';
 import { type Run, setUp } from './setup.js';
 
@@ -54,6 +57,7 @@ export interface TrainOptions {
 
 export interface TrainResult {
   status: 'completed' | 'early-stopped' | 'interrupted' | 'diverged';
+  /** Steps completed (for a diverged run: the last step before the one that diverged). */
   step: number;
   totalSteps: number;
   best: TrainerState['best'];
@@ -71,14 +75,16 @@ export interface TrainResult {
 /** Trains one run in its output directory, which it holds locked (lock.ts) until it returns. */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const release = lockOutputDir(opts.config.output_dir);
+  const cleanups: (() => void)[] = [];
   try {
-    return await trainLocked(opts);
+    return await trainLocked(opts, (fn) => cleanups.push(fn));
   } finally {
+    for (const fn of cleanups.reverse()) fn();
     release();
   }
 }
 
-async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
+async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void): Promise<TrainResult> {
   const cfg = opts.config;
   const out = cfg.output_dir;
   const progress = new Progress(opts.sink ?? process.stderr);
@@ -110,6 +116,9 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
   const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : run.stepsPerEpoch;
   const saveEvery = cfg.save_steps > 0 ? cfg.save_steps : evalEvery;
   const trainable = run.params.map(([, p]) => p);
+  // Room for the steps between two read points (every logging step is one); a full log forces a read.
+  const stepLog = new StepLog(run.backend, Math.min(cfg.logging_steps, 1024), accum);
+  atExit(() => stepLog.dispose());
 
   let st: TrainerState = {
     version: 1,
@@ -141,6 +150,8 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
   const tokensAtStart = st.tokensSeen;
   let lastEval: Record<string, number> | null = null;
   let lastCheckpoint = resumeFrom?.dir ?? null;
+  /** The newest step read back from the step log (its loss is what the progress bar shows). */
+  let lastRead: StepRecord | null = null;
   let stopped: TrainResult['status'] | null = cfg.patience > 0 && st.badEvals >= cfg.patience ? 'early-stopped' : null;
 
   const elapsed = () => secondsBefore + (performance.now() - t0) / 1000;
@@ -203,17 +214,17 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
 
   /**
    * Forward and backward of each micro-batch. Each summed loss is divided by the item count of the whole
-   * step (examples, or target tokens), so the gradients are those of one batch of all of them.
+   * step (examples, or target tokens), so the gradients are those of one batch of all of them. The
+   * summed losses stay on the backend, in the step log.
    */
-  function forwardBackward(batches: Example[][]): { loss: number; tokens: number } {
+  function forwardBackward(batches: Example[][]): { items: number; tokens: number } {
     const items = Math.max(
       1,
       batches.reduce((n, ex) => n + lossItems(ex, run.task), 0),
     );
-    let lossSum = 0;
     let tokens = 0;
     for (const examples of batches) {
-      lossSum += scope(() => {
+      scope(() => {
         const batch = collate(examples, {
           kind: run.task,
           padId: run.padId,
@@ -224,22 +235,47 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
         const logits = run.forward(modelInputs(batch, model.modelType));
         const loss = summedLoss(logits, batch.labels, run.task, cfg.label_smoothing);
         backward(ops.mulScalar(loss, 1 / items));
-        return loss.item();
+        stepLog.putLoss(loss);
       });
     }
-    return { loss: lossSum / items, tokens };
+    return { items, tokens };
   }
 
-  /** The progress bar, and every logging_steps a metrics.jsonl record (the mean loss since the last one). */
-  function logStep(loss: number, gradNorm: number, lr: number, due: boolean): void {
-    st.logWindow.lossSum += loss;
-    st.logWindow.steps++;
+  /** Whether step `step` must read the step log: it logs, evaluates or checkpoints, or the log is full. */
+  function readsAt(step: number): boolean {
+    return (
+      step % cfg.logging_steps === 0 ||
+      step === totalSteps ||
+      step % saveEvery === 0 ||
+      (run.validation !== null && step % evalEvery === 0) ||
+      opts.signal?.aborted === true ||
+      stepLog.pending + 1 >= stepLog.capacity
+    );
+  }
+
+  /**
+   * Reads the step log: each step's loss joins the logging window (as when every step was read), and
+   * the first step with a non-finite loss or gradient norm, if any, is returned (steps after it are not
+   * counted).
+   */
+  function readSteps(): StepRecord | null {
+    for (const r of stepLog.read()) {
+      if (!Number.isFinite(r.loss) || (r.gradNorm !== null && !Number.isFinite(r.gradNorm))) return r;
+      st.logWindow.lossSum += r.loss;
+      st.logWindow.steps++;
+      lastRead = r;
+    }
+    return null;
+  }
+
+  /** The progress bar (with the loss last read), and at logging steps a metrics.jsonl record (the mean loss since the last one). */
+  function logStep(lr: number, due: boolean): void {
     const r = rate();
     const status = {
       step: st.step,
       totalSteps,
       epoch: epochOf(st.sampler),
-      loss,
+      loss: lastRead?.loss ?? null,
       lr,
       stepsPerSec: r.steps,
       tokensPerSec: r.tokens,
@@ -253,7 +289,7 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
       epoch: round(status.epoch, 4),
       loss: mean,
       lr,
-      grad_norm: gradNorm,
+      grad_norm: lastRead?.step === st.step ? lastRead.gradNorm : null,
       steps_per_s: round(r.steps, 3),
       tokens_per_s: round(r.tokens, 1),
       elapsed_s: round(elapsed(), 2),
@@ -321,9 +357,20 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
   // ---- the loop
   while (st.step < totalSteps && stopped === null) {
     const { batches, after } = nextMicroBatches(st.sampler);
-    const { loss, tokens } = forwardBackward(batches); // gradients accumulate in .grad
-    const gradNorm = clipGradNorm(trainable, cfg.max_grad_norm > 0 ? cfg.max_grad_norm : Infinity);
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) return diverged(st.step + 1, loss, gradNorm);
+    const { items, tokens } = forwardBackward(batches); // gradients accumulate in the optimizer's arena
+    const reads = readsAt(st.step + 1);
+    // The norm is computed when it clips, or when this step reads it for the log.
+    const norm =
+      cfg.max_grad_norm > 0 ? clipGradNorm(trainable, cfg.max_grad_norm) : reads ? gradNorm(trainable) : null;
+    if (norm) {
+      stepLog.putNorm(norm);
+      norm.dispose();
+    }
+    stepLog.endStep(st.step + 1, items);
+    if (reads) {
+      const bad = readSteps();
+      if (bad) return diverged(bad, st.step + 1, false);
+    }
     const lr = lrFactor(schedule, st.step);
     optimizer.groups.forEach((g, i) => (g.lr = run.baseLrs[i]! * lr));
     optimizer.step();
@@ -335,10 +382,15 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
     st.tokensSeen += tokens;
     opts.onStep?.(st.step, run);
     const last = st.step === totalSteps;
-    logStep(loss, gradNorm, run.baseLrs[0]! * lr, st.step % cfg.logging_steps === 0 || last);
+    logStep(run.baseLrs[0]! * lr, st.step % cfg.logging_steps === 0 || last);
     if (run.validation && (st.step % evalEvery === 0 || last)) evaluateAndSelect();
     const interrupted = opts.signal?.aborted === true;
-    if (st.step % saveEvery === 0 || last || stopped !== null || interrupted) checkpoint();
+    if (st.step % saveEvery === 0 || last || stopped !== null || interrupted) {
+      // Read points come before these steps' updates; an abort from onStep may still leave steps unread.
+      const bad = readSteps();
+      if (bad) return diverged(bad, st.step, true);
+      checkpoint();
+    }
     if (interrupted && !last && stopped === null) {
       progress.done();
       log.append({ type: 'event', step: st.step, event: 'interrupted' });
@@ -369,17 +421,34 @@ async function trainLocked(opts: TrainOptions): Promise<TrainResult> {
     `${status === 'completed' ? 'finished' : 'stopped early'} at step ${st.step}: ${finalDir}${best}`,
   );
 
-  function diverged(step: number, loss: number, gradNorm: number): TrainResult {
+  /**
+   * Stops at a step whose loss or gradient norm is not finite, read back at step `at` (before its
+   * update, or after it when `applied`). Read at the bad step itself, before its update: nothing of it
+   * is applied. Read later (steps between read points are not read): the updates since were applied in
+   * memory, but nothing from the bad step on is saved.
+   */
+  function diverged(bad: StepRecord, at: number, applied: boolean): TrainResult {
     optimizer.zeroGrad();
     progress.done();
-    const what = Number.isFinite(loss) ? `the gradient norm became ${gradNorm}` : `the loss became ${loss}`;
-    log.append({ type: 'event', step, event: 'diverged', loss, grad_norm: gradNorm });
+    const what = Number.isFinite(bad.loss) ? `the gradient norm became ${bad.gradNorm}` : `the loss became ${bad.loss}`;
+    log.append({
+      type: 'event',
+      step: bad.step,
+      event: 'diverged',
+      loss: bad.loss,
+      ...(bad.gradNorm !== null ? { grad_norm: bad.gradNorm } : {}),
+    });
     plot();
     const keep = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
+    const stop =
+      bad.step === at && !applied
+        ? 'stopped without applying that update'
+        : `stopped at step ${at}, the next step that reads losses back, without saving any update from step ${bad.step} on`;
+    st.step = bad.step - 1;
     return result(
       'diverged',
       null,
-      `${what} at step ${step}; stopped without applying that update (${keep}; lower --lr or --max_grad_norm and --resume)`,
+      `${what} at step ${bad.step}; ${stop} (${keep}; lower --lr or --max_grad_norm and --resume)`,
     );
   }
 

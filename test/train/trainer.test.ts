@@ -369,6 +369,52 @@ describe('train', () => {
     );
   });
 
+  test('a loss that diverges between read points stops the run at the next one, saving nothing from that step on', async () => {
+    const out = join(root, 'nan-late');
+    const r = await train({
+      config: runConfig({
+        model: gpt2,
+        train_file: data,
+        output_dir: out,
+        method: 'vera',
+        r: 8,
+        max_steps: 20,
+        save_steps: 3,
+        logging_steps: 5,
+      }),
+      sink: quietSink(),
+      // Step 8's loss is NaN; the losses of steps 7 and 8 are read at step 9 (a checkpoint step).
+      onStep: (step, run) => {
+        if (step === 7) {
+          const p = run.params[0]![1];
+          p.backend.fill(p.view('test'), NaN);
+        }
+      },
+    });
+    assert.equal(r.status, 'diverged');
+    assert.equal(r.step, 7, 'the last good step');
+    assert.match(
+      r.message,
+      /the loss became NaN at step 8; stopped at step 9, the next step that reads losses back, without saving any update from step 8 on \(the last good checkpoint is .*checkpoint-6;/,
+    );
+    assert.deepEqual(
+      readdirSync(out)
+        .filter((d) => d.startsWith('checkpoint-'))
+        .sort(),
+      ['checkpoint-3', 'checkpoint-6'],
+    );
+    assert.ok(!existsSync(join(out, 'adapter')), 'no final adapter from a diverged run');
+    const records = readJsonLines(join(out, 'metrics.jsonl'));
+    assert.deepEqual(
+      records.filter((x) => x['event'] === 'diverged').map((e) => [e['step'], e['loss']]),
+      [[8, 'NaN']],
+    );
+    assert.deepEqual(
+      records.filter((x) => x['type'] === 'train').map((x) => x['step']),
+      [5],
+    );
+  });
+
   test('stopped cleanly and resumed, a run ends with the adapter of an uninterrupted one, byte for byte', async () => {
     const config = (out: string) =>
       runConfig({
