@@ -41,6 +41,7 @@ import { Progress, type Sink, statusText } from './progress.js';
 import { lrFactor, warmupSteps } from './schedule.js';
 import { type StepRecord, StepLog } from './step-log.js';
 import { copyModelAssets } from '../models/assets.js';
+import { vocabSizeOf } from '../models/text-inputs.js';
 import { type Run, setUp } from './setup.js';
 
 export interface TrainOptions {
@@ -217,6 +218,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
    * step (examples, or target tokens), so the gradients are those of one batch of all of them. The
    * summed losses stay on the backend, in the step log.
    */
+  const vocabSize = vocabSizeOf(model.config);
   function forwardBackward(batches: Example[][]): { items: number; tokens: number } {
     const items = Math.max(
       1,
@@ -230,6 +232,8 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
           padId: run.padId,
           paddingSide: cfg.padding_side,
           backend: run.backend,
+          // Ids are checked here, on the host: a device backend would report a bad one only late.
+          vocabSize,
         });
         tokens += batch.tokens;
         const logits = run.forward(modelInputs(batch, model.modelType));
