@@ -13,7 +13,7 @@ import { defaultBackend, getBackend } from '../src/backends/registry.js';
 import { writeAll } from '../src/io/atomic.js';
 import { SafetensorsError, SafetensorsReader, writeSafetensors } from '../src/io/safetensors.js';
 import { tensor } from '../src/tensor/creation.js';
-import type { DType } from '../src/tensor/dtype.js';
+import type { DType } from '../src/backends/dtype.js';
 import { type BenchRow, ROOT, emit, note } from './lib.js';
 
 // ---- building files by hand ---------------------------------------------------------------------

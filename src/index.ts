@@ -3,7 +3,7 @@
 
 // ---- tensors ----
 export { Tensor } from './tensor/tensor.js';
-export { type DType, DTYPE_BYTES, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './tensor/dtype.js';
+export { type DType, DTYPE_BYTES, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './backends/dtype.js';
 export {
   arange,
   empty,

@@ -44,7 +44,7 @@
 // born (tokenizer output, collate, generate's prompts) with errors naming the value, and nothing relies
 // on a kernel to reject bad data early.
 
-import type { DType, HostArray } from '../tensor/dtype.js';
+import type { DType, HostArray } from './dtype.js';
 
 /** An opaque handle to a block of memory owned by one backend. */
 export interface BackendBuffer {

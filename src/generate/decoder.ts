@@ -9,7 +9,7 @@
 import { noGrad } from '../autograd/graph.js';
 import type { View } from '../backends/backend.js';
 import { full, tensor } from '../tensor/creation.js';
-import type { HostArray } from '../tensor/dtype.js';
+import type { HostArray } from '../backends/dtype.js';
 import { Generator as RandomGenerator, defaultGenerator } from '../tensor/random.js';
 import { keep, scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';

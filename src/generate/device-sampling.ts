@@ -6,7 +6,7 @@
 // candidates is one top-k filters out, and a filtered token adds exact zeros to every sum there.
 
 import { full } from '../tensor/creation.js';
-import type { HostArray } from '../tensor/dtype.js';
+import type { HostArray } from '../backends/dtype.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';

@@ -1,9 +1,9 @@
 // Converting raw little-endian tensor bytes from a safetensors file into engine host arrays, one
 // chunk at a time. The common cases avoid per-element calls: BF16 → f32 is a 16-bit shift into a
 // Uint32Array view, F16 → f32 a table lookup, same-type loads reinterpret the bytes without a copy.
-// Results are bit-identical to src/tensor/dtype.ts's conversions.
+// Results are bit-identical to src/backends/dtype.ts's conversions.
 
-import { type DType, type HostArray, f16ToF32, f32ToF16 } from '../tensor/dtype.js';
+import { type DType, type HostArray, f16ToF32, f32ToF16 } from '../backends/dtype.js';
 
 /** A value that does not fit the requested dtype (an I64 beyond int32, a U64 beyond int64). */
 export class ValueRangeError extends Error {

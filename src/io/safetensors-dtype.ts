@@ -2,7 +2,7 @@
 // and how each maps to an engine dtype. The list follows the `Dtype` enum of huggingface/safetensors
 // (safetensors/src/tensor.rs), whose declaration order is the writer's sort key.
 
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../backends/dtype.js';
 
 /** A safetensors dtype name. The named ones load into the engine; others (F8_*, C64, …) are recognised only. */
 export type SafetensorsDType =

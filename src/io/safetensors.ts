@@ -6,7 +6,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Backend, BackendBuffer, View } from '../backends/backend.js';
 import { defaultBackend } from '../backends/registry.js';
-import { DTYPE_BYTES, type DType, type HostArray } from '../tensor/dtype.js';
+import { DTYPE_BYTES, type DType, type HostArray } from '../backends/dtype.js';
 import { Storage } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
 import { writeAll, writeAtomically } from './atomic.js';

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import type { Checkpoint } from '../io/checkpoint.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { Module } from '../nn/module.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../backends/dtype.js';
 import { fmtShape } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { HFConfig } from './config-utils.js';

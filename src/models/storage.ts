@@ -9,7 +9,7 @@ import type { Checkpoint } from '../io/checkpoint.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { empty } from '../tensor/creation.js';
-import { ALL_DTYPES, DTYPE_BYTES, type DType } from '../tensor/dtype.js';
+import { ALL_DTYPES, DTYPE_BYTES, type DType } from '../backends/dtype.js';
 import { DTypeError } from '../tensor/errors.js';
 import { keep } from '../tensor/scope.js';
 import { Storage } from '../tensor/storage.js';

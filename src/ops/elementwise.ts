@@ -4,7 +4,7 @@
 
 import type { BinaryOp, ScalarOp, UnaryGradOp, UnaryOp, View } from '../backends/backend.js';
 import { record } from '../autograd/graph.js';
-import { type DType, isComputeFloat } from '../tensor/dtype.js';
+import { type DType, isComputeFloat } from '../backends/dtype.js';
 import { DTypeError } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { broadcastShapes, broadcastStrides } from '../tensor/shape.js';

@@ -7,7 +7,7 @@
 
 import { noGrad, record } from '../autograd/graph.js';
 import type { View } from '../backends/backend.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../backends/dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { broadcastShapes, broadcastStrides, numel } from '../tensor/shape.js';

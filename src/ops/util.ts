@@ -2,7 +2,7 @@
 // gradient back to an input's shape.
 
 import type { Backend } from '../backends/backend.js';
-import { type DType, isComputeFloat } from '../tensor/dtype.js';
+import { type DType, isComputeFloat } from '../backends/dtype.js';
 import { DTypeError, DeviceError, ShapeError, fmtShape } from '../tensor/errors.js';
 import { contiguousStrides, numel, shapesEqual } from '../tensor/shape.js';
 import { Storage } from '../tensor/storage.js';

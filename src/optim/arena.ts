@@ -11,7 +11,7 @@
 
 import type { Backend, View } from '../backends/backend.js';
 import { gradSlot, setGradSlot } from '../autograd/backward.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../backends/dtype.js';
 import { fmtShape } from '../tensor/errors.js';
 import { keep } from '../tensor/scope.js';
 import { Storage } from '../tensor/storage.js';

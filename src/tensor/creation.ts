@@ -3,7 +3,7 @@
 
 import type { Backend } from '../backends/backend.js';
 import { defaultBackend } from '../backends/registry.js';
-import { type DType, type HostArray, hostArray, hostArrayMatches } from './dtype.js';
+import { type DType, type HostArray, hostArray, hostArrayMatches } from '../backends/dtype.js';
 import { DTypeError, ShapeError, fmtShape } from './errors.js';
 import { type Generator, defaultGenerator } from './random.js';
 import { checkShape, numel } from './shape.js';

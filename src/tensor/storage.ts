@@ -2,7 +2,7 @@
 // disposed (reference count). This is the only place tensor memory is returned to a backend.
 
 import type { Backend, BackendBuffer } from '../backends/backend.js';
-import type { DType } from './dtype.js';
+import type { DType } from '../backends/dtype.js';
 import { DisposedError } from './errors.js';
 
 export class Storage {

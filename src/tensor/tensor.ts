@@ -3,7 +3,7 @@
 // explicit (toArray/item, or data() as a Promise) and is the only place data crosses back from a device.
 
 import type { Backend, View } from '../backends/backend.js';
-import { type DType, type HostArray, bf16ToF32, f16ToF32, isComputeFloat } from './dtype.js';
+import { type DType, type HostArray, bf16ToF32, f16ToF32, isComputeFloat } from '../backends/dtype.js';
 import { DTypeError, DisposedError, fmtShape } from './errors.js';
 import type { GradNode } from './grad-node.js';
 import { TENSOR_BRAND, track } from './scope.js';

@@ -15,7 +15,7 @@ import { loadModel } from '../../src/models/auto.js';
 import type { ModelInputs } from '../../src/models/pretrained.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/backends/dtype.js';
 import { scope } from '../../src/tensor/scope.js';
 import { caseDir, refInputs, refsOf } from '../models/fixtures.js';
 

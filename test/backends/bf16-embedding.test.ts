@@ -10,7 +10,7 @@ import { JsBackend } from '../../src/backends/js/index.js';
 import { getBackend, nativeAvailable } from '../../src/backends/registry.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { type DType, bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
+import { type DType, bf16ToF32, f32ToBf16 } from '../../src/backends/dtype.js';
 import { DTypeError } from '../../src/tensor/errors.js';
 import { Generator } from '../../src/tensor/random.js';
 

@@ -13,7 +13,7 @@ import { JsBackend } from '../../src/backends/js/index.js';
 import { getBackend, nativeAvailable } from '../../src/backends/registry.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/backends/dtype.js';
 import { scope } from '../../src/tensor/scope.js';
 import { nativeSkip } from '../helpers/backends.js';
 

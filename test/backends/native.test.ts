@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import type { BackendBuffer, View } from '../../src/backends/backend.js';
 import { JsBackend } from '../../src/backends/js/index.js';
 import { type NativeBackend, loadNativeBackend } from '../../src/backends/native/index.js';
-import { type DType, type HostArray, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
+import { type DType, type HostArray, f32ToBf16, f32ToF16 } from '../../src/backends/dtype.js';
 import { nativeSkip } from '../helpers/backends.js';
 import { contiguous, rng } from './conformance/harness.js';
 

@@ -5,7 +5,7 @@
 
 import type { AttentionOpts, Backend, View } from '../../src/backends/backend.js';
 import { tensor, zeros } from '../../src/tensor/creation.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 

@@ -6,7 +6,7 @@
 import type { Backend, View } from '../../src/backends/backend.js';
 import { JsBackend } from '../../src/backends/js/index.js';
 import { getBackend, nativeAvailable, nativeUnavailableReason } from '../../src/backends/registry.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 import { test } from 'node:test';
 import { withoutFused } from '../../src/ops/kernels.js';
 

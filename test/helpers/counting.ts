@@ -3,7 +3,7 @@
 // loaded onto it run the real kernels (js or native) while the test sees each read and upload.
 
 import type { Backend, View } from '../../src/backends/backend.js';
-import type { DType, HostArray } from '../../src/tensor/dtype.js';
+import type { DType, HostArray } from '../../src/backends/dtype.js';
 
 export interface Transfer {
   shape: readonly number[];

@@ -11,7 +11,7 @@ import { Checkpoint } from '../../src/io/checkpoint.js';
 import { IoError, SafetensorsError } from '../../src/io/errors.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { f32ToBf16 } from '../../src/tensor/dtype.js';
+import { f32ToBf16 } from '../../src/backends/dtype.js';
 
 const js = getBackend('js');
 const root = mkdtempSync(join(tmpdir(), 'vera-ckpt-'));

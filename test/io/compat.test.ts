@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { getBackend } from '../../src/backends/registry.js';
 import { SafetensorsReader, writeSafetensors } from '../../src/io/safetensors.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
+import { f32ToBf16, f32ToF16 } from '../../src/backends/dtype.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
 /** test/io/fixtures in the source tree (this file runs from dist/test/io). */

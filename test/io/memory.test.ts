@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { writeBigFile } from '../../bench/safetensors-fuzz.js';
 import { defaultBackend } from '../../src/backends/registry.js';
 import { SafetensorsReader } from '../../src/io/safetensors.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 
 interface ChildJob {
   path: string;

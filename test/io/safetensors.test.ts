@@ -12,7 +12,7 @@ import type { Backend } from '../../src/backends/backend.js';
 import { getBackend, nativeAvailable } from '../../src/backends/registry.js';
 import { SafetensorsError, SafetensorsReader, writeSafetensors } from '../../src/io/safetensors.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { type DType, type HostArray, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
+import { type DType, type HostArray, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/backends/dtype.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vera-st-'));

@@ -16,7 +16,7 @@ import { parameterBytes } from '../../src/models/storage.js';
 import { Embedding, Linear } from '../../src/nn/layers.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { f32ToBf16 } from '../../src/tensor/dtype.js';
+import { f32ToBf16 } from '../../src/backends/dtype.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { caseDir, editedCopy, refInputs, refsOf, tempDir } from './fixtures.js';
 

@@ -9,7 +9,7 @@ import type { AttentionOpts, Backend, View } from '../../src/backends/backend.js
 import { JsBackend } from '../../src/backends/js/index.js';
 import { getBackend } from '../../src/backends/registry.js';
 import * as composite from '../../src/ops/composite/attention.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 import {
   type AttnCase,
   type AttnImpl,

@@ -12,7 +12,7 @@ import { philoxUniform } from '../../src/backends/philox.js';
 import { getBackend } from '../../src/backends/registry.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor, zeros } from '../../src/tensor/creation.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 import { dropoutStream } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { BASE_CASE, attnInputs, attnOpts, runAttention, worstExcess } from '../helpers/attention.js';

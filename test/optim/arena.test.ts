@@ -15,7 +15,7 @@ import { SafetensorsReader, writeSafetensors } from '../../src/io/safetensors.js
 import * as ops from '../../src/ops/index.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { zeros, tensor } from '../../src/tensor/creation.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 import { Generator } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';

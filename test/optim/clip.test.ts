@@ -13,7 +13,7 @@ import { Generator } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { Backend } from '../../src/backends/backend.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 import { testBackends } from '../helpers/backends.js';
 import { countingBackend } from '../helpers/counting-backend.js';
 

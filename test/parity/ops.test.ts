@@ -11,7 +11,7 @@ import type { Backend } from '../../src/backends/backend.js';
 import * as ops from '../../src/ops/index.js';
 import { fused } from '../../src/ops/kernels.js';
 import { tensor, zerosLike } from '../../src/tensor/creation.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import type { DType } from '../../src/backends/dtype.js';
 import { keep, scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { withCompositeBackends } from '../helpers/backends.js';

@@ -8,7 +8,7 @@ import type { Backend, View } from '../../src/backends/backend.js';
 import { JsBackend } from '../../src/backends/js/index.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
-import type { HostArray } from '../../src/tensor/dtype.js';
+import type { HostArray } from '../../src/backends/dtype.js';
 import { DisposedError } from '../../src/tensor/errors.js';
 import { scope } from '../../src/tensor/scope.js';
 

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { JsBackend } from '../../src/backends/js/index.js';
 import * as ops from '../../src/ops/index.js';
 import { arange, full, rand, tensor, zeros } from '../../src/tensor/creation.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/backends/dtype.js';
 import { ShapeError } from '../../src/tensor/errors.js';
 import { Generator } from '../../src/tensor/random.js';
 import { keep, scope, scopeDepth } from '../../src/tensor/scope.js';

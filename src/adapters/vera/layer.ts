@@ -8,7 +8,7 @@ import type { LinearLike } from '../../nn/layers.js';
 import { type RowAdapters, rowVectors } from '../mixed.js';
 import * as ops from '../../ops/index.js';
 import { full } from '../../tensor/creation.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../backends/dtype.js';
 import { keep } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { AdapterError } from '../errors.js';

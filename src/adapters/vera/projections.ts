@@ -8,7 +8,7 @@
 
 import type { Backend } from '../../backends/backend.js';
 import { tensor } from '../../tensor/creation.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../backends/dtype.js';
 import { Generator } from '../../tensor/random.js';
 import { keep } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';

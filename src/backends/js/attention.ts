@@ -5,7 +5,7 @@
 
 import type { AttentionOpts, View } from '../backend.js';
 import { philoxUniform } from '../philox.js';
-import type { FloatArray } from '../../tensor/dtype.js';
+import type { FloatArray } from '../dtype.js';
 import { bools, contiguousStart, floats, viewOffsets } from './buffer.js';
 
 interface Dims {

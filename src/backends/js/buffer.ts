@@ -1,8 +1,8 @@
 // Host-memory buffers of the js backend and the strided-view helpers its kernels share.
 
 import type { BackendBuffer, View } from '../backend.js';
-import type { DType, FloatArray, HostArray } from '../../tensor/dtype.js';
-import { DTYPE_BYTES, hostArray } from '../../tensor/dtype.js';
+import type { DType, FloatArray, HostArray } from '../dtype.js';
+import { DTYPE_BYTES, hostArray } from '../dtype.js';
 
 export class JsBuffer implements BackendBuffer {
   #data: HostArray | null;

@@ -2,7 +2,7 @@
 // Each walks its inputs through precomputed strided offsets; arithmetic is float64, rounded on store.
 
 import type { BinaryOp, ScalarOp, UnaryGradOp, UnaryOp, View } from '../backend.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../dtype.js';
 import { bools, contiguousStart, dataOf, floats, sizeOf, viewOffsets } from './buffer.js';
 import { gelu, geluGrad, geluTanh, geluTanhGrad, sigmoid, silu, siluGrad } from './math.js';
 

@@ -3,8 +3,8 @@
 // the native addon is not built.
 
 import type { Backend, BackendBuffer, MemoryStats, View } from '../backend.js';
-import type { DType, HostArray } from '../../tensor/dtype.js';
-import { ALL_DTYPES, DTYPE_BYTES, hostArray, hostArrayMatches } from '../../tensor/dtype.js';
+import type { DType, HostArray } from '../dtype.js';
+import { ALL_DTYPES, DTYPE_BYTES, hostArray, hostArrayMatches } from '../dtype.js';
 import { attention, attentionBackward } from './attention.js';
 import { JsBuffer, dataOf, viewOffsets } from './buffer.js';
 import { binary, copy, fill, scalar, unary, unaryGrad, where } from './elementwise.js';

@@ -2,7 +2,7 @@
 // The embedding lookup also reads a bf16 table, widening the rows it selects.
 
 import type { View } from '../backend.js';
-import { bf16ToF32 } from '../../tensor/dtype.js';
+import { bf16ToF32 } from '../dtype.js';
 import { contiguousStart, dataOf, floats, ints, sizeOf } from './buffer.js';
 
 // Every id is checked before anything is written, as the native kernels do: a bad id leaves out alone.

@@ -3,7 +3,7 @@
 // the f32/f64 operand is rounded to bf16 first — over the range of the buffer each view spans.
 
 import type { View } from '../backend.js';
-import { bf16ToF32, f32ToBf16 } from '../../tensor/dtype.js';
+import { bf16ToF32, f32ToBf16 } from '../dtype.js';
 import { contiguousStart, dataOf, floats, viewOffsets } from './buffer.js';
 
 /**

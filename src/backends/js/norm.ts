@@ -2,7 +2,7 @@
 // backward. Rows are the last axis of contiguous views; statistics are float64.
 
 import type { View } from '../backend.js';
-import type { FloatArray } from '../../tensor/dtype.js';
+import type { FloatArray } from '../dtype.js';
 import { contiguousStart, floats, rowsOf } from './buffer.js';
 
 interface Rows {

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HostArray } from '../../tensor/dtype.js';
+import type { HostArray } from '../dtype.js';
 
 /** An opaque native memory handle (an N-API external). */
 export type Handle = object;

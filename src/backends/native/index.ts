@@ -17,8 +17,8 @@ import type {
   UnaryOp,
   View,
 } from '../backend.js';
-import type { DType, HostArray } from '../../tensor/dtype.js';
-import { DTYPE_BYTES, hostArray } from '../../tensor/dtype.js';
+import type { DType, HostArray } from '../dtype.js';
+import { DTYPE_BYTES, hostArray } from '../dtype.js';
 import { type Addon, type Handle, addonPath, loadAddon } from './addon.js';
 
 /** A block of native memory; `handle` is the addon's external. */

@@ -14,7 +14,7 @@
 
 import type { AttentionOpts, Backend, BackendBuffer, View } from '../../backends/backend.js';
 import { philoxUniform } from '../../backends/philox.js';
-import type { DType } from '../../tensor/dtype.js';
+import type { DType } from '../../backends/dtype.js';
 
 interface Dims {
   b: number;

@@ -3,7 +3,7 @@
 // broadcast a per-row / per-column vector. Composites see only the Backend contract's primitives.
 
 import type { Backend, BackendBuffer, View } from '../../backends/backend.js';
-import type { DType } from '../../tensor/dtype.js';
+import type { DType } from '../../backends/dtype.js';
 
 export function contiguousStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);

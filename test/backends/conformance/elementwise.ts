@@ -2,8 +2,8 @@
 // transposed, broadcast), fill, unary / scalar / binary / unaryGrad ops on transposed, sliced,
 // broadcast and large views, accuracy sweeps of the transcendental functions, and where.
 
-import type { DType, HostArray } from '../../../src/tensor/dtype.js';
-import { f32ToBf16, f32ToF16 } from '../../../src/tensor/dtype.js';
+import type { DType, HostArray } from '../../../src/backends/dtype.js';
+import { f32ToBf16, f32ToF16 } from '../../../src/backends/dtype.js';
 import type { Ctx } from './harness.js';
 
 const STORAGE: DType[] = ['f32', 'f64', 'f16', 'bf16', 'i32', 'i64', 'bool'];

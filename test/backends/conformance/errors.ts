@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import type { BackendBuffer, View } from '../../../src/backends/backend.js';
-import type { DType } from '../../../src/tensor/dtype.js';
+import type { DType } from '../../../src/backends/dtype.js';
 import type { Ctx } from './harness.js';
 import { contiguous } from './harness.js';
 

@@ -15,7 +15,7 @@ import type {
   View,
 } from '../../../src/backends/backend.js';
 import { fused } from '../../../src/ops/kernels.js';
-import type { DType, HostArray } from '../../../src/tensor/dtype.js';
+import type { DType, HostArray } from '../../../src/backends/dtype.js';
 
 /** What a test exercises: a kernel, or 'memory' (alloc/free/upload/download). */
 export type Kernel = PrimitiveKernelName | FusedKernelName | 'memory';

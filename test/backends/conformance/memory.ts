@@ -2,8 +2,8 @@
 // (idempotent) and the live-byte count.
 
 import assert from 'node:assert/strict';
-import type { DType, HostArray } from '../../../src/tensor/dtype.js';
-import { f32ToBf16, f32ToF16 } from '../../../src/tensor/dtype.js';
+import type { DType, HostArray } from '../../../src/backends/dtype.js';
+import { f32ToBf16, f32ToF16 } from '../../../src/backends/dtype.js';
 import type { Ctx } from './harness.js';
 
 function hostData(ctx: Ctx, dtype: DType, n: number): HostArray {

@@ -1,6 +1,8 @@
-// Element types. Compute is float32 everywhere; the other types are storage (weights in bf16/f16,
-// token ids in i32/i64, masks in bool). f64 exists for the pure-TS reference backend only, so
-// gradient checks can run in double precision; the native backend rejects it.
+// Element types, part of the backend contract (every View carries one), so backends and the tensor
+// front end both import them from here. Kernels compute in f32 (f64 on the pure-TS reference backend, so
+// gradient checks can run in double precision; the native backend rejects it); bf16 is a storage type
+// whose GEMMs compute in bf16 (backend.ts, matmul); the others are storage (f16 weights, i32/i64 ids,
+// bool masks).
 
 export type DType = 'f32' | 'f64' | 'f16' | 'bf16' | 'i32' | 'i64' | 'bool';
 
