@@ -14,6 +14,7 @@
         "native/src/reduce.cc",
         "native/src/matmul.cc",
         "native/src/matmul_bf16.cc",
+        "native/src/matmul_dnnl.cc",
         "native/src/softmax.cc",
         "native/src/norm.cc",
         "native/src/embedding.cc",

@@ -135,12 +135,14 @@ export async function run(): Promise<BenchRow[]> {
       ? `PyTorch ${String(p['torch'])} ${c.dtype === 'bf16' ? 'bf16 weights and compute' : 'f32'}`
       : 'PyTorch 1.13';
     const detail = p
-      ? `${c.dtype === 'bf16' ? 'oneDNN bf16 GEMMs, bf16 activations' : String(p['blas']).split(' (')[0]}; first ${peerTokens.length} greedy tokens: ${agree} agree with ours`
+      ? `${c.dtype === 'bf16' ? 'oneDNN bf16 GEMMs, bf16 activations; ours: bf16 GEMMs with f32 accumulation, f32 activations' : String(p['blas']).split(' (')[0]}; first ${peerTokens.length} greedy tokens: ${agree} agree with ours`
       : '';
     const best = (xs: number[]) => (xs.length > 0 ? Math.max(...xs) : null);
+    const gemm = c.dtype === 'bf16' ? backend.info?.()['bf16Gemm'] : undefined;
     const common = {
       bench: 'generate',
       peer_name: peerName,
+      ...(gemm ? { ours_bf16_gemm: gemm } : {}),
       ...(p ? { peer_detail: detail } : { peer_error: peerError }),
       unit: 'tokens/s',
       threads: c.threads,

@@ -2,14 +2,19 @@
 // whichever of its last two strides is 1; layouts sgemm cannot express (overlapping or broadcast
 // rows) are packed into a per-thread scratch first. Big matrices run one multithreaded sgemm per
 // batch; many small ones run batch-parallel with single-threaded sgemm calls.
-// A GEMM with a bf16 operand computes in bf16 (matmul_bf16.cc).
+// A GEMM with a bf16 operand computes in bf16 (matmul_bf16.cc). One large product of at least 16 rows
+// (or a batch of them sharing b) goes to oneDNN's matmul primitive instead (matmul_dnnl.cc), whose f32
+// brgemm is faster than dnnl_sgemm on these machines; VERA_F32_GEMM=sgemm keeps it on dnnl_sgemm.
 #include <dnnl.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include "kernels.h"
+#include "matmul_dnnl.h"
 #include "views.h"
 
 namespace vera {
@@ -66,6 +71,15 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
   if (a.dtype == DType::BF16 || b.dtype == DType::BF16) {
     matmul_bf16(out, a, b, accumulate);
     return;
+  }
+  const char* force = std::getenv("VERA_F32_GEMM");
+  const bool sgemm_only = force != nullptr && std::strcmp(force, "sgemm") == 0;
+  if (!sgemm_only && m >= 16 && (bt == 1 || b.strides[0] == 0) && (double)m * n * kk >= (double)(1 << 18)) {
+    try {
+      if (matmul_primitive(out, a, b, accumulate, false)) return;
+    } catch (const std::exception& e) {
+      fail(k, "oneDNN matmul of %s · %s failed: %s", a.shape_str().c_str(), b.shape_str().c_str(), e.what());
+    }
   }
   const Operand oa = classify(m, kk, a.strides[1], a.strides[2]);
   const float* pa = static_cast<const float*>(a.base) + a.offset;

@@ -2,105 +2,26 @@
 // rounded to bf16 (round to nearest even, as f32_to_bf16), the products of bf16 values are exact in f32
 // and accumulate in f32, into an f32 out — so the result is the f32 GEMM of the bf16-rounded operands
 // up to summation order (and the flushing of f32 denormals some bf16 instructions do).
-// - Many rows: oneDNN's matmul primitive, which picks AMX, AVX-512 BF16 or its own fallback at run time
-//   (bf16_gemm_impl() says which). Operands are used in place when they are bf16 in a row- or
-//   column-major layout, else rounded/packed into a per-thread bf16 scratch. Primitives are cached per
-//   shape and layout, since creating one costs ~0.1-4 ms.
+// - Many rows: oneDNN's matmul primitive (matmul_dnnl.cc), which picks AMX, AVX-512 BF16 or its own
+//   fallback at run time (bf16_gemm_impl() says which), on operands rounded into bf16 scratch.
 // - A few rows of a against a bf16 b with a dense axis (decoding): memory-bound AVX-512 dot/axpy
 //   kernels that stream b once as bf16, on a's rows rounded to bf16 first.
 // - No fast oneDNN bf16 kernel on this CPU (only its reference implementation), or VERA_BF16_GEMM=panels:
 //   b's panels are widened into a scratch and multiplied with sgemm, on a rounded to bf16.
-#include <dnnl.hpp>
+#include <dnnl.h>
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-// GCC 12's AVX-512 headers start some intrinsics from a self-initialised "undefined" register, which
-// -Wuninitialized reports wherever they are inlined; the diagnostics are about the headers' own code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#define VERA_BF16_AVX512 1
-#else
-#define VERA_BF16_AVX512 0
-#endif
-
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <string>
 #include <type_traits>
 #include <vector>
 
-#include "convert.h"
+#include "gemm_pack.h"
 #include "kernels.h"
-#include "views.h"
+#include "matmul_dnnl.h"
 
 namespace vera {
 namespace {
-
-// ---- rounding to bf16 ---------------------------------------------------------------------------
-
-// n f32 values (dense) → bf16 bits, bit-identical to f32_to_bf16 (RNE; NaN quieted, sign kept).
-void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {
-  int64_t i = 0;
-#if VERA_BF16_AVX512
-  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
-  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-  const __m512i quiet = _mm512_set1_epi32(0x40);
-  for (; i + 16 <= n; i += 16) {
-    const __m512i u = _mm512_loadu_si512(src + i);
-    const __m512i hi = _mm512_srli_epi32(u, 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(hi, one))), 16);
-    r = _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(hi, quiet));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
-  }
-#endif
-  for (; i < n; i++) dst[i] = f32_to_bf16(src[i]);
-}
-
-// One [rows, cols] matrix of a view (batch element p) as dense row-major bf16.
-void pack_bf16(uint16_t* dst, const View& v, int64_t p, int64_t rows, int64_t cols) {
-  const int64_t sr = v.strides[1], sc = v.strides[2];
-  if (v.dtype == DType::BF16) {
-    const uint16_t* src = v.ptr<uint16_t>() + p * v.strides[0];
-    for (int64_t i = 0; i < rows; i++)
-      for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = src[i * sr + j * sc];
-    return;
-  }
-  const float* src = v.f() + p * v.strides[0];
-  if (sc == 1 || cols == 1) {
-    for (int64_t i = 0; i < rows; i++) round_to_bf16(dst + i * cols, src + i * sr, cols);
-    return;
-  }
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = f32_to_bf16(src[i * sr + j * sc]);
-}
-
-// One [rows, cols] matrix of a view as dense row-major f32 holding bf16 values (rounded or widened).
-void pack_rounded_f32(float* dst, const View& v, int64_t p, int64_t rows, int64_t cols) {
-  const int64_t sr = v.strides[1], sc = v.strides[2];
-  for (int64_t i = 0; i < rows; i++) {
-    float* d = dst + i * cols;
-    if (v.dtype == DType::BF16) {
-      const uint16_t* src = v.ptr<uint16_t>() + p * v.strides[0] + i * sr;
-      for (int64_t j = 0; j < cols; j++) d[j] = bf16_to_f32(src[j * sc]);
-    } else {
-      const float* src = v.f() + p * v.strides[0] + i * sr;
-      for (int64_t j = 0; j < cols; j++) d[j] = bf16_to_f32(f32_to_bf16(src[j * sc]));
-    }
-  }
-}
-
-// Runs pack(p) for every batch element, in parallel when there is enough to do.
-template <class F>
-void each_batch(int64_t bt, int64_t elems, F&& pack) {
-  parallel_blocks(bt, std::max<int64_t>(1, kGrainCheap / std::max<int64_t>(elems, 1)), [&](int64_t lo, int64_t hi) {
-    for (int64_t p = lo; p < hi; p++) pack(p);
-  });
-}
 
 // n bf16 values at stride s, widened (exactly) into dense f32.
 void widen(float* dst, const uint16_t* src, int64_t n, int64_t s) {
@@ -314,122 +235,6 @@ bool gemv_bf16(const View& out, const float* A, const View& b, bool accumulate) 
 }
 #endif
 
-// ---- oneDNN's matmul primitive --------------------------------------------------------------------
-
-// A plain (row- or column-major) layout oneDNN reads in place: canonical strides, or false.
-bool plain_layout(int64_t rows, int64_t cols, int64_t& sr, int64_t& sc) {
-  if ((sc == 1 || cols == 1) && (rows == 1 || sr >= cols)) {
-    sc = 1;
-    if (rows == 1) sr = std::max<int64_t>(cols, 1);
-    return true;
-  }
-  if ((sr == 1 || rows == 1) && (cols == 1 || sc >= rows)) {
-    sr = 1;
-    if (cols == 1) sc = std::max<int64_t>(rows, 1);
-    return true;
-  }
-  return false;
-}
-
-// An operand as the primitive reads it: bf16 at `ptr`, dims [nb, rows, cols] (nb = 1: shared by every
-// batch element) with strides (sb, sr, sc).
-struct Bf16Matrix {
-  const uint16_t* ptr = nullptr;
-  int64_t nb = 1, sb = 0, sr = 0, sc = 0;
-};
-
-// Uses `v` in place when it is bf16 in a plain layout, else rounds/packs it into `scratch`. An `a`
-// broadcast over the batch (stride 0) is packed once per batch element, since oneDNN broadcasts only b.
-Bf16Matrix bf16_operand(const View& v, int64_t bt, int64_t rows, int64_t cols, bool may_share,
-                        std::vector<uint16_t>& scratch) {
-  Bf16Matrix o;
-  const bool shared = bt == 1 || (v.strides[0] == 0 && may_share);
-  o.nb = shared ? 1 : bt;
-  o.sr = v.strides[1];
-  o.sc = v.strides[2];
-  if (v.dtype == DType::BF16 && (shared || v.strides[0] != 0) && plain_layout(rows, cols, o.sr, o.sc)) {
-    o.ptr = v.ptr<uint16_t>();
-    o.sb = shared ? rows * cols : v.strides[0];
-    return o;
-  }
-  const int64_t elems = rows * cols;
-  scratch.resize((size_t)(o.nb * elems));
-  uint16_t* dst = scratch.data();
-  each_batch(o.nb, elems, [&](int64_t p) { pack_bf16(dst + p * elems, v, p, rows, cols); });
-  o.ptr = dst;
-  o.sb = elems;
-  o.sr = cols;
-  o.sc = 1;
-  return o;
-}
-
-struct Primitive {
-  dnnl::matmul prim;
-  dnnl::memory::desc src, wei, dst;
-  bool reference = false;  // oneDNN had only its slow reference implementation
-};
-
-dnnl::engine& engine() {
-  thread_local dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-
-// The primitive for these dims/strides (cached; at most kCacheSize entries, then the cache restarts).
-const Primitive& primitive(const std::vector<int64_t>& key, const dnnl::memory::desc& src,
-                           const dnnl::memory::desc& wei, const dnnl::memory::desc& dst, bool accumulate) {
-  constexpr size_t kCacheSize = 512;
-  thread_local std::map<std::vector<int64_t>, Primitive> cache;
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() >= kCacheSize) cache.clear();
-  dnnl::primitive_attr attr;
-  if (accumulate) {
-    dnnl::post_ops ops;
-    ops.append_sum(1.0f);
-    attr.set_post_ops(ops);
-  }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), attr, engine());
-  Primitive p{dnnl::matmul(pd), src, wei, dst, std::strncmp(pd.impl_info_str(), "ref", 3) == 0};
-  return cache.emplace(key, std::move(p)).first->second;
-}
-
-using dims = dnnl::memory::dims;
-using dt = dnnl::memory::data_type;
-
-// out (+)= a·b through oneDNN; false when oneDNN offers only its reference implementation here.
-bool matmul_dnnl(const View& out, const View& a, const View& b, bool accumulate) {
-  const int64_t bt = a.shape[0], m = a.shape[1], kk = a.shape[2], n = b.shape[2];
-  thread_local std::vector<uint16_t> scratch_a, scratch_b;
-  const Bf16Matrix A = bf16_operand(a, bt, m, kk, false, scratch_a);
-  const Bf16Matrix B = bf16_operand(b, bt, kk, n, true, scratch_b);
-  dnnl::memory::desc src, wei, dst;
-  // A weight shared by the batch, and a's batch elements one after another: one [bt·m, k] product.
-  if (B.nb == 1 && (A.nb == 1 || (A.sc == 1 && A.sb == m * A.sr))) {
-    src = dnnl::memory::desc(dims{A.nb * m, kk}, dt::bf16, dims{A.sr, A.sc});
-    wei = dnnl::memory::desc(dims{kk, n}, dt::bf16, dims{B.sr, B.sc});
-    dst = dnnl::memory::desc(dims{bt * m, n}, dt::f32, dims{n, 1});
-  } else {
-    src = dnnl::memory::desc(dims{A.nb, m, kk}, dt::bf16, dims{A.sb, A.sr, A.sc});
-    wei = dnnl::memory::desc(dims{B.nb, kk, n}, dt::bf16, dims{B.sb, B.sr, B.sc});
-    dst = dnnl::memory::desc(dims{bt, m, n}, dt::f32, dims{m * n, n, 1});
-  }
-  std::vector<int64_t> key{accumulate ? 1 : 0};
-  for (const dnnl::memory::desc* d : {&src, &wei}) {
-    const dims ds = d->dims();
-    key.insert(key.end(), ds.begin(), ds.end());
-    for (int i = 0; i < (int)ds.size(); i++) key.push_back(d->data.format_desc.blocking.strides[i]);
-  }
-  const Primitive& p = primitive(key, src, wei, dst, accumulate);
-  if (p.reference) return false;
-  dnnl::stream stream(engine());
-  dnnl::memory ms(p.src, engine(), const_cast<uint16_t*>(A.ptr));
-  dnnl::memory mw(p.wei, engine(), const_cast<uint16_t*>(B.ptr));
-  dnnl::memory md(p.dst, engine(), out.f());
-  p.prim.execute(stream, {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}});
-  stream.wait();
-  return true;
-}
-
 bool panels_forced() {
   const char* s = std::getenv("VERA_BF16_GEMM");
   return s != nullptr && std::strcmp(s, "panels") == 0;
@@ -450,7 +255,7 @@ void matmul_bf16(const View& out, const View& a, const View& b, bool accumulate)
       if (gemv_bf16(out, rows.data(), b, accumulate)) return;
     }
 #endif
-    if (!panels_forced() && matmul_dnnl(out, a, b, accumulate)) return;
+    if (!panels_forced() && matmul_primitive(out, a, b, accumulate, true)) return;
     // The fallback: a rounded into dense f32, b as bf16 (rounded into a scratch when it is f32).
     std::vector<float> apack((size_t)(bt * m * kk));
     each_batch(bt, m * kk, [&](int64_t p) { pack_rounded_f32(apack.data() + p * m * kk, a, p, m, kk); });
@@ -469,23 +274,19 @@ void matmul_bf16(const View& out, const View& a, const View& b, bool accumulate)
     }
     const dnnl_status_t status = gemm_bf16_panels(out, apack.data(), bv, accumulate);
     if (status != dnnl_success) fail(k, "dnnl_sgemm failed with status %d", (int)status);
-  } catch (const dnnl::error& e) {
-    fail(k, "oneDNN bf16 matmul of %s · %s failed: %s", a.shape_str().c_str(), b.shape_str().c_str(), e.what());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail(k, "bf16 matmul of %s · %s failed: %s", a.shape_str().c_str(), b.shape_str().c_str(), e.what());
   }
 }
 
 std::string bf16_gemm_impl() {
   if (panels_forced()) return "widened panels + sgemm (VERA_BF16_GEMM=panels)";
-  try {
-    const dnnl::memory::desc src(dims{64, 64}, dt::bf16, dims{64, 1});
-    const dnnl::memory::desc dst(dims{64, 64}, dt::f32, dims{64, 1});
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, src, dst), engine());
-    const std::string impl = pd.impl_info_str();
-    if (impl.compare(0, 3, "ref") == 0) return "widened panels + sgemm (oneDNN has only " + impl + " here)";
-    return "oneDNN " + impl;
-  } catch (const dnnl::error& e) {
-    return std::string("widened panels + sgemm (oneDNN bf16 matmul unavailable: ") + e.what() + ")";
-  }
+  const std::string impl = matmul_primitive_impl(true);
+  if (impl.compare(0, 3, "ref") == 0 || impl.compare(0, 11, "unavailable") == 0)
+    return "widened panels + sgemm (oneDNN bf16 matmul: " + impl + ")";
+  return "oneDNN " + impl;
 }
 
 }  // namespace vera

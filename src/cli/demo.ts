@@ -19,6 +19,8 @@ export interface DemoOptions {
   backend?: BackendName | undefined;
   threads?: number | undefined;
   verbose?: boolean;
+  /** bf16: the frozen base stored in bf16, its GEMMs computed in bf16 (full fine-tuning refuses it). */
+  dtype?: 'f32' | 'bf16';
 }
 
 /** Per method: what the paper's comparison reports. */
@@ -54,6 +56,7 @@ export async function runDemo(opts: DemoOptions): Promise<Row[]> {
       backend: opts.backend ?? null,
       threads: opts.threads ?? null,
       ...demoMethod(method),
+      ...(opts.dtype === 'bf16' ? { dtype: 'bf16' as const } : {}),
     });
     const started = performance.now();
     const quiet = { write: (s: string) => (opts.verbose ? process.stderr.write(s) : true) };

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { BACKEND_CHOICES, BACKEND_NAMES, isBackendName } from '../backends/registry.js';
 import type { Method } from '../train/config.js';
-import { dtypeFlag, selectBackend } from './common.js';
+import { dtypeFlag, dtypeHelp, selectBackend } from './common.js';
 import { runDemo } from './demo.js';
 import { LOGITS_USAGE, logitsJson } from './logits.js';
 
@@ -28,7 +28,7 @@ Global options:
   -h, --help            Show help for a command
 `;
 
-const DEMO_USAGE = `Usage: vera demo [--methods vera,lora,head] [--epochs N] [--seed N] [--out DIR] [--verbose]
+const DEMO_USAGE = `Usage: vera demo [--methods vera,lora,head] [--epochs N] [--seed N] [--out DIR] [--dtype f32|bf16] [--verbose]
                  [--backend ${BACKEND_NAMES.join('|')}] [--threads N]
 
 Fine-tunes the base model that ships with vera-ts (assets/base-model: a 4-layer GPT-2 pretrained by
@@ -42,7 +42,7 @@ Options:
   --seed N        Seed of data split, initialisation and order (default 0)
   --out DIR       Where data, adapters and logs go (default runs/demo)
   --verbose       Show each run's progress and evaluations on stderr
-`;
+${dtypeHelp(18)}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -61,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
         verbose: { type: 'boolean', default: false },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        dtype: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -84,6 +85,7 @@ export async function main(argv: string[]): Promise<number> {
       verbose: values.verbose,
       backend: values.backend,
       threads: values.threads === undefined ? undefined : intOption('threads', values.threads, 1),
+      dtype: dtypeFlag(values.dtype),
     });
     return 0;
   }

@@ -1,4 +1,7 @@
-// matmul with a bf16 operand computes in bf16 (the contract's rule, torch.autocast's arithmetic): the
+// The native GEMM paths against float64 references: f32 products through oneDNN's matmul primitive
+// (one product of ≥ 16 rows and ≥ 2^18 multiply-adds) and through dnnl_sgemm (VERA_F32_GEMM=sgemm),
+// on every operand layout, batch broadcast and accumulation. And matmul with a bf16 operand, which
+// computes in bf16 (the contract's rule, torch.autocast's arithmetic): the
 // f32 operand is rounded to bf16, products accumulate in f32. The js and native kernels against a float64
 // reference on the bf16-rounded values, native against native f32 on those values (identical products up
 // to summation order), over the decoding kernels (m ≤ 4, dense k or n axis), oneDNN's bf16 matmul, the
@@ -169,18 +172,86 @@ const SHAPES: [number, number, number, number][] = [
   [1, 9, 600, 300],
 ];
 
-/** Runs fn with VERA_BF16_GEMM set for `mode` ('panels' forces the native fallback path). */
-function withMode<T>(mode: 'auto' | 'panels', fn: () => T): T {
-  const prev = process.env['VERA_BF16_GEMM'];
-  if (mode === 'panels') process.env['VERA_BF16_GEMM'] = 'panels';
-  else delete process.env['VERA_BF16_GEMM'];
+/** Runs fn with the environment variable `name` set to `value` (undefined: unset), restoring it after. */
+function withEnv<T>(name: string, value: string | undefined, fn: () => T): T {
+  const prev = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
   try {
     return fn();
   } finally {
-    if (prev === undefined) delete process.env['VERA_BF16_GEMM'];
-    else process.env['VERA_BF16_GEMM'] = prev;
+    if (prev === undefined) delete process.env[name];
+    else process.env[name] = prev;
   }
 }
+
+/** Runs fn with VERA_BF16_GEMM set for `mode` ('panels' forces the native fallback path). */
+function withMode<T>(mode: 'auto' | 'panels', fn: () => T): T {
+  return withEnv('VERA_BF16_GEMM', mode === 'panels' ? 'panels' : undefined, fn);
+}
+
+/** float64 a·b (+ out0) of f32 operands as stored (no rounding), and Σ|a·b| per element. */
+function referenceF32(a: Operand, b: Operand, out0: Float32Array | null): { want: Float64Array; mag: Float64Array } {
+  const [bt, m, k] = a.shape;
+  const n = b.shape[2];
+  const el = (o: Operand, p: number, i: number, j: number) =>
+    o.data[o.offset + p * o.strides[0] + i * o.strides[1] + j * o.strides[2]]!;
+  const want = new Float64Array(bt * m * n);
+  const mag = new Float64Array(bt * m * n);
+  for (let p = 0; p < bt; p++)
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = out0 ? out0[(p * m + i) * n + j]! : 0;
+        let g = Math.abs(s);
+        for (let q = 0; q < k; q++) {
+          const v = el(a, p, i, q) * el(b, p, q, j);
+          s += v;
+          g += Math.abs(v);
+        }
+        want[(p * m + i) * n + j] = s;
+        mag[(p * m + i) * n + j] = g;
+      }
+  return { want, mag };
+}
+
+describe('f32 matmul on the native paths', () => {
+  // [bt, m, k, n], each ≥ 16 rows and ≥ 2^18 multiply-adds (the primitive's), batched ones with b shared.
+  const BIG: [number, number, number, number][] = [
+    [1, 64, 96, 80],
+    [1, 33, 129, 70],
+    [3, 20, 70, 200],
+  ];
+  for (const path of ['oneDNN matmul primitive', 'dnnl_sgemm'] as const) {
+    test(
+      `${path}: equals the float64 product on every layout, with b shared over the batch, accumulating`,
+      { skip },
+      () => {
+        const nb = native!;
+        withEnv('VERA_F32_GEMM', path === 'dnnl_sgemm' ? 'sgemm' : undefined, () => {
+          for (const [bt, m, k, n] of BIG) {
+            for (const layout of ['rows', 'cols', 'strided'] as BLayout[]) {
+              const b = rounded(bOperand(bt, k, n, layout, bt > 1 && layout !== 'strided'));
+              for (const ta of [false, true]) {
+                const a = aOperand(bt, m, k, ta);
+                const out0 = randf(bt * m * n);
+                for (const acc of [false, true]) {
+                  const { want, mag } = referenceF32(a, b, acc ? out0 : null);
+                  check(
+                    `${path} ${bt}x${m}x${k}x${n} b=${layout} ta=${ta} acc=${acc}`,
+                    run(nb, a, b, acc ? out0 : null),
+                    want,
+                    mag,
+                    4 * k * 2 ** -24 + 1e-7,
+                  );
+                }
+              }
+            }
+          }
+        });
+      },
+    );
+  }
+});
 
 /** a with its batch axis broadcast (stride 0), for bt > 1. */
 const broadcastA = (a: Operand): Operand => ({ ...a, strides: [0, a.strides[1], a.strides[2]] });
