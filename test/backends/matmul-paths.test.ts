@@ -1,5 +1,6 @@
 // The native GEMM paths against float64 references: f32 products through oneDNN's matmul primitive
-// (one product of ≥ 16 rows and ≥ 2^18 multiply-adds) and through dnnl_sgemm (VERA_F32_GEMM=sgemm),
+// (one product of ≥ 16 rows and ≥ 2^18 multiply-adds with a k-dense b) and through dnnl_sgemm
+// (VERA_F32_GEMM=sgemm, and every other layout),
 // on every operand layout, batch broadcast and accumulation. And matmul with a bf16 operand, which
 // computes in bf16 (the contract's rule, torch.autocast's arithmetic): the
 // f32 operand is rounded to bf16, products accumulate in f32. The js and native kernels against a float64
