@@ -180,7 +180,9 @@ export function cpuInfo(): CpuInfo {
   const avx512f = flags.has('avx512f');
   const avx2 = flags.has('avx2');
   const memGiB = Math.round((totalmem() / 2 ** 30) * 10) / 10;
-  const simd = avx512f ? 'AVX-512' : avx2 ? 'AVX2' : 'no AVX2';
+  // The bf16 units oneDNN's bf16 GEMMs use: AMX tiles, else AVX-512 BF16 dot products.
+  const bf16 = flags.has('amx_bf16') ? ' + AMX' : flags.has('avx512_bf16') ? ' BF16' : '';
+  const simd = avx512f ? `AVX-512${bf16}` : avx2 ? 'AVX2' : 'no AVX2';
   const summary = `${model}, ${cores} logical CPUs, ${simd}, ${memGiB} GiB RAM, ${process.platform} ${release()}, Node ${process.version}`;
   return { model, cores, avx512f, avx2, memGiB, summary };
 }

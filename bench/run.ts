@@ -16,13 +16,14 @@ interface BenchModule {
 const BENCHES: readonly { name: string; title: string; load: () => Promise<BenchModule> }[] = [
   {
     name: 'gemm',
-    title: 'GEMM: ops.matmul on tensors (JS call and output allocation included) vs dnnl_sgemm from C++',
+    title:
+      'GEMM: ops.matmul on tensors (JS call and output allocation included) vs oneDNN called from C++, in f32 and bf16',
     load: () => import('./gemm.js'),
   },
   {
     name: 'gpt2-step',
     title:
-      'GPT-2-small training step, frozen base: only ln_1.weight trains, or VeRA r=256 on the attention projections (its λ train)',
+      'GPT-2-small training step, frozen base: only ln_1.weight trains, or VeRA r=256 on the attention projections (its λ train); f32 and bf16 mixed precision',
     load: () => import('./gpt2-step.js'),
   },
   {

@@ -44,28 +44,29 @@ inline void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {
   for (; i < n; i++) dst[i] = f32_to_bf16(src[i]);
 }
 
-// One [rows, cols] matrix of a view (batch element p) as dense row-major bf16.
-inline void pack_bf16(uint16_t* dst, const View& v, int64_t p, int64_t rows, int64_t cols) {
+// Rows [r0, r1) of one [rows, cols] matrix of a view (batch element p) as dense row-major bf16.
+inline void pack_bf16(uint16_t* dst, const View& v, int64_t p, int64_t r0, int64_t r1, int64_t cols) {
   const int64_t sr = v.strides[1], sc = v.strides[2];
   if (v.dtype == DType::BF16) {
     const uint16_t* src = v.ptr<uint16_t>() + p * v.strides[0];
-    for (int64_t i = 0; i < rows; i++)
+    for (int64_t i = r0; i < r1; i++)
       for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = src[i * sr + j * sc];
     return;
   }
   const float* src = v.f() + p * v.strides[0];
   if (sc == 1 || cols == 1) {
-    for (int64_t i = 0; i < rows; i++) round_to_bf16(dst + i * cols, src + i * sr, cols);
+    for (int64_t i = r0; i < r1; i++) round_to_bf16(dst + i * cols, src + i * sr, cols);
     return;
   }
-  for (int64_t i = 0; i < rows; i++)
+  for (int64_t i = r0; i < r1; i++)
     for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = f32_to_bf16(src[i * sr + j * sc]);
 }
 
-// One [rows, cols] matrix of a view as dense row-major f32 holding bf16 values (rounded or widened).
-inline void pack_rounded_f32(float* dst, const View& v, int64_t p, int64_t rows, int64_t cols) {
+// Rows [r0, r1) of one [rows, cols] matrix of a view as dense row-major f32 holding bf16 values
+// (rounded or widened).
+inline void pack_rounded_f32(float* dst, const View& v, int64_t p, int64_t r0, int64_t r1, int64_t cols) {
   const int64_t sr = v.strides[1], sc = v.strides[2];
-  for (int64_t i = 0; i < rows; i++) {
+  for (int64_t i = r0; i < r1; i++) {
     float* d = dst + i * cols;
     if (v.dtype == DType::BF16) {
       const uint16_t* src = v.ptr<uint16_t>() + p * v.strides[0] + i * sr;
@@ -77,18 +78,25 @@ inline void pack_rounded_f32(float* dst, const View& v, int64_t p, int64_t rows,
   }
 }
 
-// Runs pack(p) for every batch element, in parallel when there is enough to do.
+// Runs pack(p, r0, r1) over rows [r0, r1) of batch element p, covering every row of the nb elements, in
+// parallel blocks of rows when there is enough to do (a single big matrix is split too).
 template <class F>
-void each_batch(int64_t bt, int64_t elems, F&& pack) {
-  parallel_blocks(bt, std::max<int64_t>(1, kGrainCheap / std::max<int64_t>(elems, 1)), [&](int64_t lo, int64_t hi) {
-    for (int64_t p = lo; p < hi; p++) pack(p);
+void each_rows(int64_t nb, int64_t rows, int64_t cols, F&& pack) {
+  if (rows <= 0) return;
+  const int64_t grain = std::max<int64_t>(1, kGrainCheap / std::max<int64_t>(cols, 1));
+  parallel_blocks(nb * rows, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi;) {
+      const int64_t p = t / rows, r0 = t % rows, r1 = std::min(rows, r0 + (hi - t));
+      pack(p, r0, r1);
+      t += r1 - r0;
+    }
   });
 }
 
-// One [rows, cols] matrix of an f32 view (batch element p) as dense row-major f32.
-inline void pack_f32(float* dst, const View& v, int64_t p, int64_t rows, int64_t cols) {
+// Rows [r0, r1) of one [rows, cols] matrix of an f32 view (batch element p) as dense row-major f32.
+inline void pack_f32(float* dst, const View& v, int64_t p, int64_t r0, int64_t r1, int64_t cols) {
   const float* src = v.f() + p * v.strides[0];
-  for (int64_t i = 0; i < rows; i++)
+  for (int64_t i = r0; i < r1; i++)
     for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = src[i * v.strides[1] + j * v.strides[2]];
 }
 

@@ -251,20 +251,20 @@ void matmul_bf16(const View& out, const View& a, const View& b, bool accumulate)
     if (m <= 4 && b.dtype == DType::BF16 && (sk == 1 || kk == 1 || sn == 1 || n == 1)) {
       thread_local std::vector<float> rows;
       rows.resize((size_t)(bt * m * kk));
-      for (int64_t p = 0; p < bt; p++) pack_rounded_f32(rows.data() + p * m * kk, a, p, m, kk);
+      for (int64_t p = 0; p < bt; p++) pack_rounded_f32(rows.data() + p * m * kk, a, p, 0, m, kk);
       if (gemv_bf16(out, rows.data(), b, accumulate)) return;
     }
 #endif
     if (!panels_forced() && matmul_primitive(out, a, b, accumulate, true)) return;
     // The fallback: a rounded into dense f32, b as bf16 (rounded into a scratch when it is f32).
     std::vector<float> apack((size_t)(bt * m * kk));
-    each_batch(bt, m * kk, [&](int64_t p) { pack_rounded_f32(apack.data() + p * m * kk, a, p, m, kk); });
+    each_rows(bt, m, kk, [&](int64_t p, int64_t r0, int64_t r1) { pack_rounded_f32(apack.data() + p * m * kk, a, p, r0, r1, kk); });
     View bv = b;
     std::vector<uint16_t> bpack;
     if (b.dtype != DType::BF16) {
       const int64_t nb = b.strides[0] == 0 ? 1 : bt;
       bpack.resize((size_t)(nb * kk * n));
-      each_batch(nb, kk * n, [&](int64_t p) { pack_bf16(bpack.data() + p * kk * n, b, p, kk, n); });
+      each_rows(nb, kk, n, [&](int64_t p, int64_t r0, int64_t r1) { pack_bf16(bpack.data() + p * kk * n, b, p, r0, r1, n); });
       bv.base = bpack.data();
       bv.dtype = DType::BF16;
       bv.offset = 0;

@@ -62,10 +62,10 @@ Matrix operand(const View& v, int64_t bt, int64_t rows, int64_t cols, bool may_s
   scratch.resize((size_t)((o.nb * elems + 1) / (bf16 ? 2 : 1)));  // bf16 scratch: two per float
   if (bf16) {
     uint16_t* dst = reinterpret_cast<uint16_t*>(scratch.data());
-    each_batch(o.nb, elems, [&](int64_t p) { pack_bf16(dst + p * elems, v, p, rows, cols); });
+    each_rows(o.nb, rows, cols, [&](int64_t p, int64_t r0, int64_t r1) { pack_bf16(dst + p * elems, v, p, r0, r1, cols); });
   } else {
     float* dst = scratch.data();
-    each_batch(o.nb, elems, [&](int64_t p) { pack_f32(dst + p * elems, v, p, rows, cols); });
+    each_rows(o.nb, rows, cols, [&](int64_t p, int64_t r0, int64_t r1) { pack_f32(dst + p * elems, v, p, r0, r1, cols); });
   }
   o.ptr = scratch.data();
   o.sb = elems;
