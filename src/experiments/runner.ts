@@ -122,9 +122,16 @@ const stable = (v: unknown): string =>
       : x,
   );
 
+/**
+ * Revision of the engine's training arithmetic, part of every run's key so that results of different
+ * arithmetic never mix in one table: 2 = attention-probability dropout as transformers applies it (the
+ * results before it did not apply `attn_pdrop`).
+ */
+export const ENGINE_REVISION = 2;
+
 /** The cache key of a run: a hash of the task (model, data, shared settings), method, options, epochs, seed. */
 export function runKey(task: TaskSpec, run: RunSpec, epochs: number, seed: number): string {
-  const what = { task: task.id, model: task.model, data: task.data, common: task.common };
+  const what = { task: task.id, model: task.model, data: task.data, common: task.common, engine: ENGINE_REVISION };
   const how = { method: run.method, options: run.options, epochs, seed };
   return createHash('sha256').update(stable({ what, how })).digest('hex').slice(0, 16);
 }
