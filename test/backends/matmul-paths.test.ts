@@ -50,14 +50,22 @@ function put(be: Backend, op: Operand): View {
   return { buf, dtype: op.dtype, offset: op.offset, shape: op.shape, strides: op.strides };
 }
 
-/** Element (p, i, j) of an operand as the bf16 GEMM sees it: bf16 widened, f32 rounded to bf16. */
-function at(op: Operand, p: number, i: number, j: number): number {
+/**
+ * Element (p, i, j) of an operand as the GEMM sees it: bf16 widened; f32 rounded to bf16 in a bf16 GEMM
+ * (`round`), else as stored.
+ */
+function at(op: Operand, p: number, i: number, j: number, round = true): number {
   const x = op.data[op.offset + p * op.strides[0] + i * op.strides[1] + j * op.strides[2]]!;
-  return op.dtype === 'bf16' ? bf16ToF32(x) : bf16ToF32(f32ToBf16(x));
+  return op.dtype === 'bf16' ? bf16ToF32(x) : round ? bf16ToF32(f32ToBf16(x)) : x;
 }
 
-/** float64 a·b (+ out0) of the bf16-rounded values, and Σ|a·b| per element for the error bound. */
-function reference(a: Operand, b: Operand, out0: Float32Array | null): { want: Float64Array; mag: Float64Array } {
+/** float64 a·b (+ out0) of the values a bf16 GEMM multiplies (an f32 one's with round = false), and Σ|a·b| per element. */
+function reference(
+  a: Operand,
+  b: Operand,
+  out0: Float32Array | null,
+  round = true,
+): { want: Float64Array; mag: Float64Array } {
   const [bt, m, k] = a.shape;
   const n = b.shape[2];
   const want = new Float64Array(bt * m * n);
@@ -68,7 +76,7 @@ function reference(a: Operand, b: Operand, out0: Float32Array | null): { want: F
         let s = out0 ? out0[(p * m + i) * n + j]! : 0;
         let g = Math.abs(s);
         for (let q = 0; q < k; q++) {
-          const v = at(a, p, i, q) * at(b, p, q, j);
+          const v = at(a, p, i, q, round) * at(b, p, q, j, round);
           s += v;
           g += Math.abs(v);
         }
@@ -191,30 +199,6 @@ function withMode<T>(mode: 'auto' | 'panels', fn: () => T): T {
   return withEnv('VERA_BF16_GEMM', mode === 'panels' ? 'panels' : undefined, fn);
 }
 
-/** float64 a·b (+ out0) of f32 operands as stored (no rounding), and Σ|a·b| per element. */
-function referenceF32(a: Operand, b: Operand, out0: Float32Array | null): { want: Float64Array; mag: Float64Array } {
-  const [bt, m, k] = a.shape;
-  const n = b.shape[2];
-  const el = (o: Operand, p: number, i: number, j: number) =>
-    o.data[o.offset + p * o.strides[0] + i * o.strides[1] + j * o.strides[2]]!;
-  const want = new Float64Array(bt * m * n);
-  const mag = new Float64Array(bt * m * n);
-  for (let p = 0; p < bt; p++)
-    for (let i = 0; i < m; i++)
-      for (let j = 0; j < n; j++) {
-        let s = out0 ? out0[(p * m + i) * n + j]! : 0;
-        let g = Math.abs(s);
-        for (let q = 0; q < k; q++) {
-          const v = el(a, p, i, q) * el(b, p, q, j);
-          s += v;
-          g += Math.abs(v);
-        }
-        want[(p * m + i) * n + j] = s;
-        mag[(p * m + i) * n + j] = g;
-      }
-  return { want, mag };
-}
-
 describe('f32 matmul on the native paths', () => {
   // [bt, m, k, n], each ≥ 16 rows and ≥ 2^18 multiply-adds (the primitive's), batched ones with b shared.
   const BIG: [number, number, number, number][] = [
@@ -236,7 +220,7 @@ describe('f32 matmul on the native paths', () => {
                 const a = aOperand(bt, m, k, ta);
                 const out0 = randf(bt * m * n);
                 for (const acc of [false, true]) {
-                  const { want, mag } = referenceF32(a, b, acc ? out0 : null);
+                  const { want, mag } = reference(a, b, acc ? out0 : null, false);
                   check(
                     `${path} ${bt}x${m}x${k}x${n} b=${layout} ta=${ta} acc=${acc}`,
                     run(nb, a, b, acc ? out0 : null),

@@ -12,9 +12,10 @@
 // group inside the GEMM. The causal/window mask and the dropout multipliers depend only on shapes and
 // on Philox, so they are built on the host and uploaded; nothing is read back.
 
-import type { AttentionOpts, Backend, BackendBuffer, View } from '../../backends/backend.js';
+import type { AttentionOpts, Backend, View } from '../../backends/backend.js';
 import { philoxUniform } from '../../backends/philox.js';
 import type { DType } from '../../backends/dtype.js';
+import { Scratch, contiguousStrides } from './scratch.js';
 
 interface Dims {
   b: number;
@@ -46,44 +47,6 @@ function dims(op: string, q: View, k: View, v: View): Dims {
   return { b, tq, tk, hq, hkv, d, g: hq / hkv };
 }
 
-function rowMajor(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-/** Buffers of one call, freed together. */
-class Scratch {
-  readonly #bufs: BackendBuffer[] = [];
-  constructor(readonly b: Backend) {}
-
-  /** A contiguous view of fresh storage. */
-  alloc(dtype: DType, shape: readonly number[]): View {
-    const buf = this.b.alloc(
-      dtype,
-      shape.reduce((a, c) => a * c, 1),
-    );
-    this.#bufs.push(buf);
-    return { buf, dtype, offset: 0, shape, strides: rowMajor(shape) };
-  }
-
-  /** A one-element buffer holding `value`, broadcast (all strides 0) to `shape`. */
-  constant(dtype: DType, value: number, shape: readonly number[]): View {
-    const one = this.alloc(dtype, [1]);
-    this.b.fill(one, value);
-    return { ...one, shape, strides: shape.map(() => 0) };
-  }
-
-  freeAll(): void {
-    for (const buf of this.#bufs) this.b.free(buf);
-    this.#bufs.length = 0;
-  }
-}
-
 /** Another shape/strides on the same storage. */
 function as(v: View, shape: readonly number[], strides: readonly number[], offset = v.offset): View {
   return { buf: v.buf, dtype: v.dtype, offset, shape, strides };
@@ -98,8 +61,8 @@ function timeMajor(x: View): View {
 /** x [B, T, H, D] (any strides) copied into a contiguous head-major [B, H, T, D] buffer. */
 function headMajor(s: Scratch, x: View): View {
   const [b, t, h, d] = x.shape as [number, number, number, number];
-  const out = s.alloc(x.dtype, [b, h, t, d]);
-  s.b.copy(timeMajor(out), x);
+  const out = s.tmp(x.dtype, [b, h, t, d]);
+  s.backend.copy(timeMajor(out), x);
   return out;
 }
 
@@ -139,8 +102,8 @@ function dropoutMultipliers(op: string, s: Scratch, dm: Dims, opts: AttentionOpt
   const scale = 1 / (1 - d.p);
   const host = dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) host[i] = u[i]! >= d.p ? scale : 0;
-  const m = s.alloc(dtype, shape);
-  s.b.upload(m.buf, dtype, 0, host);
+  const m = s.tmp(dtype, shape);
+  s.backend.upload(m.buf, dtype, 0, host);
   return m;
 }
 
@@ -148,19 +111,19 @@ function dropoutMultipliers(op: string, s: Scratch, dm: Dims, opts: AttentionOpt
  * Scaled, masked scores S [B, Hq, Tq, Tk] (−∞ where a key is hidden) and the head-major q, k, v.
  */
 function scores(s: Scratch, dm: Dims, q: View, k: View, v: View, opts: AttentionOpts) {
-  const be = s.b;
+  const be = s.backend;
   const f = q.dtype;
   const qh = headMajor(s, q);
   const kh = headMajor(s, k);
   const vh = headMajor(s, v);
   const full = [dm.b, dm.hq, dm.tq, dm.tk];
-  const sc = s.alloc(f, full);
+  const sc = s.tmp(f, full);
   be.matmul(grouped(sc, dm), grouped(qh, dm), grouped(kh, dm, true), false);
   be.scalar('mul_s', sc, sc, opts.scale);
   const negInf = s.constant(f, -Infinity, full);
   const visible = shapeMask(dm, opts);
   if (visible) {
-    const m = s.alloc('bool', [dm.tq, dm.tk]);
+    const m = s.tmp('bool', [dm.tq, dm.tk]);
     be.upload(m.buf, 'bool', 0, visible);
     be.where(sc, as(m, full, [0, 0, dm.tk, 1]), sc, negInf);
   }
@@ -184,7 +147,7 @@ export function attention(b: Backend, out: View, lse: View, q: View, k: View, v:
   const dm = dims('attention', q, k, v);
   const f = q.dtype;
   const rows = [dm.b, dm.hq, dm.tq, 1];
-  const lse4 = as(lse, rows, rowMajor(rows));
+  const lse4 = as(lse, rows, contiguousStrides(rows));
   if (dm.b * dm.hq * dm.tq === 0) return;
   if (dm.tk === 0) {
     b.fill(out, 0);
@@ -196,29 +159,29 @@ export function attention(b: Backend, out: View, lse: View, q: View, k: View, v:
     const { sc, vh } = scores(s, dm, q, k, v, opts);
     const zero = s.constant(f, 0, rows);
     // Row maximum, 0 for rows with no visible key (all −∞), so that S − max stays −∞ there, not NaN.
-    const max = s.alloc(f, rows);
+    const max = s.tmp(f, rows);
     b.reduce('max', max, sc, [3]);
-    const empty = s.alloc('bool', rows);
+    const empty = s.tmp('bool', rows);
     b.scalar('eq_s', empty, max, -Infinity);
     b.where(max, empty, zero, max);
     b.binary('sub', sc, sc, acrossKeys(max, dm));
     b.unary('exp', sc, sc);
-    const sum = s.alloc(f, rows);
+    const sum = s.tmp(f, rows);
     b.reduce('sum', sum, sc, [3]);
     // lse = max + log(sum): −∞ for an empty row (sum 0), whose probabilities become 0 below.
     b.unary('log', lse4, sum);
     b.binary('add', lse4, lse4, max);
-    const inv = s.alloc(f, rows);
+    const inv = s.tmp(f, rows);
     b.unary('recip', inv, sum);
     b.where(inv, empty, zero, inv);
     b.binary('mul', sc, sc, acrossKeys(inv, dm)); // P
     const keep = dropoutMultipliers('attention', s, dm, opts, f);
     if (keep) b.binary('mul', sc, sc, keep);
-    const oh = s.alloc(f, [dm.b, dm.hq, dm.tq, dm.d]);
+    const oh = s.tmp(f, [dm.b, dm.hq, dm.tq, dm.d]);
     b.matmul(grouped(oh, dm), grouped(sc, dm), grouped(vh, dm), false);
     b.copy(out, timeMajor(oh));
   } finally {
-    s.freeAll();
+    s.free();
   }
 }
 
@@ -246,45 +209,45 @@ export function attentionBackward(
   try {
     const { sc, qh, kh, vh } = scores(s, dm, q, k, v, opts);
     // P = exp(S − lse) from the saved lse; an empty row (lse −∞) uses 0 instead, giving P = 0.
-    const l = s.alloc(f, rows);
-    b.copy(l, as(lse, rows, rowMajor(rows)));
-    const empty = s.alloc('bool', rows);
+    const l = s.tmp(f, rows);
+    b.copy(l, as(lse, rows, contiguousStrides(rows)));
+    const empty = s.tmp('bool', rows);
     b.scalar('eq_s', empty, l, -Infinity);
     b.where(l, empty, s.constant(f, 0, rows), l);
     b.binary('sub', sc, sc, acrossKeys(l, dm));
     b.unary('exp', sc, sc); // P
     const doh = headMajor(s, dout);
     // Di = rowsum(dO ∘ O), [B, Tq, Hq, 1] read as [B, Hq, Tq, 1].
-    const prod = s.alloc(f, dout.shape);
+    const prod = s.tmp(f, dout.shape);
     b.binary('mul', prod, dout, out);
-    const di = s.alloc(f, [dm.b, dm.tq, dm.hq, 1]);
+    const di = s.tmp(f, [dm.b, dm.tq, dm.hq, 1]);
     b.reduce('sum', di, prod, [3]);
     const diRows = as(di, [dm.b, dm.hq, dm.tq, dm.tk], [dm.tq * dm.hq, 1, dm.hq, 0]);
     // With dropout, O = (P ∘ M)·V: dV uses P ∘ M, and the gradient of P is M ∘ dO·Vᵀ.
     const keep = dropoutMultipliers('attentionBackward', s, dm, opts, f);
     let pd = sc;
     if (keep) {
-      pd = s.alloc(f, sc.shape);
+      pd = s.tmp(f, sc.shape);
       b.binary('mul', pd, sc, keep);
     }
     const gradKv = (dst: View, lhsT: View, rhs: View) => {
-      const acc = s.alloc(f, [dm.b, dm.hkv, dm.tk, dm.d]);
+      const acc = s.tmp(f, [dm.b, dm.hkv, dm.tk, dm.d]);
       b.matmul(grouped(acc, dm), grouped(lhsT, dm, true), grouped(rhs, dm), false);
       b.copy(dst, timeMajor(acc));
     };
     gradKv(dv, pd, doh); // dV = (P ∘ M)ᵀ dO, summed over the group's query heads
-    const dp = s.alloc(f, sc.shape);
+    const dp = s.tmp(f, sc.shape);
     b.matmul(grouped(dp, dm), grouped(doh, dm), grouped(vh, dm, true), false);
     if (keep) b.binary('mul', dp, dp, keep);
     // dS = scale · P ∘ (dP − Di), in place in dP.
     b.binary('sub', dp, dp, diRows);
     b.binary('mul', dp, dp, sc);
     b.scalar('mul_s', dp, dp, opts.scale);
-    const dqh = s.alloc(f, [dm.b, dm.hq, dm.tq, dm.d]);
+    const dqh = s.tmp(f, [dm.b, dm.hq, dm.tq, dm.d]);
     b.matmul(grouped(dqh, dm), grouped(dp, dm), grouped(kh, dm), false);
     b.copy(dq, timeMajor(dqh));
     gradKv(dk, dp, qh); // dK = dSᵀ Q
   } finally {
-    s.freeAll();
+    s.free();
   }
 }

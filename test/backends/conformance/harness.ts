@@ -15,7 +15,7 @@ import type {
   View,
 } from '../../../src/backends/backend.js';
 import { fused } from '../../../src/ops/kernels.js';
-import type { DType, HostArray } from '../../../src/backends/dtype.js';
+import { type DType, type HostArray, hostArray } from '../../../src/backends/dtype.js';
 
 /** What a test exercises: a kernel, or 'memory' (alloc/free/upload/download). */
 export type Kernel = PrimitiveKernelName | FusedKernelName | 'memory';
@@ -140,7 +140,7 @@ export class Ctx {
 
   /** A zero-filled dense output. */
   zeros(dtype: DType, shape: readonly number[]): Pair {
-    return this.tensor(dtype, zeroHost(dtype, size(shape)), shape);
+    return this.tensor(dtype, hostArray(dtype, size(shape)), shape);
   }
 
   /** The same pair seen through another (shape, strides, offset). */
@@ -237,23 +237,6 @@ export function contiguous(shape: readonly number[]): number[] {
 }
 
 export const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
-function zeroHost(dtype: DType, n: number): HostArray {
-  switch (dtype) {
-    case 'f32':
-      return new Float32Array(n);
-    case 'f64':
-      return new Float64Array(n);
-    case 'i32':
-      return new Int32Array(n);
-    case 'i64':
-      return new BigInt64Array(n);
-    case 'bool':
-      return new Uint8Array(n);
-    default:
-      return new Uint16Array(n);
-  }
-}
 
 function toNumbers(a: HostArray): number[] {
   return a instanceof BigInt64Array ? Array.from(a, (x) => Number(x)) : Array.from(a as ArrayLike<number>);
