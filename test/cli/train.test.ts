@@ -152,11 +152,14 @@ describe('vera train (CLI)', () => {
     for (let round = 0; round < 9; round++) {
       // Every other round the checkpoint files are written slowly, and the kill lands inside a checkpoint.
       const slow = round % 2 === 1;
-      // Round 0 (Ctrl-C) writes slowly too: on a loaded machine the run must still be going when the
-      // signal comes, or it has removed its handler and the signal's default action ends it.
+      // Round 0 (Ctrl-C) writes its checkpoints very slowly (≥ 0.6 s each, 11 more to go after the first):
+      // on a loaded machine, where this process may not run for a while, the run must still be going
+      // when the signal comes, or it has finished, removed its handler, and the signal's default action
+      // ends it (exit code null). The run stops at the next step once signalled, so this costs little.
+      const delay = round === 0 ? '300' : slow ? '25' : undefined;
       const child = spawn(process.execPath, [BIN, 'train', '--config', runFile, '--output_dir', out, '--resume'], {
         stdio: 'ignore',
-        env: { ...process.env, ...(slow || round === 0 ? { VERA_TRAIN_CHECKPOINT_DELAY_MS: '25' } : {}) },
+        env: { ...process.env, ...(delay ? { VERA_TRAIN_CHECKPOINT_DELAY_MS: delay } : {}) },
       });
       const latest = () => (existsSync(join(out, 'latest')) ? readFileSync(join(out, 'latest'), 'utf8') : '');
       const before = latest();
