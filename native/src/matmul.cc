@@ -44,6 +44,12 @@ Operand classify(int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
   return op;
 }
 
+// VERA_F32_GEMM=sgemm keeps every f32 product on dnnl_sgemm (tests run both paths).
+bool sgemm_forced() {
+  const char* s = std::getenv("VERA_F32_GEMM");
+  return s != nullptr && std::strcmp(s, "sgemm") == 0;
+}
+
 void pack(float* dst, const float* src, int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = src[i * srow + j * scol];
@@ -73,13 +79,12 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
     matmul_bf16(out, a, b, accumulate);
     return;
   }
-  const char* force = std::getenv("VERA_F32_GEMM");
-  const bool sgemm_only = force != nullptr && std::strcmp(force, "sgemm") == 0;
   // Measured here: the primitive is up to 2.2× faster with a k-dense b (a linear's [out, in] weight read
   // transposed, the forward's layout; most at 128 rows), while dnnl_sgemm is ~10% faster with an n-dense
   // b at thousands of rows (the backward's dY·W), so only the former goes to the primitive.
   const bool k_dense_b = b.strides[1] == 1 && n > 1;
-  if (!sgemm_only && k_dense_b && m >= 16 && (bt == 1 || b.strides[0] == 0) && (double)m * n * kk >= (double)(1 << 18)) {
+  if (k_dense_b && m >= 16 && (bt == 1 || b.strides[0] == 0) && (double)m * n * kk >= (double)(1 << 18) &&
+      !sgemm_forced()) {
     try {
       if (matmul_primitive(out, a, b, accumulate, false)) return;
     } catch (const std::exception& e) {

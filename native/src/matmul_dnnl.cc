@@ -135,7 +135,7 @@ bool matmul_primitive(const View& out, const View& a, const View& b, bool accumu
   }
   const Primitive& p = primitive(key, src, wei, dst, accumulate);
   if (p.reference) return false;
-  dnnl::stream stream(engine());
+  thread_local dnnl::stream stream(engine());
   dnnl::memory ms(p.src, engine(), const_cast<void*>(A.ptr));
   dnnl::memory mw(p.wei, engine(), const_cast<void*>(B.ptr));
   dnnl::memory md(p.dst, engine(), out.f());

@@ -3,7 +3,7 @@
 
 import type { Backend } from '../backends/backend.js';
 import { type DType, isComputeFloat } from '../backends/dtype.js';
-import { DTypeError, DeviceError, ShapeError, fmtShape } from '../tensor/errors.js';
+import { DTypeError, DeviceError, fmtShape } from '../tensor/errors.js';
 import { contiguousStrides, numel, shapesEqual } from '../tensor/shape.js';
 import { Storage } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -60,15 +60,6 @@ export function floatDType(op: string, ...ts: Tensor[]): DType {
 export function expectDType(op: string, t: Tensor, dtype: DType, what: string): void {
   if (t.dtype !== dtype)
     throw new DTypeError(`[${op}] ${what} must be ${dtype}, got ${t.dtype} of shape ${fmtShape(t.shape)}`);
-}
-
-export function expectShape(op: string, t: Tensor, shape: readonly number[], what: string): void {
-  if (!shapesEqual(t.shape, shape))
-    throw new ShapeError(`[${op}] ${what} has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);
-}
-
-export function expectRank(op: string, t: Tensor, rank: number, what: string): void {
-  if (t.rank !== rank) throw new ShapeError(`[${op}] ${what} must have rank ${rank}, got shape ${fmtShape(t.shape)}`);
 }
 
 /** Sums a gradient of a broadcast result back to the shape of the input that was broadcast. */

@@ -18,20 +18,11 @@ import { getBackend, nativeAvailable } from '../../src/backends/registry.js';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/backends/dtype.js';
+import { mulberry32 } from '../../src/pretrain/data.js';
 import { scope } from '../../src/tensor/scope.js';
 import { nativeSkip } from '../helpers/backends.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(20261128);
+const rand = mulberry32(20261128);
 const randf = (n: number): Float32Array => Float32Array.from({ length: n }, () => 2 * rand() - 1);
 const randBf16 = (n: number): Uint16Array => Uint16Array.from(randf(n), f32ToBf16);
 

@@ -8,7 +8,7 @@ import { noGrad } from '../../src/autograd/graph.js';
 import { mul } from '../../src/ops/elementwise.js';
 import { sum } from '../../src/ops/reduce.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { Generator } from '../../src/tensor/random.js';
+import { Generator, dropoutStream } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { TestBackend } from './backends.js';
@@ -86,4 +86,18 @@ export function gradcheck(
 function randHost(tb: TestBackend, n: number, seed: number): Float64Array | Float32Array {
   const u = new Generator(seed).uniform(n, -1, 1);
   return tb.dtype === 'f64' ? Float64Array.from(u) : u;
+}
+
+/**
+ * fn run with the dropout stream at `state`, restored afterwards: a dropout function of its input alone,
+ * as gradcheck needs (every evaluation draws the same mask).
+ */
+export function withStream<T>(state: { seed: number; offset: number }, fn: () => T): T {
+  const prev = dropoutStream.state();
+  dropoutStream.restore(state);
+  try {
+    return fn();
+  } finally {
+    dropoutStream.restore(prev);
+  }
 }

@@ -17,17 +17,7 @@ import { dropoutStream } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { BASE_CASE, attnInputs, attnOpts, runAttention, worstExcess } from '../helpers/attention.js';
 import { nativeSkip, testBackends } from '../helpers/backends.js';
-import { gradcheck, randData } from '../helpers/gradcheck.js';
-
-function withStream<T>(state: { seed: number; offset: number }, fn: () => T): T {
-  const prev = dropoutStream.state();
-  dropoutStream.restore(state);
-  try {
-    return fn();
-  } finally {
-    dropoutStream.restore(prev);
-  }
-}
+import { gradcheck, randData, withStream } from '../helpers/gradcheck.js';
 
 /**
  * The attention probabilities after dropout, observed through the kernel: with v[b, j, g, :] = e_j

@@ -5,10 +5,9 @@
 import { describe, test } from 'node:test';
 import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
-import { dropoutStream } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { withCompositeBackends } from '../helpers/backends.js';
-import { gradcheck, randData } from '../helpers/gradcheck.js';
+import { gradcheck, randData, withStream } from '../helpers/gradcheck.js';
 
 for (const tb of withCompositeBackends()) {
   const r = (shape: number[], seed: number, scale = 1) => randData(tb, shape, seed, scale);
@@ -214,14 +213,4 @@ for (const tb of withCompositeBackends()) {
       );
     });
   });
-}
-
-function withStream<T>(state: { seed: number; offset: number }, fn: () => T): T {
-  const prev = dropoutStream.state();
-  dropoutStream.restore(state);
-  try {
-    return fn();
-  } finally {
-    dropoutStream.restore(prev);
-  }
 }

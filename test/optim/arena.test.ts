@@ -21,7 +21,7 @@ import { scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { Backend } from '../../src/backends/backend.js';
 import { testBackends } from '../helpers/backends.js';
-import { countingBackend } from '../helpers/counting-backend.js';
+import { countingBackend } from '../helpers/counting.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'vera-arena-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -15,7 +15,7 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 import type { Backend } from '../../src/backends/backend.js';
 import type { DType } from '../../src/backends/dtype.js';
 import { testBackends } from '../helpers/backends.js';
-import { countingBackend } from '../helpers/counting-backend.js';
+import { countingBackend } from '../helpers/counting.js';
 
 function trainable(backend: Backend, dtype: DType, sizes: number[], seed: number): Tensor[] {
   const g = new Generator(seed);

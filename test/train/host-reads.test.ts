@@ -22,7 +22,7 @@ import { modelInputs, summedLoss } from '../../src/train/heads.js';
 import { setUp } from '../../src/train/setup.js';
 import { train } from '../../src/train/trainer.js';
 import { noGrad } from '../../src/autograd/graph.js';
-import { countingBackend } from '../helpers/counting-backend.js';
+import { countingBackend } from '../helpers/counting.js';
 import { FIXTURES, fixtureModel, keywordCsv, lmText, quietSink, readJsonLines, runConfig, scratch } from './helpers.js';
 
 const { dir: root, cleanup } = scratch('host-reads');

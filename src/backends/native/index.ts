@@ -19,7 +19,7 @@ import type {
 } from '../backend.js';
 import type { DType, HostArray } from '../dtype.js';
 import { DTYPE_BYTES, hostArray } from '../dtype.js';
-import { type Addon, type Handle, addonPath, loadAddon } from './addon.js';
+import { type Addon, type Handle, loadAddon } from './addon.js';
 
 /** A block of native memory; `handle` is the addon's external. */
 export class NativeBuffer implements BackendBuffer {
@@ -409,9 +409,4 @@ export class NativeBackend implements Backend {
 /** The native backend, or an Error explaining why it is unavailable (not built, failed to load). */
 export function loadNativeBackend(): NativeBackend {
   return new NativeBackend(loadAddon());
-}
-
-/** Where the addon is looked for (build/Release/vera_native.node under the package root). */
-export function nativeAddonPath(): string {
-  return addonPath();
 }

@@ -6,7 +6,8 @@
 // as torch's own per-op f32 arithmetic does.
 
 import type { AdamWParams, Backend, View } from '../../backends/backend.js';
-import { numel, reshaped, withScratch } from './scratch.js';
+import { numel } from '../../tensor/shape.js';
+import { reshaped, withScratch } from './scratch.js';
 
 /** backend.adamw's semantics: param, m and v updated in place (contiguous, same size as grad). */
 export function adamw(b: Backend, param: View, grad: View, m: View, v: View, hp: AdamWParams): void {

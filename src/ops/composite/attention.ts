@@ -15,7 +15,8 @@
 import type { AttentionOpts, Backend, View } from '../../backends/backend.js';
 import { philoxUniform } from '../../backends/philox.js';
 import type { DType } from '../../backends/dtype.js';
-import { Scratch, contiguousStrides } from './scratch.js';
+import { contiguousStrides } from '../../tensor/shape.js';
+import { Scratch } from './scratch.js';
 
 interface Dims {
   b: number;

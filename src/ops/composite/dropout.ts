@@ -4,7 +4,8 @@
 
 import type { Backend, View } from '../../backends/backend.js';
 import { philoxUniform } from '../../backends/philox.js';
-import { numel, reshaped, withScratch } from './scratch.js';
+import { numel } from '../../tensor/shape.js';
+import { reshaped, withScratch } from './scratch.js';
 
 /** backend.dropout's semantics on contiguous views. */
 export function dropout(b: Backend, out: View, a: View, p: number, seed: number, offset: number): void {

@@ -4,31 +4,11 @@
 
 import type { Backend, BackendBuffer, View } from '../../backends/backend.js';
 import type { DType } from '../../backends/dtype.js';
-
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
+import { contiguousStrides, isContiguous as denseStrides, numel } from '../../tensor/shape.js';
 
 /** Whether a view is row-major dense from its offset (size-1 axes may have any stride). */
 export function isContiguous(v: View): boolean {
-  let s = 1;
-  for (let i = v.shape.length - 1; i >= 0; i--) {
-    if (v.shape[i] !== 1 && v.strides[i] !== s) return false;
-    s *= v.shape[i]!;
-  }
-  return true;
+  return denseStrides(v.shape, v.strides);
 }
 
 /**

@@ -4,23 +4,11 @@
 // same seed and offset in the forward and the backward, an offset whose counters cross a 32-bit word).
 
 import type { AttentionOpts, View } from '../../../src/backends/backend.js';
+import type { AttnCase as BaseAttnCase } from '../../helpers/attention.js';
 import type { Ctx, Pair } from './harness.js';
 
-interface AttnCase {
-  b: number;
-  tq: number;
-  tk: number;
-  hq: number;
-  hkv: number;
-  d: number;
-  causal: boolean;
-  window: number;
-  mask: boolean;
-  fused: boolean;
-  /** Dropout probability (0: none). */
-  p: number;
-  offset: number;
-}
+/** A case of test/helpers/attention.ts, at the dropout stream offset `offset`. */
+type AttnCase = BaseAttnCase & { offset: number };
 
 function attentionCase(ctx: Ctx, c: AttnCase): void {
   const F = ctx.float;

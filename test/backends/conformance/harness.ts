@@ -15,6 +15,8 @@ import type {
   View,
 } from '../../../src/backends/backend.js';
 import { fused } from '../../../src/ops/kernels.js';
+import { mulberry32 } from '../../../src/pretrain/data.js';
+import { contiguousStrides, numel } from '../../../src/tensor/shape.js';
 import { type DType, type HostArray, hostArray } from '../../../src/backends/dtype.js';
 
 /** What a test exercises: a kernel, or 'memory' (alloc/free/upload/download). */
@@ -215,28 +217,10 @@ export class Ctx {
   }
 }
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function contiguous(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-export const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+/** Seeded uniforms in [0, 1) (mulberry32, as the pretraining data order uses). */
+export const rng = mulberry32;
+export const contiguous = contiguousStrides;
+export const size = numel;
 
 function toNumbers(a: HostArray): number[] {
   return a instanceof BigInt64Array ? Array.from(a, (x) => Number(x)) : Array.from(a as ArrayLike<number>);
