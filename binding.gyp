@@ -8,6 +8,7 @@
       "target_name": "vera_native",
       "sources": [
         "native/src/addon.cc",
+        "native/src/names.cc",
         "native/src/buffers.cc",
         "native/src/copy.cc",
         "native/src/elementwise.cc",

@@ -41,8 +41,13 @@ inline const char* dtype_name(DType d) {
   return "?";
 }
 
-// Every user-facing failure; addon.cc turns it into a JS Error. The message already carries the
-// "[native <kernel>]" tag.
+// The tag of every message: "[native <kernel>]" in the CPU addon, "[cuda <kernel>]" in the CUDA one.
+#ifndef VERA_TAG
+#define VERA_TAG "native"
+#endif
+
+// Every user-facing failure; the addon turns it into a JS Error. The message already carries the
+// "[" VERA_TAG " <kernel>]" tag.
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -50,7 +55,7 @@ struct Error : std::runtime_error {
 template <class... A>
 [[noreturn]] inline void fail(const char* kernel, const char* fmt, A... args) {
   char msg[512];
-  int n = std::snprintf(msg, sizeof msg, "[native %s] ", kernel);
+  int n = std::snprintf(msg, sizeof msg, "[" VERA_TAG " %s] ", kernel);
   if constexpr (sizeof...(A) == 0) {
     std::snprintf(msg + n, sizeof msg - n, "%s", fmt);
   } else {

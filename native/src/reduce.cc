@@ -12,7 +12,6 @@
 
 namespace vera {
 
-const char* const kReduceNames[R_COUNT] = {"sum", "max", "min"};
 
 namespace {
 
