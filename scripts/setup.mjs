@@ -5,7 +5,9 @@
 //   (a) npm packages   node_modules missing or older than package.json / package-lock.json
 //   (b) system packages libdnnl-dev and a C++ tool chain (apt-get when root, else a hint)
 //   (c) native addon    build/Release/vera_native.node missing or older than binding.gyp, native/src
-//   (d) TypeScript      tsc -p tsconfig.json (incremental)
+//   (d) CUDA addon      build/Release/vera_cuda.node when nvcc ≥ 11.8 and cuBLASLt are found
+//                       (scripts/build-cuda.mjs; otherwise one line says why it is skipped)
+//   (e) TypeScript      tsc -p tsconfig.json (incremental)
 // Flags: --skip-install (no npm/apt), --native-only (no TypeScript build), --bench (also install the
 // benchmark peers: Debian's PyTorch with OpenBLAS, which bench/ compares against).
 // Env: VERA_REQUIRE_NATIVE=1 makes a missing or failed native build an error;
@@ -15,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildCuda } from './build-cuda.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -289,6 +292,9 @@ if (!SKIP_INSTALL) npmPackages();
 const missing = systemPackages();
 nativeAddon(missing);
 if (installHint) warn(`the native backend needs system packages; install them with: ${installHint}`);
+// A failed CUDA build is reported and leaves the CPU set-up intact (VERA_REQUIRE_CUDA=1 makes it fatal).
+if ((await buildCuda()) === 'failed' && process.env.VERA_REQUIRE_CUDA === '1')
+  fail('CUDA addon build failed (VERA_REQUIRE_CUDA=1)');
 if (!NATIVE_ONLY) typescript();
 if (BENCH && !SKIP_INSTALL) benchPeers();
 log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -1,13 +1,15 @@
 // Backend registry: the one place that imports concrete backends. `cpu` work goes to the native
 // backend when its addon is built, else to the pure-TS backend with a one-line warning saying how to
-// get the fast path. VERA_BACKEND=js|native forces a choice.
+// get the fast path. VERA_BACKEND=js|native|cuda forces a choice; VERA_DEVICE=cuda (or cpu) picks by
+// device. The cuda backend is never chosen implicitly: it is asked for by name or device.
 
 import type { Backend } from './backend.js';
 import { JsBackend } from './js/index.js';
+import { loadCudaBackend } from './cuda/index.js';
 import { loadNativeBackend } from './native/index.js';
 
 /** Every backend name, in the order help texts list them; BackendName and every CLI list derive from it. */
-export const BACKEND_NAMES = ['js', 'native'] as const;
+export const BACKEND_NAMES = ['js', 'native', 'cuda'] as const;
 
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -31,6 +33,7 @@ export function getBackend(name: BackendName): Backend {
   let b: Backend;
   if (name === 'js') b = new JsBackend();
   else if (name === 'native') b = loadNativeBackend();
+  else if (name === 'cuda') b = loadCudaBackend();
   else throw new Error(`[backend] Unknown backend "${String(name)}"; expected ${BACKEND_CHOICES}`);
   loaded.set(name, b);
   return b;
@@ -57,8 +60,11 @@ export function nativeUnavailableReason(): string | null {
 export function defaultBackend(): Backend {
   if (current) return current;
   const forced = process.env['VERA_BACKEND'];
+  const device = process.env['VERA_DEVICE'];
   if (forced !== undefined && isBackendName(forced)) {
     current = getBackend(forced);
+  } else if (device === 'cuda') {
+    current = getBackend('cuda');
   } else if (nativeAvailable()) {
     current = getBackend('native');
   } else {
@@ -70,6 +76,25 @@ export function defaultBackend(): Backend {
   }
   return current;
 }
+
+/** Devices a command may name with --device, and the backend each means. */
+export const DEVICE_NAMES = ['cpu', 'cuda'] as const;
+
+export type DeviceName = (typeof DEVICE_NAMES)[number];
+
+/** The backend of a device: cuda → the cuda backend; cpu → native when built, else js. */
+export function backendForDevice(device: string): Backend {
+  if (device === 'cuda') return getBackend('cuda');
+  if (device === 'cpu') return nativeAvailable() ? getBackend('native') : getBackend('js');
+  throw new Error(`[backend] Unknown device "${device}"; expected "cpu" or "cuda"`);
+}
+
+export function isDeviceName(s: string): s is DeviceName {
+  return (DEVICE_NAMES as readonly string[]).includes(s);
+}
+
+/** The device each backend runs on: what a backend and a device named together must agree on. */
+export const BACKEND_DEVICE: Readonly<Record<BackendName, DeviceName>> = { js: 'cpu', native: 'cpu', cuda: 'cuda' };
 
 /** Sets the default backend for tensors created from now on. */
 export function setDefaultBackend(b: Backend | BackendName): void {

@@ -4,9 +4,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
+import type { Backend } from '../../src/backends/backend.js';
 import {
   BACKEND_CHOICES,
   BACKEND_NAMES,
+  backendForDevice,
   type BackendName,
   getBackend,
   isBackendName,
@@ -39,14 +41,29 @@ describe('backend registry', () => {
   });
 
   test('BACKEND_NAMES is the one list of names: the type guard, the error messages and getBackend use it', () => {
-    assert.deepEqual(BACKEND_NAMES, ['js', 'native']);
+    assert.deepEqual(BACKEND_NAMES, ['js', 'native', 'cuda']);
     for (const n of BACKEND_NAMES) assert.ok(isBackendName(n));
-    assert.ok(!isBackendName('cuda') && !isBackendName('JS') && !isBackendName(''));
-    assert.equal(BACKEND_CHOICES, '"js" or "native"');
+    assert.ok(!isBackendName('gpu') && !isBackendName('JS') && !isBackendName(''));
+    assert.equal(BACKEND_CHOICES, '"js", "native" or "cuda"');
     assert.throws(
-      () => getBackend('cuda' as BackendName),
-      /^Error: \[backend\] Unknown backend "cuda"; expected "js" or "native"$/,
+      () => getBackend('gpu' as BackendName),
+      /^Error: \[backend\] Unknown backend "gpu"; expected "js", "native" or "cuda"$/,
     );
     assert.equal(getBackend('js').name, 'js');
+  });
+
+  test('the cuda backend is used only when asked for: where it cannot load, the error says why', () => {
+    const r = run({ VERA_BACKEND: 'native' });
+    assert.notEqual(r.stdout.trim(), 'cuda');
+    assert.equal(backendForDevice('cpu').device, 'cpu');
+    assert.throws(() => backendForDevice('tpu'), /Unknown device "tpu"; expected "cpu" or "cuda"/);
+    let cuda: Backend | null = null;
+    try {
+      cuda = backendForDevice('cuda');
+    } catch (e) {
+      // No GPU, driver or build here: one message that says which.
+      assert.match((e as Error).message, /^\[cuda\] The cuda backend is unavailable: /);
+    }
+    if (cuda) assert.equal(cuda.device, 'cuda');
   });
 });

@@ -1,0 +1,268 @@
+// Elementwise kernels: unary, scalar, binary (broadcast through 0 strides), the fused activation
+// derivatives and where. Each element is computed in double and stored with the js backend's writer
+// semantics, so results equal the reference's f64 arithmetic rounded once (these kernels are memory-
+// bound: the double arithmetic is hidden behind the loads on the GPUs we target).
+#include "kernels.h"
+#include "strided.cuh"
+
+namespace vera {
+namespace {
+
+__device__ inline double js_max(double a, double b) {
+  if (a != a || b != b) return NAN;
+  if (a == b) return signbit(a) ? b : a;  // +0 > −0
+  return a > b ? a : b;
+}
+__device__ inline double js_min(double a, double b) {
+  if (a != a || b != b) return NAN;
+  if (a == b) return signbit(a) ? a : b;
+  return a < b ? a : b;
+}
+__device__ inline double js_pow(double x, double y) {
+  if (y != y) return NAN;                              // C: pow(1, NaN) = 1
+  if (isinf(y) && fabs(x) == 1.0) return NAN;          // C: pow(−1, ±∞) = 1
+  return pow(x, y);
+}
+__device__ inline double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+constexpr double kInvSqrt2Pi = 0.3989422804014327;
+constexpr double kSqrtHalf = 0.7071067811865476;
+
+// Exact GELU through erfc, which has no cancellation for x ≪ 0 (1 + erf(x/√2) does).
+__device__ inline double gelu(double x) { return 0.5 * x * erfc(-x * kSqrtHalf); }
+
+__device__ double unary_op(int op, double x) {
+  switch (op) {
+    case U_NEG: return -x;
+    case U_EXP: return exp(x);
+    case U_LOG: return log(x);
+    case U_SQRT: return sqrt(x);
+    case U_RSQRT: return 1 / sqrt(x);
+    case U_ABS: return fabs(x);
+    case U_SIGN: return x > 0 ? 1.0 : x < 0 ? -1.0 : x;
+    case U_SIN: return sin(x);
+    case U_COS: return cos(x);
+    case U_TANH: return tanh(x);
+    case U_SIGMOID: return sigmoid(x);
+    case U_RELU: return x > 0 ? x : (x != x ? x : 0.0);
+    case U_GELU: return gelu(x);
+    case U_GELU_TANH: return 0.5 * x * (1 + tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
+    case U_SILU: return x * sigmoid(x);
+    case U_SQUARE: return x * x;
+    default: return 1 / x;
+  }
+}
+
+__device__ double scalar_op(int op, double x, double s) {
+  switch (op) {
+    case S_ADD: return x + s;
+    case S_MUL: return x * s;
+    case S_POW: return js_pow(x, s);
+    case S_RSUB: return s - x;
+    case S_MAX: return x != x ? x : js_max(x, s);
+    case S_MIN: return x != x ? x : js_min(x, s);
+    case S_EQ: return x == s;
+    case S_NE: return x != s;
+    case S_LT: return x < s;
+    case S_LE: return x <= s;
+    case S_GT: return x > s;
+    default: return x >= s;
+  }
+}
+
+__device__ double binary_op(int op, double x, double y) {
+  switch (op) {
+    case B_ADD: return x + y;
+    case B_SUB: return x - y;
+    case B_MUL: return x * y;
+    case B_DIV: return x / y;
+    case B_POW: return js_pow(x, y);
+    case B_MAX: return js_max(x, y);
+    case B_MIN: return js_min(x, y);
+    case B_EQ: return x == y;
+    case B_NE: return x != y;
+    case B_LT: return x < y;
+    case B_LE: return x <= y;
+    case B_GT: return x > y;
+    default: return x >= y;
+  }
+}
+
+// f'(x) of the activations (the js backend's formulas).
+__device__ double grad_op(int op, double x) {
+  switch (op) {
+    case G_GELU: return 0.5 * erfc(-x * kSqrtHalf) + x * kInvSqrt2Pi * exp(-0.5 * x * x);
+    case G_GELU_TANH: {
+      const double t = tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x));
+      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * kSqrt2OverPi * (1 + 3 * 0.044715 * x * x);
+    }
+    case G_SILU: {
+      const double s = sigmoid(x);
+      return s * (1 + x * (1 - s));
+    }
+    case G_TANH: {
+      const double t = tanh(x);
+      return 1 - t * t;
+    }
+    case G_SIGMOID: {
+      const double s = sigmoid(x);
+      return s * (1 - s);
+    }
+    default: return x > 0 ? 1 : 0;
+  }
+}
+
+struct Operand {
+  const void* p;
+  DType d;
+};
+
+// f32 in and out (every activation in a model): typed loads, no dtype switch.
+__global__ void unary_kernel(Layout<2> L, int op, float* o, const float* a) {
+  using namespace cu;
+  VERA_FOR_EACH(L, 2, off, { o[off[0]] = (float)unary_op(op, a[off[1]]); })
+}
+
+__global__ void scalar_kernel(Layout<2> L, int op, void* o, DType od, Operand a, double s) {
+  using namespace cu;
+  VERA_FOR_EACH(L, 2, off, { store_from_double(o, off[0], od, scalar_op(op, load_as_double(a.p, off[1], a.d), s)); })
+}
+
+__global__ void binary_f32_kernel(Layout<3> L, int op, float* o, const float* a, const float* b) {
+  using namespace cu;
+  VERA_FOR_EACH(L, 3, off, { o[off[0]] = (float)binary_op(op, a[off[1]], b[off[2]]); })
+}
+
+__global__ void binary_kernel(Layout<3> L, int op, void* o, DType od, Operand a, Operand b) {
+  using namespace cu;
+  VERA_FOR_EACH(L, 3, off, {
+    store_from_double(o, off[0], od, binary_op(op, load_as_double(a.p, off[1], a.d), load_as_double(b.p, off[2], b.d)));
+  })
+}
+
+__global__ void unary_grad_kernel(Layout<3> L, int op, float* dx, const float* x, const float* dy) {
+  using namespace cu;
+  VERA_FOR_EACH(L, 3, off, { dx[off[0]] = (float)((double)dy[off[2]] * grad_op(op, x[off[1]])); })
+}
+
+__global__ void where_kernel(Layout<4> L, void* o, DType od, const uint8_t* c, Operand a, Operand b) {
+  using namespace cu;
+  VERA_FOR_EACH(L, 4, off, {
+    const double v = c[off[1]] ? load_as_double(a.p, off[2], a.d) : load_as_double(b.p, off[3], b.d);
+    store_from_double(o, off[0], od, v);
+  })
+}
+
+void check_same(const char* k, const View& out, const View& v, const char* what) {
+  if (!same_shape(out, v)) fail(k, "%s shape %s does not match the output %s", what, v.shape_str().c_str(), out.shape_str().c_str());
+}
+
+void no_f64(const char* k, const View& v) {
+  if (v.dtype == DType::F64) fail(k, "f64 is not supported by the cuda backend (use f32)");
+}
+
+bool is_cmp_s(int op) { return op >= S_EQ; }
+bool is_cmp_b(int op) { return op >= B_EQ; }
+
+template <int K>
+unsigned grid(const Layout<K>& L) {
+  return cu::grid_for(L.numel);
+}
+
+}  // namespace
+
+void unary(int op, const View& out, const View& a) {
+  if (op < 0 || op >= U_COUNT) fail("unary", "unknown op code %d", op);
+  const char* k = kUnaryNames[op];
+  check_same(k, out, a, "input");
+  need_f32(k, "output", out);
+  need_f32(k, "input", a);
+  need_no_broadcast(k, "output", out);
+  if (out.numel() == 0) return;
+  const View* vs[2] = {&out, &a};
+  const Layout<2> L = make_layout<2>(k, vs);
+  unary_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<float*>(out.base), static_cast<const float*>(a.base));
+  cu::launched(k);
+}
+
+void scalar(int op, const View& out, const View& a, double s) {
+  if (op < 0 || op >= S_COUNT) fail("scalar", "unknown op code %d", op);
+  const char* k = kScalarNames[op];
+  check_same(k, out, a, "input");
+  no_f64(k, out);
+  no_f64(k, a);
+  if (a.dtype == DType::Bool) fail(k, "input must not be bool");
+  if (is_cmp_s(op) && out.dtype != DType::Bool) fail(k, "a comparison writes bool, got output dtype %s", dtype_name(out.dtype));
+  if (!is_cmp_s(op) && out.dtype != DType::F32 && out.dtype != DType::I32)
+    fail(k, "output must be f32 or i32, got %s", dtype_name(out.dtype));
+  need_no_broadcast(k, "output", out);
+  if (out.numel() == 0) return;
+  const View* vs[2] = {&out, &a};
+  const Layout<2> L = make_layout<2>(k, vs);
+  scalar_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, out.base, out.dtype, Operand{a.base, a.dtype}, s);
+  cu::launched(k);
+}
+
+void binary(int op, const View& out, const View& a, const View& b) {
+  if (op < 0 || op >= B_COUNT) fail("binary", "unknown op code %d", op);
+  const char* k = kBinaryNames[op];
+  check_same(k, out, a, "operand a");
+  check_same(k, out, b, "operand b");
+  no_f64(k, out);
+  no_f64(k, a);
+  no_f64(k, b);
+  if (is_cmp_b(op) && out.dtype != DType::Bool) fail(k, "a comparison writes bool, got output dtype %s", dtype_name(out.dtype));
+  if (!is_cmp_b(op) && out.dtype != DType::F32 && out.dtype != DType::I32)
+    fail(k, "output must be f32 or i32, got %s", dtype_name(out.dtype));
+  need_no_broadcast(k, "output", out);
+  if (out.numel() == 0) return;
+  const View* vs[3] = {&out, &a, &b};
+  const Layout<3> L = make_layout<3>(k, vs);
+  if (out.dtype == DType::F32 && a.dtype == DType::F32 && b.dtype == DType::F32) {
+    binary_f32_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<float*>(out.base),
+                                                                   static_cast<const float*>(a.base), static_cast<const float*>(b.base));
+  } else {
+    binary_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, out.base, out.dtype, Operand{a.base, a.dtype},
+                                                               Operand{b.base, b.dtype});
+  }
+  cu::launched(k);
+}
+
+void unary_grad(int op, const View& dx, const View& x, const View& dy) {
+  if (op < 0 || op >= G_COUNT) fail("unaryGrad", "unknown op code %d", op);
+  char k[48];
+  std::snprintf(k, sizeof k, "%s grad", kUnaryGradNames[op]);
+  check_same(k, dx, x, "x");
+  check_same(k, dx, dy, "dy");
+  need_f32(k, "dx", dx);
+  need_f32(k, "x", x);
+  need_f32(k, "dy", dy);
+  need_no_broadcast(k, "dx", dx);
+  if (dx.numel() == 0) return;
+  const View* vs[3] = {&dx, &x, &dy};
+  const Layout<3> L = make_layout<3>(k, vs);
+  unary_grad_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<float*>(dx.base), static_cast<const float*>(x.base),
+                                                                static_cast<const float*>(dy.base));
+  cu::launched(k);
+}
+
+void where(const View& out, const View& cond, const View& a, const View& b) {
+  const char* k = "where";
+  check_same(k, out, cond, "cond");
+  check_same(k, out, a, "operand a");
+  check_same(k, out, b, "operand b");
+  need_dtype(k, "cond", cond, DType::Bool);
+  no_f64(k, out);
+  no_f64(k, a);
+  no_f64(k, b);
+  need_no_broadcast(k, "output", out);
+  if (out.numel() == 0) return;
+  const View* vs[4] = {&out, &cond, &a, &b};
+  const Layout<4> L = make_layout<4>(k, vs);
+  where_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, out.base, out.dtype, static_cast<const uint8_t*>(cond.base),
+                                                           Operand{a.base, a.dtype}, Operand{b.base, b.dtype});
+  cu::launched(k);
+}
+
+}  // namespace vera

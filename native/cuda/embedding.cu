@@ -1,0 +1,176 @@
+// Index-driven kernels: embedding lookup (f32 or bf16 table, f32 out) and its scatter-add backward,
+// torch.gather and scatter_add. An id or index out of range is never followed: the element is skipped
+// (a lookup writes 0) and the first bad value is recorded for the host (device.cuh, DeviceError).
+// The scatters are race-free and deterministic by construction: each thread owns output columns (or
+// (outer, inner) slots) and adds into them in row order, so there are no atomics.
+#include "kernels.h"
+#include "strided.cuh"
+
+namespace vera {
+namespace {
+
+template <class T>
+__device__ inline float widen(T x);
+template <>
+__device__ inline float widen<float>(float x) {
+  return x;
+}
+template <>
+__device__ inline float widen<uint16_t>(uint16_t x) {
+  return cu::bf16_bits_to_f32(x);
+}
+
+template <class T>
+__global__ void embedding_kernel(float* o, const T* w, const int32_t* ids, int64_t n, int64_t c, int64_t rows, cu::DeviceError* err) {
+  for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
+    const int32_t id = ids[i];
+    const bool ok = id >= 0 && id < rows;
+    if (!ok && threadIdx.x == 0 && blockIdx.x == 0) cu::report_bad(err, cu::EK_EMBEDDING, id, i, rows);
+    const T* src = w + (ok ? (int64_t)id * c : 0);
+    float* dst = o + i * c;
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < c; j += (int64_t)gridDim.x * blockDim.x)
+      dst[j] = ok ? widen<T>(src[j]) : 0.f;
+  }
+}
+
+__global__ void embedding_backward_kernel(float* g, const float* d, const int32_t* ids, int64_t n, int64_t c, int64_t rows,
+                                          cu::DeviceError* err) {
+  const int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (j >= c) return;
+  for (int64_t i = 0; i < n; i++) {
+    const int32_t id = ids[i];
+    if (id < 0 || id >= rows) {
+      if (j == 0) cu::report_bad(err, cu::EK_EMBEDDING_BACKWARD, id, i, rows);
+      continue;
+    }
+    g[(int64_t)id * c + j] += d[i * c + j];
+  }
+}
+
+__global__ void gather_kernel(float* o, const float* x, const int32_t* idx, int64_t total, int64_t ni, int64_t na, int64_t inner,
+                              cu::DeviceError* err) {
+  for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < total; q += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = q % inner, ob = q / inner / ni;
+    const int32_t id = idx[q];
+    if (id < 0 || id >= na) {
+      cu::report_bad(err, cu::EK_GATHER, id, q, na);
+      o[q] = 0.f;
+      continue;
+    }
+    o[q] = x[(ob * na + id) * inner + r];
+  }
+}
+
+__global__ void scatter_add_kernel(float* o, const int32_t* idx, const float* s, int64_t slots, int64_t ni, int64_t na, int64_t inner,
+                                   cu::DeviceError* err) {
+  for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < slots; p += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t ob = p / inner, r = p % inner;
+    for (int64_t i = 0; i < ni; i++) {
+      const int64_t kk = (ob * ni + i) * inner + r;
+      const int32_t id = idx[kk];
+      if (id < 0 || id >= na) {
+        cu::report_bad(err, cu::EK_SCATTER_ADD, id, kk, na);
+        continue;
+      }
+      o[(ob * na + id) * inner + r] += s[kk];
+    }
+  }
+}
+
+void check_table(const char* k, const char* what, const View& w) {
+  need_f32_contig(k, what, w);
+  if (w.ndim != 2) fail(k, "%s must be 2-D [rows, width], got shape %s", what, w.shape_str().c_str());
+}
+
+void check_index(const char* k, const View& t, const View& index, int axis) {
+  need_dtype(k, "index", index, DType::I32);
+  need_contig(k, "index", index);
+  if (t.ndim != index.ndim) fail(k, "index rank %d differs from the tensor's rank %d", index.ndim, t.ndim);
+  if (axis < 0 || axis >= t.ndim) fail(k, "axis %d is out of range for rank %d", axis, t.ndim);
+  for (int d = 0; d < t.ndim; d++)
+    if (d != axis && index.shape[d] != t.shape[d])
+      fail(k, "index shape %s must match %s outside axis %d", index.shape_str().c_str(), t.shape_str().c_str(), axis);
+}
+
+void around(const View& v, int axis, int64_t& outer, int64_t& n, int64_t& inner) {
+  outer = 1;
+  inner = 1;
+  for (int d = 0; d < axis; d++) outer *= v.shape[d];
+  for (int d = axis + 1; d < v.ndim; d++) inner *= v.shape[d];
+  n = v.shape[axis];
+}
+
+}  // namespace
+
+void embedding(const View& out, const View& weight, const View& ids) {
+  const char* k = "embedding";
+  const bool half = weight.dtype == DType::BF16;
+  if (half) {
+    need_contig(k, "weight", weight);
+    if (weight.ndim != 2) fail(k, "weight must be 2-D [rows, width], got shape %s", weight.shape_str().c_str());
+  } else {
+    check_table(k, "weight", weight);
+  }
+  need_dtype(k, "ids", ids, DType::I32);
+  need_contig(k, "ids", ids);
+  need_f32_contig(k, "output", out);
+  const int64_t v = weight.shape[0], c = weight.shape[1], n = ids.numel();
+  need_numel(k, "output", out, n * c);
+  if (n == 0 || c == 0) return;
+  const int threads = c >= 256 ? 256 : 64;
+  dim3 grid((unsigned)((c + threads - 1) / threads > 8 ? 8 : (c + threads - 1) / threads), (unsigned)(n < 65535 ? n : 65535));
+  if (half)
+    embedding_kernel<uint16_t><<<grid, threads, 0, cu::stream()>>>(out.f(), weight.ptr<uint16_t>(), ids.ptr<int32_t>(), n, c, v,
+                                                                    cu::device_error());
+  else
+    embedding_kernel<float><<<grid, threads, 0, cu::stream()>>>(out.f(), weight.f(), ids.ptr<int32_t>(), n, c, v, cu::device_error());
+  cu::launched(k);
+}
+
+void embedding_backward(const View& dweight, const View& dy, const View& ids) {
+  const char* k = "embeddingBackward";
+  check_table(k, "dweight", dweight);
+  need_dtype(k, "ids", ids, DType::I32);
+  need_contig(k, "ids", ids);
+  need_f32_contig(k, "dy", dy);
+  const int64_t v = dweight.shape[0], c = dweight.shape[1], n = ids.numel();
+  need_numel(k, "dy", dy, n * c);
+  if (n == 0 || c == 0) return;
+  embedding_backward_kernel<<<(unsigned)((c + 127) / 128), 128, 0, cu::stream()>>>(dweight.f(), dy.f(), ids.ptr<int32_t>(), n, c, v,
+                                                                                    cu::device_error());
+  cu::launched(k);
+}
+
+void gather(const View& out, const View& a, const View& index, int axis) {
+  const char* k = "gather";
+  need_f32_contig(k, "input", a);
+  need_f32_contig(k, "output", out);
+  check_index(k, a, index, axis);
+  need_same_shape(k, "output", out, index);
+  int64_t outer, na, inner;
+  around(a, axis, outer, na, inner);
+  const int64_t ni = index.shape[axis];
+  const int64_t total = index.numel();
+  if (total == 0) return;
+  gather_kernel<<<cu::grid_for(total), cu::kThreads, 0, cu::stream()>>>(out.f(), a.f(), index.ptr<int32_t>(), total, ni, na, inner,
+                                                                        cu::device_error());
+  cu::launched(k);
+}
+
+void scatter_add(const View& out, const View& index, const View& src, int axis) {
+  const char* k = "scatterAdd";
+  need_f32_contig(k, "output", out);
+  need_f32_contig(k, "src", src);
+  check_index(k, out, index, axis);
+  need_same_shape(k, "src", src, index);
+  int64_t outer, na, inner;
+  around(out, axis, outer, na, inner);
+  const int64_t ni = index.shape[axis];
+  const int64_t slots = outer * inner;
+  if (slots == 0 || ni == 0) return;
+  scatter_add_kernel<<<cu::grid_for(slots), cu::kThreads, 0, cu::stream()>>>(out.f(), index.ptr<int32_t>(), src.f(), slots, ni, na,
+                                                                             inner, cu::device_error());
+  cu::launched(k);
+}
+
+}  // namespace vera

@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+// Builds the CUDA backend's addon, build/Release/vera_cuda.node, from native/cuda/*.cu and the
+// shared native/src/names.cc with nvcc (≥ 11.8): every source compiled in parallel into
+// build/cuda/*.o, linked with cuBLASLt (CUDA's runtime linked statically, so only the driver and
+// libcublasLt are needed at run time; an rpath points at the cuBLASLt found here). Called by
+// scripts/setup.mjs when nvcc is present; also runnable alone (`node scripts/build-cuda.mjs`).
+// Plain Node ESM without dependencies. Exits 0 having built or with nothing to do, 1 on failure,
+// and prints one line saying why when there is no nvcc (status 0: the CPU build never needs CUDA).
+// Env: VERA_CUDA_ARCH (default sm_90: H100/H200; e.g. sm_80 for an A100), NVCC or CUDA_HOME,
+//      VERA_CUBLAS_DIR (a directory with include/cublasLt.h and lib/ or lib64/libcublasLt.so*),
+//      VERA_NODE_INCLUDE (a directory holding node_api.h).
+
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus } from 'node:os';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = join(ROOT, 'build', 'Release', 'vera_cuda.node');
+const OBJ = join(ROOT, 'build', 'cuda');
+const log = (m) => console.log(`[build-cuda] ${m}`);
+
+function which(cmd) {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, cmd);
+    try {
+      accessSync(p, constants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function mtime(p) {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return -Infinity;
+  }
+}
+
+/** nvcc: $NVCC, $CUDA_HOME/bin/nvcc, PATH, /usr/local/cuda/bin/nvcc. */
+export function findNvcc() {
+  const c = [
+    process.env.NVCC,
+    process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'bin', 'nvcc'),
+    which('nvcc'),
+    '/usr/local/cuda/bin/nvcc',
+  ];
+  return c.find((p) => p && existsSync(p)) ?? null;
+}
+
+function nvccVersion(nvcc) {
+  const r = spawnSync(nvcc, ['--version'], { encoding: 'utf8' });
+  const m = /release (\d+)\.(\d+)/.exec(r.stdout ?? '');
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/** { include, lib } holding cublasLt.h and libcublasLt.so*, or null. */
+function findCublas(nvcc) {
+  const roots = [];
+  if (process.env.VERA_CUBLAS_DIR) roots.push(process.env.VERA_CUBLAS_DIR);
+  roots.push(resolve(dirname(nvcc), '..'));
+  if (process.env.CUDA_HOME) roots.push(process.env.CUDA_HOME);
+  roots.push('/usr/local/cuda', '/usr', '/opt/cublas13/nvidia/cu13');
+  // pip's nvidia-cublas wheels (PyTorch's environment): site-packages/nvidia/{cu13,cublas}
+  for (const py of ['python3']) {
+    const r = spawnSync(
+      py,
+      ['-c', 'import site,sys; print("\\n".join(site.getsitepackages()+[site.getusersitepackages()]))'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    for (const sp of (r.stdout ?? '').split('\n').filter(Boolean))
+      roots.push(join(sp, 'nvidia', 'cu13'), join(sp, 'nvidia', 'cublas'));
+  }
+  for (const r of roots) {
+    const include = [join(r, 'include'), join(r, 'targets', 'x86_64-linux', 'include')].find((d) =>
+      existsSync(join(d, 'cublasLt.h')),
+    );
+    if (!include) continue;
+    const lib = [
+      join(r, 'lib64'),
+      join(r, 'lib'),
+      join(r, 'lib', 'x86_64-linux-gnu'),
+      join(r, 'targets', 'x86_64-linux', 'lib'),
+    ].find((d) => existsSync(d) && readdirSync(d).some((f) => f.startsWith('libcublasLt.so')));
+    if (lib) return { include, lib };
+  }
+  return null;
+}
+
+function findNodeInclude() {
+  const c = [
+    process.env.VERA_NODE_INCLUDE,
+    join(dirname(process.execPath), '..', 'include', 'node'),
+    '/usr/include/node',
+    '/usr/local/include/node',
+  ];
+  return c.find((d) => d && existsSync(join(d, 'node_api.h'))) ?? null;
+}
+
+/**
+ * The -L directories that give -lcublasLt: `lib` itself when it has the unversioned libcublasLt.so,
+ * else build/cuda/lib with a link to the versioned file (pip's wheels ship only libcublasLt.so.N). The
+ * addon then needs the soname (libcublasLt.so.N), found through the rpath.
+ */
+function cublasLinkDirs(lib) {
+  if (existsSync(join(lib, 'libcublasLt.so'))) return [lib];
+  const f = readdirSync(lib).find((x) => /^libcublasLt\.so\.\d+$/.test(x));
+  if (!f) return [lib];
+  const dir = join(OBJ, 'lib');
+  mkdirSync(dir, { recursive: true });
+  rmSync(join(dir, 'libcublasLt.so'), { force: true });
+  symlinkSync(join(lib, f), join(dir, 'libcublasLt.so'));
+  return [dir, lib];
+}
+
+function runAll(jobs, parallel) {
+  return new Promise((resolvePromise) => {
+    let next = 0;
+    let running = 0;
+    let failed = null;
+    const start = () => {
+      while (running < parallel && next < jobs.length && !failed) {
+        const [cmd, args, label] = jobs[next++];
+        running++;
+        const p = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        p.stdout.on('data', (d) => (out += d));
+        p.stderr.on('data', (d) => (out += d));
+        p.on('close', (code) => {
+          running--;
+          if (out.trim()) process.stderr.write(out);
+          if (code !== 0 && !failed) failed = `${label} failed (exit ${code})`;
+          if ((next >= jobs.length || failed) && running === 0) resolvePromise(failed);
+          else start();
+        });
+      }
+      if (next >= jobs.length && running === 0) resolvePromise(failed);
+    };
+    start();
+  });
+}
+
+export async function buildCuda({ quiet = false } = {}) {
+  const nvcc = findNvcc();
+  if (!nvcc) {
+    log('cuda: skipped (nvcc not found; install the CUDA toolkit ≥ 11.8 to build the GPU backend)');
+    return 'skipped';
+  }
+  const ver = nvccVersion(nvcc);
+  if (!ver || ver[0] < 11 || (ver[0] === 11 && ver[1] < 8)) {
+    log(`cuda: skipped (${nvcc} is CUDA ${ver ? ver.join('.') : '?'}; 11.8 or newer is needed)`);
+    return 'skipped';
+  }
+  const cublas = findCublas(nvcc);
+  if (!cublas) {
+    log('cuda: skipped (cuBLASLt not found: cublasLt.h and libcublasLt.so*; set VERA_CUBLAS_DIR)');
+    return 'skipped';
+  }
+  const nodeInc = findNodeInclude();
+  if (!nodeInc) {
+    log('cuda: skipped (node_api.h not found; set VERA_NODE_INCLUDE)');
+    return 'skipped';
+  }
+  const cudaDir = join(ROOT, 'native', 'cuda');
+  const sources = [
+    ...readdirSync(cudaDir)
+      .filter((f) => f.endsWith('.cu') || f.endsWith('.cc'))
+      .map((f) => join(cudaDir, f)),
+    join(ROOT, 'native', 'src', 'names.cc'),
+  ];
+  const headers = [
+    ...readdirSync(cudaDir)
+      .filter((f) => f.endsWith('.cuh') || f.endsWith('.h'))
+      .map((f) => join(cudaDir, f)),
+    ...readdirSync(join(ROOT, 'native', 'src'))
+      .filter((f) => f.endsWith('.h'))
+      .map((f) => join(ROOT, 'native', 'src', f)),
+  ];
+  const newest = Math.max(...sources.map(mtime), ...headers.map(mtime), mtime(fileURLToPath(import.meta.url)));
+  if (mtime(OUT) >= newest) {
+    if (!quiet) log('cuda: up to date');
+    return 'up-to-date';
+  }
+  const arch = process.env.VERA_CUDA_ARCH ?? 'sm_90';
+  const cc = arch.replace(/^sm_/, '');
+  const flags = [
+    '-std=c++17',
+    '-O3',
+    `-gencode=arch=compute_${cc},code=[sm_${cc},compute_${cc}]`,
+    '-DVERA_TAG="cuda"',
+    '-DNAPI_VERSION=8',
+    '-Xcompiler=-fPIC,-Wall',
+    '-I',
+    join(ROOT, 'native', 'src'),
+    '-I',
+    nodeInc,
+    '-I',
+    cublas.include,
+  ];
+  mkdirSync(OBJ, { recursive: true });
+  mkdirSync(dirname(OUT), { recursive: true });
+  const objects = sources.map((s) => join(OBJ, `${basename(s)}.o`));
+  const headerTime = Math.max(...headers.map(mtime));
+  const jobs = sources
+    .map((s, i) => [s, objects[i]])
+    .filter(([s, o]) => mtime(o) < Math.max(mtime(s), headerTime, mtime(fileURLToPath(import.meta.url))))
+    .map(([s, o]) => [nvcc, [...flags, '-x', s.endsWith('.cu') ? 'cu' : 'c++', '-c', s, '-o', o], basename(s)]);
+  log(
+    `cuda: nvcc ${ver.join('.')} for ${arch}: compiling ${jobs.length} of ${sources.length} files (cuBLASLt from ${cublas.lib})`,
+  );
+  const failed = await runAll(jobs, Math.max(1, Math.min(cpus().length, 16)));
+  if (failed) {
+    rmSync(OUT, { force: true });
+    log(`cuda: build failed: ${failed}`);
+    return 'failed';
+  }
+  const link = spawnSync(
+    nvcc,
+    [
+      '-shared',
+      ...objects,
+      '-o',
+      OUT,
+      ...cublasLinkDirs(cublas.lib).map((d) => `-L${d}`),
+      '-lcublasLt',
+      `-Xlinker=-rpath=${cublas.lib}`,
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
+  if (link.status !== 0) {
+    process.stderr.write((link.stdout ?? '') + (link.stderr ?? ''));
+    rmSync(OUT, { force: true });
+    log('cuda: link failed');
+    return 'failed';
+  }
+  writeFileSync(join(OBJ, 'built-with.txt'), `${nvcc} ${ver.join('.')} ${arch} cublasLt ${cublas.lib}\n`);
+  log(`cuda: built ${OUT.slice(ROOT.length + 1)}`);
+  return 'built';
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const r = await buildCuda();
+  process.exit(r === 'failed' ? 1 : 0);
+}

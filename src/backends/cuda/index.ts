@@ -1,0 +1,88 @@
+// The cuda backend: the Backend contract on the vera_cuda N-API addon (CUDA C++, cuBLASLt; built by
+// scripts/build-cuda.mjs when nvcc is present), through the binding both addons share. Kernels are
+// queued on one CUDA stream and return at once; download() waits for them, downloadAsync() waits on
+// a worker thread (the event loop keeps running), and a data-dependent error (an id out of range) that
+// a kernel recorded is thrown by the next download, downloadAsync or sync. Fused kernels the addon
+// does not list (VERA_CUDA_COMPOSITE hides some) are absent, so fused() runs their composites.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { type Addon, AddonBackend, type Handle, packageRoot } from '../addon-binding.js';
+import { FUSED_KERNELS, type FusedKernelName, type View } from '../backend.js';
+import { type HostArray, hostArray } from '../dtype.js';
+
+/** vera_cuda's exports beyond the shared kernels. */
+export interface CudaAddon extends Addon {
+  sync(): void;
+  downloadAsync(h: Handle | null, dst: HostArray): Promise<void>;
+  deviceInfo(): Record<string, string>;
+  fusedKernels(): string[];
+}
+
+/** Where the built addon is expected (VERA_CUDA_ADDON overrides it). */
+export function cudaAddonPath(): string {
+  return process.env['VERA_CUDA_ADDON'] || join(packageRoot(), 'build', 'Release', 'vera_cuda.node');
+}
+
+let cached: CudaAddon | null = null;
+
+/** Loads the addon once and initialises the device; throws an Error saying why CUDA is unavailable. */
+export function loadCudaAddon(): CudaAddon {
+  if (cached) return cached;
+  const path = cudaAddonPath();
+  if (!existsSync(path)) {
+    throw new Error(
+      `[cuda] The cuda backend is unavailable: the addon is not built (${path} does not exist; it is built by \`npm run build\` where nvcc ≥ 11.8 and cuBLASLt are installed)`,
+    );
+  }
+  let addon: CudaAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as CudaAddon;
+  } catch (e) {
+    throw new Error(`[cuda] The cuda backend is unavailable: loading ${path} failed: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  try {
+    addon.deviceInfo();
+  } catch (e) {
+    throw new Error(`[cuda] The cuda backend is unavailable: ${(e as Error).message}`, { cause: e });
+  }
+  cached = addon;
+  return addon;
+}
+
+export class CudaBackend extends AddonBackend {
+  readonly #c: CudaAddon;
+  readonly #info: Readonly<Record<string, string>>;
+
+  constructor(addon: CudaAddon = loadCudaAddon()) {
+    super(addon, 'cuda', 'cuda');
+    this.#c = addon;
+    this.#info = Object.freeze({ ...addon.deviceInfo() });
+    const have = new Set(addon.fusedKernels());
+    for (const k of FUSED_KERNELS as readonly FusedKernelName[]) {
+      if (!have.has(k)) Object.defineProperty(this, k, { value: undefined, enumerable: false });
+    }
+  }
+
+  info(): Readonly<Record<string, string>> {
+    return this.#info;
+  }
+
+  async downloadAsync(v: View): Promise<HostArray> {
+    let n = 1;
+    for (const s of v.shape) n *= s;
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new Error(`[cuda downloadAsync] Invalid view shape (${v.shape.join(', ')})`);
+    const out = hostArray(v.dtype, n);
+    await this.#c.downloadAsync(this.packed(v), out);
+    return out;
+  }
+}
+
+/** The cuda backend, or an Error explaining why it is unavailable (not built, no device, no driver). */
+export function loadCudaBackend(): CudaBackend {
+  return new CudaBackend(loadCudaAddon());
+}
