@@ -9,6 +9,7 @@
 #   test           the GPU test suite (npm run test:cuda): conformance and fixtures on cuda
 #   tests:FILTER   node scripts/run-tests.mjs FILTER with VERA_BACKEND=cuda (existing CPU tests on the GPU)
 #   bench:NAMES    node dist/bench/run.js NAMES --no-write (JSON lines)
+#   peft:CASES     python3 bench/peers/peft_cuda.py CASES (comma-separated; PEFT from .gpu/peft-*.whl)
 #   sh:COMMAND     any shell command
 # Logs go to $OUT (the device tool's output folder) when it is set, else to ./gpu-out.
 set -u
@@ -22,6 +23,10 @@ fi
 if [ ! -f /tmp/inc/node/node_api.h ]; then mkdir -p /tmp/inc && tar xJf .gpu/node-include.tar.xz -C /tmp/inc; fi
 [ -d node_modules ] || tar xJf .gpu/nm.tar.xz
 export VERA_NODE_INCLUDE=/tmp/inc/node
+if ls .gpu/peft-*.whl >/dev/null 2>&1 && [ ! -d /tmp/site/peft ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/peft-*.whl
+fi
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 node --version
 node scripts/build-cuda.mjs 2>&1 | tee "$OUT/build.log" || exit 1
@@ -44,6 +49,11 @@ for step in "$@"; do
       echo "== bench ${step#bench:}"
       node dist/bench/run.js ${step#bench:} --no-write 2>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl" || status=1
       tail -3 "$OUT/bench.err"
+      ;;
+    peft:*)
+      echo "== peft ${step#peft:}"
+      python3 bench/peers/peft_cuda.py $(echo "${step#peft:}" | tr , " ") 2>"$OUT/peft.err" | tee -a "$OUT/peft.jsonl" || status=1
+      tail -3 "$OUT/peft.err"
       ;;
     sh:*)
       echo "== ${step#sh:}"

@@ -32,12 +32,14 @@ export * as ops from './ops/index.js';
 // ---- backends ----
 export type { Backend, MemoryStats } from './backends/backend.js';
 export {
+  backendForDevice,
   defaultBackend,
   getBackend,
   nativeAvailable,
   setDefaultBackend,
   withBackend,
   type BackendName,
+  type DeviceName,
 } from './backends/registry.js';
 
 // ---- nn and optim ----

@@ -3,7 +3,6 @@
 
 import { parseArgs } from 'node:util';
 import { noGrad } from '../autograd/graph.js';
-import { BACKEND_NAMES } from '../backends/registry.js';
 import { imageToTensor, loadImageProcessorConfig, readImage } from '../io/image.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import type { ModelInputs, PreTrainedModel } from '../models/pretrained.js';
@@ -14,12 +13,15 @@ import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
 import { labelNames, rankLabels } from '../serve/labels.js';
 import {
+  backendHelp,
+  deviceHelp,
   dtypeHelp,
   dtypeFlag,
   intFlag,
   parseCommandArgs as usage,
   progressLogger,
   selectBackend,
+  threadsHelp,
   writeOut,
 } from './common.js';
 import { loadWithAdapter } from './generate.js';
@@ -45,9 +47,7 @@ Options:
   --top N              Print the N most likely labels only (default: all)
   --json               Print one JSON object {"labels":[{"label","id","score"}],"logits":[...]}
   --verbose            Loading and timing lines on stderr (default: only when stderr is a terminal)
-  --backend ${BACKEND_NAMES.join('|')}  Tensor backend (default: native when built, else js)
-  --threads N          Worker threads of the native backend (default: all cores)
-${dtypeHelp(23)}`;
+${backendHelp(23)}${deviceHelp(23)}${threadsHelp(23)}${dtypeHelp(23)}`;
 
 export async function classifyCommand(args: string[]): Promise<number> {
   const { values } = usage('classify', () =>
@@ -66,6 +66,7 @@ export async function classifyCommand(args: string[]): Promise<number> {
         verbose: { type: 'boolean', default: false },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        device: { type: 'string' },
         dtype: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -85,7 +86,7 @@ export async function classifyCommand(args: string[]): Promise<number> {
   const dtype = dtypeFlag(values.dtype);
   const log = progressLogger(values.verbose);
 
-  selectBackend(values.backend, values.threads);
+  selectBackend(values.backend, values.threads, values.device);
   const t0 = performance.now();
   const model = loadWithAdapter(values.model, values.adapter, values.merge, dtype);
   log(`vera: loaded ${model.architecture} from ${values.model} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);

@@ -9,7 +9,7 @@ import { writeSentimentData } from '../data/builtin.js';
 import { BASE_MODEL, DEMO_COMMON, demoMethod } from '../experiments/demo-recipe.js';
 import { resolveConfig, type Method } from '../train/config.js';
 import { train } from '../train/trainer.js';
-import type { BackendName } from '../backends/registry.js';
+import type { BackendName, DeviceName } from '../backends/registry.js';
 
 export interface DemoOptions {
   methods: Method[];
@@ -17,6 +17,8 @@ export interface DemoOptions {
   seed: number;
   out: string;
   backend?: BackendName | undefined;
+  /** cpu (native when built, else js) or cuda; must agree with `backend` when both are given. */
+  device?: DeviceName | undefined;
   threads?: number | undefined;
   verbose?: boolean;
   /** bf16: the frozen base stored in bf16, its GEMMs computed in bf16 (full fine-tuning refuses it). */
@@ -54,6 +56,7 @@ export async function runDemo(opts: DemoOptions): Promise<Row[]> {
       output_dir: out,
       overwrite_output_dir: true,
       backend: opts.backend ?? null,
+      device: opts.device ?? null,
       threads: opts.threads ?? null,
       ...demoMethod(method),
       ...(opts.dtype === 'bf16' ? { dtype: 'bf16' as const } : {}),

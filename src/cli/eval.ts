@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BACKEND_NAMES, defaultBackend } from '../backends/registry.js';
+import { defaultBackend } from '../backends/registry.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
@@ -17,12 +17,15 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateGeneration, readGenerationExamples } from '../train/generation-eval.js';
 import {
   dtypeFlag,
+  backendHelp,
+  deviceHelp,
   dtypeHelp,
   flagNames,
   intFlag,
   parseCommandArgs,
   progressLogger,
   selectBackend,
+  threadsHelp,
   writeOut,
 } from './common.js';
 
@@ -52,9 +55,7 @@ Options:
   --predictions FILE   With --generate: also write every {prompt, output, references} as JSON Lines
   --data_format, --text_column, --pair_column, --label_column, --prompt_key, --response_key,
   --messages_key, --max_length, --block_size, --padding_side, --on_bad_row: as for vera train
-  --backend ${BACKEND_NAMES.join('|')}  Tensor backend (default: native when built)
-  --threads N          Native backend threads (default: all cores)
-${dtypeHelp(23)}`;
+${backendHelp(23)}${deviceHelp(23)}${threadsHelp(23)}${dtypeHelp(23)}`;
 
 export async function evalCommand(args: string[]): Promise<number> {
   const s = { type: 'string' } as const;
@@ -85,6 +86,7 @@ export async function evalCommand(args: string[]): Promise<number> {
         predictions: s,
         backend: s,
         threads: s,
+        device: s,
         dtype: s,
         help: { type: 'boolean', short: 'h' },
       },
@@ -103,7 +105,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     return v as T;
   };
   const dtype = dtypeFlag(values.dtype);
-  selectBackend(values.backend, values.threads);
+  selectBackend(values.backend, values.threads, values.device);
   const backend = defaultBackend();
 
   const adapter = values.adapter ?? null;

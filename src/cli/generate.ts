@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BACKEND_NAMES, defaultBackend } from '../backends/registry.js';
+import { defaultBackend } from '../backends/registry.js';
 import { streamGenerate } from '../generate/generate.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import { readJsonFile } from '../io/json.js';
@@ -13,6 +13,8 @@ import { Tokenizer, createStreamDecoder, hasTokenizerFiles } from '../io/tokeniz
 import type { PreTrainedModel } from '../models/pretrained.js';
 import { loadTrained } from '../adapters/load.js';
 import {
+  backendHelp,
+  deviceHelp,
   dtypeHelp,
   dtypeFlag,
   intFlag,
@@ -20,6 +22,7 @@ import {
   parseCommandArgs as usage,
   progressLogger,
   selectBackend,
+  threadsHelp,
   writeOut,
 } from './common.js';
 import { parseIds } from './logits.js';
@@ -53,9 +56,7 @@ Options:
                             (finish_reason "eos", "stop" or "length"; text null without a tokenizer;
                             tokens per second of the whole generation, prompt included)
   --verbose                 Loading and timing lines on stderr (default: only when stderr is a terminal)
-  --backend ${BACKEND_NAMES.join('|')}       Tensor backend (default: native when built, else js)
-  --threads N               Worker threads of the native backend (default: all cores)
-${dtypeHelp(28)}`;
+${backendHelp(28)}${deviceHelp(28)}${threadsHelp(28)}${dtypeHelp(28)}`;
 
 // ---- shared with `vera classify` -------------------------------------------------------------
 
@@ -151,6 +152,7 @@ export async function generateCommand(args: string[]): Promise<number> {
         verbose: { type: 'boolean', default: false },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        device: { type: 'string' },
         dtype: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -194,7 +196,7 @@ export async function generateCommand(args: string[]): Promise<number> {
       );
   }
 
-  selectBackend(values.backend, values.threads);
+  selectBackend(values.backend, values.threads, values.device);
   const t0 = performance.now();
   const model = loadWithAdapter(values.model, values.adapter, values.merge, dtype);
   if (model.task !== 'causal-lm')

@@ -11,10 +11,12 @@ import { checkTokenIds } from '../io/token-ids.js';
 import * as ops from '../ops/index.js';
 import { tensor } from '../tensor/creation.js';
 import { scope } from '../tensor/scope.js';
-import { dtypeHelp } from './common.js';
+import { BACKEND_NAMES, DEVICE_NAMES } from '../backends/registry.js';
+import { backendHelp, deviceHelp, dtypeHelp, threadsHelp } from './common.js';
 
 export const LOGITS_USAGE = `Usage: vera logits --model DIR [--adapter DIR] [--merge] [--dtype f32|bf16]
-                   [--backend js|native] [--threads N] (--ids 1,2,3 | --pixels FILE.safetensors)
+                   [--backend ${BACKEND_NAMES.join('|')}] [--device ${DEVICE_NAMES.join('|')}] [--threads N]
+                   (--ids 1,2,3 | --pixels FILE.safetensors)
 
 Prints exactly one JSON object {"shape":[...],"data":[...]}: the logits of one example
 (causal LM: [seq, vocab]; sequence or image classification: [num_labels]).
@@ -25,9 +27,7 @@ Options:
   --merge              Merge the adapter into the weights before the forward pass
   --ids LIST           Comma-separated token ids
   --pixels FILE        A safetensors file with "pixel_values" [1, 3, H, W], already preprocessed
-  --backend js|native  Tensor backend (default: native when built, else js)
-  --threads N          Worker threads of the native backend (default: all cores)
-${dtypeHelp(23)}`;
+${backendHelp(23)}${deviceHelp(23)}${threadsHelp(23)}${dtypeHelp(23)}`;
 
 export interface LogitsOptions {
   model: string;

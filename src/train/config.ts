@@ -3,7 +3,13 @@
 // line. A run reads a JSON file (--config) and then the flags, which override the file.
 
 import { readFileSync } from 'node:fs';
-import { BACKEND_NAMES, type BackendName } from '../backends/registry.js';
+import {
+  BACKEND_DEVICE,
+  BACKEND_NAMES,
+  type BackendName,
+  DEVICE_NAMES,
+  type DeviceName,
+} from '../backends/registry.js';
 import { parseJsonText } from '../io/json.js';
 import { closeNames, didYouMean } from '../io/suggest.js';
 
@@ -84,6 +90,7 @@ export interface TrainConfig {
   overwrite_output_dir: boolean;
   // Runtime
   backend: BackendName | null;
+  device: DeviceName | null;
   threads: number | null;
 }
 
@@ -418,6 +425,13 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
     group: 'Runtime',
     help: `${BACKEND_NAMES.join('|')} (default: native when built)`,
   },
+  device: {
+    kind: oneOf(...DEVICE_NAMES),
+    nullable: true,
+    default: null,
+    group: 'Runtime',
+    help: `${DEVICE_NAMES.join('|')}: cpu (default) or cuda (an NVIDIA GPU; VERA_DEVICE=cuda sets the default)`,
+  },
   threads: {
     kind: int(1),
     nullable: true,
@@ -648,7 +662,17 @@ export function parseFlags(args: readonly string[]): {
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const out: Record<string, unknown> = {};
   for (const key of NAMES) out[key] = FIELDS[key].default;
-  for (const layer of layers) for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
+    // A layer that picks only a backend or only a device replaces an earlier layer's other choice when
+    // the two disagree (a run resumed with --device cuda drops the checkpoint's "backend": "native").
+    const backend = out['backend'] as BackendName | null;
+    const device = out['device'] as DeviceName | null;
+    if (backend !== null && device !== null && BACKEND_DEVICE[backend] !== device) {
+      if (layer.device != null && layer.backend == null) out['backend'] = null;
+      else if (layer.backend != null && layer.device == null) out['device'] = null;
+    }
+  }
   const c = out as unknown as TrainConfig;
   validate(c);
   return c;
@@ -668,6 +692,10 @@ function validate(c: TrainConfig): void {
     );
   if (c.from_scratch && c.method !== 'full')
     throw new ConfigError(`--from_scratch trains every weight: it needs --method full, not ${c.method}`);
+  if (c.backend !== null && c.device !== null && BACKEND_DEVICE[c.backend] !== c.device)
+    throw new ConfigError(
+      `--backend ${c.backend} and --device ${c.device} disagree: the ${c.backend} backend runs on ${BACKEND_DEVICE[c.backend]} (give one of the two)`,
+    );
   if (c.resume && c.overwrite_output_dir)
     throw new ConfigError('--resume and --overwrite_output_dir contradict each other; pick one');
   if (c.method !== 'lora' && c.method !== 'vera') {

@@ -9,7 +9,7 @@ import { PeftModel, getPeftModel } from '../adapters/peft-model.js';
 import { loraConfig } from '../adapters/lora/config.js';
 import { type VeraExperimental, veraConfig } from '../adapters/vera/config.js';
 import type { Backend } from '../backends/backend.js';
-import { defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
+import { backendForDevice, defaultBackend, getBackend, setDefaultBackend } from '../backends/registry.js';
 import {
   BatchSampler,
   type Dataset,
@@ -71,8 +71,10 @@ export interface Run {
 
 /** Builds a run (see the file comment); `warn` receives loading warnings (a new head's keys). */
 export function setUp(cfg: TrainConfig, warn: (message: string) => void): Run {
-  const backend = cfg.backend ? getBackend(cfg.backend) : defaultBackend();
-  if (cfg.backend) setDefaultBackend(backend);
+  // A backend named outright wins; else the device's (cpu: native when built, else js; cuda).
+  const named = cfg.backend ? getBackend(cfg.backend) : cfg.device ? backendForDevice(cfg.device) : null;
+  const backend = named ?? defaultBackend();
+  if (named) setDefaultBackend(named);
   if (cfg.threads !== null) backend.setThreads?.(cfg.threads);
   // One seed drives everything random: a new head, LoRA's init, dropout masks (and, separately, data order).
   manualSeed(cfg.seed);

@@ -1,5 +1,6 @@
 // selectBackend, the --backend/--threads handling every subcommand shares: names come from the
-// registry's list, --threads is validated, and a backend without a worker pool ignores it.
+// registry's list, --threads is validated, and a backend without a worker pool ignores it (--device:
+// device.test.ts).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -8,7 +9,10 @@ import { selectBackend } from '../../src/cli/common.js';
 
 describe('selectBackend', () => {
   test('--backend accepts the registry names and rejects others, listing them', () => {
-    assert.throws(() => selectBackend('cuda', undefined), /^Error: --backend must be "js" or "native", got "cuda"$/);
+    assert.throws(
+      () => selectBackend('tpu', undefined),
+      /^Error: --backend must be "js", "native" or "cuda", got "tpu"$/,
+    );
     selectBackend('js', undefined);
     assert.equal(defaultBackend().name, 'js');
   });

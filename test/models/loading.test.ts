@@ -1,19 +1,19 @@
 // loadModel's checks (missing/unexpected key, wrong shape, unsupported architecture or rope type, dtype),
 // the layouts it also accepts (4.x rope config, bare GPT-2 checkpoint with buffers, ViT 4.x names),
-// and savePretrained round trips.
+// opts.device (cpu, cuda, and its agreement with opts.backend), and savePretrained round trips.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { noGrad } from '../../src/autograd/graph.js';
-import { getBackend } from '../../src/backends/registry.js';
+import { getBackend, nativeAvailable } from '../../src/backends/registry.js';
 import { Checkpoint } from '../../src/io/checkpoint.js';
-import { loadModel } from '../../src/models/auto.js';
+import { createModel, loadModel } from '../../src/models/auto.js';
 import { vitKeyFrom4x, vitKeyTo4x } from '../../src/models/vit/weights.js';
 import { zeros } from '../../src/tensor/creation.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { caseDir, editedCopy, manifest, refInputs, refsOf, tempDir } from './fixtures.js';
+import { assertClose, caseDir, editedCopy, manifest, refInputs, refsOf, tempDir } from './fixtures.js';
 
 const backend = getBackend('js');
 const temps: (() => void)[] = [];
@@ -181,6 +181,53 @@ describe('loadModel accepts other layouts', () => {
     assert.equal(vitKeyFrom4x('vit.encoder.layer.0.output.dense'), 'vit.layers.0.mlp.fc2');
     assert.equal(vitKeyFrom4x('vit.encoder.layer.0.layernorm_before.weight'), 'vit.layers.0.layernorm_before.weight');
     assert.equal(vitKeyFrom4x('classifier.weight'), 'classifier.weight');
+  });
+});
+
+describe('loadModel opts.device', () => {
+  const dir = caseDir('gpt2-lm');
+
+  test("'cpu': the native backend when built, else js, with transformers' logits", () => {
+    const model = loadModel(dir, { device: 'cpu' });
+    const on = model.parameters()[0]!.backend;
+    assert.equal(on.name, nativeAvailable() ? 'native' : 'js');
+    assert.equal(on.device, 'cpu');
+    const refs = refsOf('gpt2-lm');
+    const out = noGrad(() => model.forward(refInputs(refs, on)));
+    assertClose(out.toArray() as Float32Array, refs.logits, 1e-4, 1e-4, "gpt2-lm with device 'cpu'");
+    out.dispose();
+    model.dispose();
+  });
+
+  test("'cuda': the cuda backend where it loads, else its unavailable error", () => {
+    let model;
+    try {
+      model = loadModel(dir, { device: 'cuda' });
+    } catch (e) {
+      assert.ok(process.env['VERA_REQUIRE_CUDA'] !== '1', `cuda did not load under VERA_REQUIRE_CUDA=1: ${String(e)}`);
+      assert.match((e as Error).message, /^\[cuda\] The cuda backend is unavailable: /);
+      return;
+    }
+    assert.equal(model.parameters()[0]!.backend.name, 'cuda');
+    model.dispose();
+  });
+
+  test('with opts.backend: the same device is accepted, another is an error naming both (before loading)', () => {
+    const model = loadModel(dir, { backend, device: 'cpu' });
+    assert.equal(model.parameters()[0]!.backend, backend);
+    model.dispose();
+    assert.throws(
+      () => loadModel(dir, { backend, device: 'cuda' }),
+      /^Error: \[loadModel\] backend "js" \(on cpu\) and device 'cuda' disagree: give one of them$/,
+    );
+    assert.throws(() => loadModel(dir, { device: 'gpu' as 'cpu' }), /\[loadModel\] device "gpu" is not supported/);
+  });
+
+  test('createModel takes the device too', () => {
+    const model = createModel(dir, { device: 'cpu', seed: 0 });
+    assert.equal(model.parameters()[0]!.backend.device, 'cpu');
+    model.dispose();
+    assert.throws(() => createModel(dir, { backend, device: 'cuda', seed: 0 }), /\[createModel\] .* disagree/);
   });
 });
 

@@ -92,6 +92,23 @@ describe('run config', () => {
     );
   });
 
+  test("--device: cpu or cuda, agreeing with --backend; a later layer's choice replaces an earlier one", () => {
+    const base = { model: 'm', train_file: 'd.csv', output_dir: 'o' };
+    assert.equal(resolveConfig(base, parseFlags(['--device', 'cuda']).given).device, 'cuda');
+    assert.throws(() => parseFlags(['--device', 'gpu']), /--device must be one of cpu, cuda \(or null\), got "gpu"/);
+    const both = parseFlags(['--backend', 'native', '--device', 'cpu']).given;
+    assert.deepEqual([resolveConfig(base, both).backend, resolveConfig(base, both).device], ['native', 'cpu']);
+    assert.throws(
+      () => resolveConfig(base, parseFlags(['--backend', 'js', '--device', 'cuda']).given),
+      /--backend js and --device cuda disagree: the js backend runs on cpu/,
+    );
+    // A checkpoint's (or file's) "backend": "native", then --device cuda on the command line: cuda wins.
+    const resumed = resolveConfig({ ...base, backend: 'native' }, parseFlags(['--device', 'cuda']).given);
+    assert.deepEqual([resumed.backend, resumed.device], [null, 'cuda']);
+    const back = resolveConfig({ ...base, device: 'cuda' }, parseFlags(['--backend', 'js']).given);
+    assert.deepEqual([back.backend, back.device], ['js', null]);
+  });
+
   test('--help lists every field with its default', () => {
     const help = trainUsage();
     for (const key of Object.keys(FIELDS)) assert.ok(help.includes(`--${key}`), key);
