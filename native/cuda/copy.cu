@@ -79,7 +79,9 @@ void fill(const View& out, double value) {
   void* p = static_cast<char*>(out.base) + out.offset * dtype_bytes(out.dtype);
   switch (out.dtype) {
     case DType::F32: launch_fill<float>(p, n, (float)value); break;
-    case DType::F16: launch_fill<uint16_t>(p, n, __half_as_ushort(__float2half_rn((float)value))); break;
+    case DType::F16:
+      launch_fill<uint16_t>(p, n, value != value ? (std::signbit(value) ? 0xfe00 : 0x7e00) : __half_as_ushort(__float2half_rn((float)value)));
+      break;
     case DType::BF16: launch_fill<uint16_t>(p, n, host_bf16((float)value)); break;
     case DType::I32: launch_fill<int32_t>(p, n, cu::to_i32(value)); break;
     case DType::I64: launch_fill<int64_t>(p, n, cu::to_i64(value)); break;

@@ -91,8 +91,17 @@ __device__ inline uint16_t f32_to_bf16_bits(float x) {
   return (uint16_t)((u + rounding) >> 16);
 }
 
-__device__ inline float f16_bits_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ inline uint16_t f32_to_f16_bits(float x) { return __half_as_ushort(__float2half_rn(x)); }
+// A NaN widens to the canonical quiet NaN 0x7fc00000, as native/src/convert.h widens it.
+__device__ inline float f16_bits_to_f32(uint16_t h) {
+  if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) return __uint_as_float(0x7fc00000u);
+  return __half2float(__ushort_as_half(h));
+}
+// NaN becomes the canonical quiet NaN with its sign (0x7e00), as the js writer and native/src/convert.h
+// store it; CUDA's conversion keeps payload bits.
+__device__ inline uint16_t f32_to_f16_bits(float x) {
+  if (x != x) return (uint16_t)(((__float_as_uint(x) >> 16) & 0x8000u) | 0x7e00u);
+  return __half_as_ushort(__float2half_rn(x));
+}
 
 // Math.trunc then an Int32Array / BigInt64Array store (wraps modulo 2^32 / 2^64); non-finite → 0.
 __host__ __device__ inline int32_t to_i32(double d) {
