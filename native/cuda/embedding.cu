@@ -4,6 +4,7 @@
 // The scatters are race-free and deterministic by construction: each thread owns output columns (or
 // (outer, inner) slots) and adds into them in row order, so there are no atomics.
 #include "kernels.h"
+#include "index_checks.h"
 #include "strided.cuh"
 
 namespace vera {
@@ -75,29 +76,6 @@ __global__ void scatter_add_kernel(float* o, const int32_t* idx, const float* s,
       o[(ob * na + id) * inner + r] += s[kk];
     }
   }
-}
-
-void check_table(const char* k, const char* what, const View& w) {
-  need_f32_contig(k, what, w);
-  if (w.ndim != 2) fail(k, "%s must be 2-D [rows, width], got shape %s", what, w.shape_str().c_str());
-}
-
-void check_index(const char* k, const View& t, const View& index, int axis) {
-  need_dtype(k, "index", index, DType::I32);
-  need_contig(k, "index", index);
-  if (t.ndim != index.ndim) fail(k, "index rank %d differs from the tensor's rank %d", index.ndim, t.ndim);
-  if (axis < 0 || axis >= t.ndim) fail(k, "axis %d is out of range for rank %d", axis, t.ndim);
-  for (int d = 0; d < t.ndim; d++)
-    if (d != axis && index.shape[d] != t.shape[d])
-      fail(k, "index shape %s must match %s outside axis %d", index.shape_str().c_str(), t.shape_str().c_str(), axis);
-}
-
-void around(const View& v, int axis, int64_t& outer, int64_t& n, int64_t& inner) {
-  outer = 1;
-  inner = 1;
-  for (int d = 0; d < axis; d++) outer *= v.shape[d];
-  for (int d = axis + 1; d < v.ndim; d++) inner *= v.shape[d];
-  n = v.shape[axis];
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <map>
 #include <tuple>
 
+#include "gemm_operand.h"
 #include "kernels.h"
 #include "strided.cuh"
 
@@ -40,30 +41,6 @@ Lt& lt() {
     return l;
   }();
   return *x;
-}
-
-// How one [rows, cols] slice of a 3-D view is handed over (row-major terms, as the CPU backend's).
-struct Operand {
-  bool trans = false;  // stored column-major
-  int64_t ld = 1;
-  bool packed = false;  // must be copied into a dense row-major scratch first
-};
-
-Operand classify(int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
-  Operand op;
-  const int64_t one = 1;
-  if ((scol == 1 || cols == 1) && (rows == 1 || srow >= std::max(cols, one))) {
-    op.ld = rows == 1 ? std::max(cols, one) : srow;
-    return op;
-  }
-  if ((srow == 1 || rows == 1) && (cols == 1 || scol >= std::max(rows, one))) {
-    op.trans = true;
-    op.ld = cols == 1 ? std::max(rows, one) : scol;
-    return op;
-  }
-  op.packed = true;
-  op.ld = std::max(cols, one);
-  return op;
 }
 
 // A dense row-major copy of v in scratch `slot`, as dtype dt (a bf16 rounding when v is f32).

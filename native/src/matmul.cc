@@ -15,34 +15,12 @@
 #include <vector>
 
 #include "kernels.h"
+#include "gemm_operand.h"
 #include "matmul_dnnl.h"
 #include "views.h"
 
 namespace vera {
 namespace {
-
-// How one [rows, cols] slice of a 3-D view is handed to sgemm.
-struct Operand {
-  bool trans = false;  // stored column-major (the transpose is row-major)
-  int64_t ld = 1;
-  bool packed = false;  // needs copying into a dense row-major scratch
-};
-
-Operand classify(int64_t rows, int64_t cols, int64_t srow, int64_t scol) {
-  Operand op;
-  if ((scol == 1 || cols == 1) && (rows == 1 || srow >= std::max<int64_t>(cols, 1))) {
-    op.ld = rows == 1 ? std::max<int64_t>(cols, 1) : srow;
-    return op;
-  }
-  if ((srow == 1 || rows == 1) && (cols == 1 || scol >= std::max<int64_t>(rows, 1))) {
-    op.trans = true;
-    op.ld = cols == 1 ? std::max<int64_t>(rows, 1) : scol;
-    return op;
-  }
-  op.packed = true;
-  op.ld = std::max<int64_t>(cols, 1);
-  return op;
-}
 
 // VERA_F32_GEMM=sgemm keeps every f32 product on dnnl_sgemm (tests run both paths).
 bool sgemm_forced() {
