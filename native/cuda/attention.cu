@@ -225,10 +225,13 @@ __device__ __forceinline__ void tile_nn(float (&acc)[RA][DN], const float* P, co
   }
 }
 
+// A max that keeps NaN (fmaxf drops it): a row of NaN scores must give NaN, not an empty row.
+__device__ __forceinline__ float nan_max(float a, float b) { return (a != a || b != b) ? NAN : fmaxf(a, b); }
+
 // Max / sum over the 16 lanes of a half-warp (the threads sharing ty), the same value in all of them.
 __device__ __forceinline__ float half_warp_max(float x) {
 #pragma unroll
-  for (int o = 8; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  for (int o = 8; o > 0; o >>= 1) x = nan_max(x, __shfl_xor_sync(0xffffffffu, x, o));
   return x;
 }
 __device__ __forceinline__ float half_warp_sum(float x) {
@@ -293,9 +296,9 @@ __global__ void __launch_bounds__(kNT)
       for (int c = 0; c < RN; c++) {
         const int col = tx + 16 * c;
         s[r][c] = (kvis[col] && position_visible(p, i, j0 + col)) ? p.scale * s[r][c] : kNegInf;
-        mx = fmaxf(mx, s[r][c]);
+        mx = nan_max(mx, s[r][c]);
       }
-      const float mnew = fmaxf(m[r], half_warp_max(mx));
+      const float mnew = nan_max(m[r], half_warp_max(mx));
       // mnew = −∞: nothing visible so far; the row stays empty (α = 1, P = 0).
       const float alpha = mnew == kNegInf ? 1.0f : expf(m[r] - mnew);
       float sum = 0.0f;

@@ -203,8 +203,18 @@ void attention(const View& out, const View& lse, const View& q, const View& k, c
       float m = -INFINITY;
 #pragma omp simd reduction(max : m)
       for (int64_t j = 0; j < nk; j++) m = s[j] > m ? s[j] : m;
-      if (m == -INFINITY) {  // no visible key: zero output row
-        std::memset(s, 0, sizeof(float) * nk);
+      if (m == -INFINITY) {
+        // The max skips NaN, so a row of only NaN scores lands here too: it stays NaN (as in torch),
+        // never an empty row. Masked scores are −∞, so any other value is a NaN.
+        bool nan = false;
+        for (int64_t j = 0; j < nk; j++) nan |= s[j] != -INFINITY;
+        if (nan) {
+          for (int64_t j = 0; j < nk; j++) s[j] = NAN;
+          lrow[r] = NAN;
+          inv[r] = NAN;
+          continue;
+        }
+        std::memset(s, 0, sizeof(float) * nk);  // no visible key: zero output row
         lrow[r] = -INFINITY;
         inv[r] = 0.0f;
         continue;

@@ -67,6 +67,8 @@ export class Ctx {
     const skips = this.opts.skip ?? [];
     const reason = skips.find((s) => kernels.every((k) => s.kernels.includes(k)))?.reason;
     test(`${this.name}: ${name}`, { skip: reason ?? false }, async () => {
+      // Every test starts the same seeded stream, so its data does not depend on the tests before it.
+      this.#rand = rng(1234);
       try {
         await fn();
       } finally {
