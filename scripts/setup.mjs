@@ -112,7 +112,11 @@ function npmPackages() {
   else if (have < wanted) argv = ['install', '--no-audit', '--no-fund'];
   else return;
   log(`npm ${argv[0]} (node_modules ${existsSync(nm) ? 'out of date' : 'missing'})`);
-  const status = run(npm, argv);
+  // better-sqlite3 builds from source where its prebuilt binary cannot be downloaded (registries
+  // only): point node-gyp at the local node headers so it downloads none either.
+  const nodedir = findNodeDir();
+  const env = nodedir ? { ...process.env, npm_config_nodedir: nodedir } : process.env;
+  const status = run(npm, argv, { env });
   if (status !== 0) fail(`npm ${argv[0]} failed (exit ${status})`);
   touch(NPM_STAMP);
 }
