@@ -51,6 +51,12 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
     load: () => import('./vera-overhead.js'),
   },
   {
+    name: 'cuda',
+    title:
+      "One NVIDIA GPU: VeRA and LoRA training steps (bf16 frozen weights, causal-LM loss, AdamW) against PEFT 0.21 under torch.autocast, and greedy generation against transformers' generate; tokens/s and peak device memory",
+    load: () => import('./cuda.js'),
+  },
+  {
     name: 'safetensors-fuzz',
     title: 'safetensors reader: fuzzed files and load speed',
     load: () => import('./safetensors-fuzz.js'),

@@ -27,6 +27,8 @@ if ls .gpu/peft-*.whl >/dev/null 2>&1 && [ ! -d /tmp/site/peft ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/peft-*.whl
 fi
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+# The benches' PyTorch peers run with the python3 that has torch (not necessarily /usr/bin/python3).
+export VERA_PEER_PYTHON=${VERA_PEER_PYTHON:-$(command -v python3)}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 node --version
 node scripts/build-cuda.mjs 2>&1 | tee "$OUT/build.log" || exit 1
@@ -48,7 +50,7 @@ for step in "$@"; do
     bench:*)
       echo "== bench ${step#bench:}"
       node dist/bench/run.js ${step#bench:} --no-write 2>"$OUT/bench.err" | tee -a "$OUT/bench.jsonl" || status=1
-      tail -3 "$OUT/bench.err"
+      tail -30 "$OUT/bench.err"
       ;;
     peft:*)
       echo "== peft ${step#peft:}"

@@ -9,6 +9,7 @@ the timed steps (torch.cuda.synchronize around each), tokens/s = batch·seq / st
 memory torch's allocator saw (torch.cuda.max_memory_allocated) over the timed steps.
 
 Usage: python3 bench/peers/peft_cuda.py CASE [CASE...]   (CASE names below; `all` runs every one)
+Generation cases (GEN_CASES) time transformers' greedy generate instead: the better of 2 runs after a warm-up.
 Env: VERA_BENCH_STEPS (timed steps, default 10), VERA_BENCH_WARMUP (3).
 Prints one JSON line per case: {"case", "tokens_per_s", "step_ms", "peak_gib", "gpu", "torch", "peft", ...}.
 PEFT is not installed on the GPU host: pip install --no-deps --target DIR the 0.21 wheel and put DIR on
@@ -127,18 +128,68 @@ def run_case(name, steps, warmup):
     return row
 
 
+# name -> (shape, batch, prompt tokens, new tokens): greedy generation with transformers' generate.
+GEN_CASES = {
+    "llama1b-generate-b1": (LLAMA_1B, 1, 128, 128),
+    "llama1b-generate-b32": (LLAMA_1B, 32, 128, 128),
+}
+
+
+def lcg_ids(vocab, n, seed):
+    """bench/cuda.ts's tokenIds: the same prompts on both sides."""
+    s, out = seed & 0xFFFFFFFF, []
+    for _ in range(n):
+        s = (s * 1103515245 + 12345) & 0xFFFFFFFF
+        out.append((s >> 8) % vocab)
+    return out
+
+
+def run_generate(name):
+    import torch
+    import transformers
+
+    shape, batch, prompt, new = GEN_CASES[name]
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(**shape)
+    cfg._attn_implementation = "sdpa"
+    with torch.device("cuda"):
+        model = transformers.LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+    ids = torch.tensor([lcg_ids(shape["vocab_size"], prompt, 7 + b) for b in range(batch)], device="cuda")
+    mask = torch.ones_like(ids)
+
+    def once():
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
+                                 do_sample=False, pad_token_id=0)
+        torch.cuda.synchronize()
+        assert out.shape[1] == prompt + new, out.shape
+        return time.perf_counter() - t0
+
+    once()  # warm-up
+    sec = min(once(), once())
+    row = {"case": name, "batch": batch, "prompt": prompt, "new_tokens": new, "ms": round(1000 * sec, 2),
+           "tokens_per_s": round(batch * new / sec, 1), "gpu": torch.cuda.get_device_name(),
+           "torch": torch.__version__, "transformers": transformers.__version__}
+    del model
+    torch.cuda.empty_cache()
+    return row
+
+
 def main():
     names = sys.argv[1:] or ["all"]
     if names == ["all"]:
-        names = list(CASES)
+        names = list(CASES) + list(GEN_CASES)
     for n in names:
-        if n not in CASES:
-            print(f"unknown case {n!r}; cases: {', '.join(CASES)}", file=sys.stderr)
+        if n not in CASES and n not in GEN_CASES:
+            print(f"unknown case {n!r}; cases: {', '.join(list(CASES) + list(GEN_CASES))}", file=sys.stderr)
             return 2
     steps = int(os.environ.get("VERA_BENCH_STEPS", "10"))
     warmup = int(os.environ.get("VERA_BENCH_WARMUP", "3"))
     for n in names:
-        print(json.dumps(run_case(n, steps, warmup)), flush=True)
+        row = run_generate(n) if n in GEN_CASES else run_case(n, steps, warmup)
+        print(json.dumps(row), flush=True)
     return 0
 
 

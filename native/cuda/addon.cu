@@ -301,17 +301,30 @@ KERNEL(DownloadAsync, "downloadAsync", {
   return promise;
 })
 
-// memory() writes [allocated, cached] into descriptor slots 0 and 1: live buffer bytes, and what the
-// stream-ordered pool holds beyond them.
+// memory() writes [allocated, cached, peak] into descriptor slots 0..2: live buffer bytes, what the
+// stream-ordered pool holds beyond them, and the most the pool had in use (buffers, scratch and GEMM
+// workspaces, as allocated) since start or resetPeakMemory().
 KERNEL(Memory, "memory", {
   cudaMemPool_t pool;
   cu::check(cudaDeviceGetDefaultMemPool(&pool, cu::device()), a.kernel, "default memory pool");
-  uint64_t reserved = 0, used = 0;
+  uint64_t reserved = 0, used = 0, high = 0;
   cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
   cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used);
+  cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high);
   double* d = instance(a.env)->desc;
   d[0] = (double)g_live.load();
   d[1] = (double)(reserved > used ? reserved - used : 0);
+  d[2] = (double)high;
+  return nullptr;
+})
+
+// The pool's high-water mark restarts from what is in use now (0 is the only value CUDA accepts).
+KERNEL(ResetPeakMemory, "resetPeakMemory", {
+  cu::check(cudaStreamSynchronize(cu::stream()), a.kernel, "a queued kernel failed");
+  cudaMemPool_t pool;
+  cu::check(cudaDeviceGetDefaultMemPool(&pool, cu::device()), a.kernel, "default memory pool");
+  uint64_t zero = 0;
+  cu::check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero), a.kernel, "reset the pool's high-water mark");
   return nullptr;
 })
 
@@ -387,7 +400,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   static const Fn fns[] = {
       {"alloc", Alloc},   {"free", Free},         {"upload", Upload},         {"readFile", ReadFile},
-      {"download", Download}, {"downloadAsync", DownloadAsync}, {"memory", Memory}, {"emptyCache", EmptyCache},
+      {"download", Download}, {"downloadAsync", DownloadAsync}, {"memory", Memory}, {"resetPeakMemory", ResetPeakMemory}, {"emptyCache", EmptyCache},
       {"sync", Sync},     {"deviceInfo", DeviceInfo}, {"fusedKernels", FusedKernels},
   };
   for (const Fn& f : fns) {

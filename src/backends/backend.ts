@@ -148,6 +148,11 @@ export interface MemoryStats {
   allocated: number;
   /** Bytes held by the backend's free-list cache, ready for reuse. */
   cached: number;
+  /**
+   * Optional (cuda): the most bytes in use on the device at once (buffers, scratch, GEMM workspaces)
+   * since the backend started or resetPeakMemory() — what torch.cuda.max_memory_allocated reports.
+   */
+  peak?: number;
 }
 
 /** The kernels every backend must implement (besides the memory methods). */
@@ -228,6 +233,8 @@ export interface Backend {
   memory(): MemoryStats;
   /** Releases cached free memory back to the system. */
   emptyCache(): void;
+  /** Optional (backends reporting MemoryStats.peak): restarts the peak from the bytes in use now. */
+  resetPeakMemory?(): void;
   /** Waits for queued work (a no-op on synchronous CPU backends). */
   sync(): void;
   /** Optional facts about the implementation for benchmark reports (libraries, ISA, chosen GEMM kernels). */

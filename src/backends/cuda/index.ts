@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type Addon, AddonBackend, type Handle, packageRoot } from '../addon-binding.js';
-import { FUSED_KERNELS, type FusedKernelName, type View } from '../backend.js';
+import { FUSED_KERNELS, type FusedKernelName, type MemoryStats, type View } from '../backend.js';
 import { type HostArray, hostArray } from '../dtype.js';
 
 /** vera_cuda's exports beyond the shared kernels. */
@@ -18,6 +18,7 @@ export interface CudaAddon extends Addon {
   downloadAsync(h: Handle | null, dst: HostArray): Promise<void>;
   deviceInfo(): Record<string, string>;
   fusedKernels(): string[];
+  resetPeakMemory(): void;
 }
 
 /** Where the built addon is expected (VERA_CUDA_ADDON overrides it). */
@@ -69,6 +70,15 @@ export class CudaBackend extends AddonBackend {
 
   info(): Readonly<Record<string, string>> {
     return this.#info;
+  }
+
+  override memory(): MemoryStats {
+    const m = super.memory();
+    return { ...m, peak: this.#c.descriptor[2]! };
+  }
+
+  resetPeakMemory(): void {
+    this.#c.resetPeakMemory();
   }
 
   async downloadAsync(v: View): Promise<HostArray> {

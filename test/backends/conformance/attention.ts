@@ -108,39 +108,43 @@ export function attentionTests(ctx: Ctx): void {
   // A NaN score must reach the output: a row whose scores are all NaN is not an empty row (output 0),
   // and a NaN key poisons every query of its head — as in the loss a trainer checks. Not causal: the
   // composite's dq = dS·K would also take a masked NaN key in (0·NaN).
-  ctx.test(['attention', 'attentionBackward'], 'attention: NaN in q or k propagates to out, lse and the gradients', () => {
-    const [b, t, h, d] = [1, 9, 2, 8];
-    const F = ctx.float;
-    const qd = ctx.randf(b * t * h * d, -1, 1);
-    for (let c = 0; c < d; c++) qd[(2 * h + 1) * d + c] = NaN; // query 2, head 1: every score NaN
-    const kd = ctx.randf(b * t * h * d, -1, 1);
-    kd[5 * h * d + 3] = NaN; // key 5, head 0: NaN for every query of head 0
-    const q = ctx.ft(qd, [b, t, h, d]);
-    const k = ctx.ft(kd, [b, t, h, d]);
-    const v = ctx.rf([b, t, h, d]);
-    const out = ctx.zeros(F, [b, t, h, d]);
-    const lse = ctx.zeros(F, [b, h, t]);
-    const opts = { scale: 1 / Math.sqrt(d), causal: false, window: 0, keyMask: null, dropout: null };
-    ctx.both((be, p) => ctx.k(be).attention(p(out), p(lse), p(q), p(k), p(v), opts));
-    const o = ctx.subject.download(out.subject) as Float32Array;
-    for (let i = 0; i < t; i++)
-      for (let hh = 0; hh < h; hh++) {
-        const nan = (i === 2 && hh === 1) || hh === 0;
-        assert.equal(Number.isNaN(o[(i * h + hh) * d]!), nan, `attention out[0, ${i}, ${hh}] NaN on ${ctx.name}`);
-      }
-    ctx.close('attention', 'attention out with NaN', out, 1e-4, 1e-5);
-    ctx.close('attention', 'attention lse with NaN', lse, 1e-5, 1e-5);
-    const dout = ctx.rf([b, t, h, d]);
-    const dq = ctx.zeros(F, [b, t, h, d]);
-    const dk = ctx.zeros(F, [b, t, h, d]);
-    const dv = ctx.zeros(F, [b, t, h, d]);
-    ctx.both((be, p) =>
-      ctx.k(be).attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(out), p(lse), opts),
-    );
-    const g = ctx.subject.download(dv.subject) as Float32Array;
-    assert.ok(Number.isNaN(g[(5 * h + 0) * d]!), `attention dv of the NaN key is NaN on ${ctx.name}`);
-    ctx.close('attentionBackward', 'attention dq with NaN', dq, 1e-4, 1e-4);
-    ctx.close('attentionBackward', 'attention dk with NaN', dk, 1e-4, 1e-4);
-    ctx.close('attentionBackward', 'attention dv with NaN', dv, 1e-4, 1e-4);
-  });
+  ctx.test(
+    ['attention', 'attentionBackward'],
+    'attention: NaN in q or k propagates to out, lse and the gradients',
+    () => {
+      const [b, t, h, d] = [1, 9, 2, 8];
+      const F = ctx.float;
+      const qd = ctx.randf(b * t * h * d, -1, 1);
+      for (let c = 0; c < d; c++) qd[(2 * h + 1) * d + c] = NaN; // query 2, head 1: every score NaN
+      const kd = ctx.randf(b * t * h * d, -1, 1);
+      kd[5 * h * d + 3] = NaN; // key 5, head 0: NaN for every query of head 0
+      const q = ctx.ft(qd, [b, t, h, d]);
+      const k = ctx.ft(kd, [b, t, h, d]);
+      const v = ctx.rf([b, t, h, d]);
+      const out = ctx.zeros(F, [b, t, h, d]);
+      const lse = ctx.zeros(F, [b, h, t]);
+      const opts = { scale: 1 / Math.sqrt(d), causal: false, window: 0, keyMask: null, dropout: null };
+      ctx.both((be, p) => ctx.k(be).attention(p(out), p(lse), p(q), p(k), p(v), opts));
+      const o = ctx.subject.download(out.subject) as Float32Array;
+      for (let i = 0; i < t; i++)
+        for (let hh = 0; hh < h; hh++) {
+          const nan = (i === 2 && hh === 1) || hh === 0;
+          assert.equal(Number.isNaN(o[(i * h + hh) * d]!), nan, `attention out[0, ${i}, ${hh}] NaN on ${ctx.name}`);
+        }
+      ctx.close('attention', 'attention out with NaN', out, 1e-4, 1e-5);
+      ctx.close('attention', 'attention lse with NaN', lse, 1e-5, 1e-5);
+      const dout = ctx.rf([b, t, h, d]);
+      const dq = ctx.zeros(F, [b, t, h, d]);
+      const dk = ctx.zeros(F, [b, t, h, d]);
+      const dv = ctx.zeros(F, [b, t, h, d]);
+      ctx.both((be, p) =>
+        ctx.k(be).attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(out), p(lse), opts),
+      );
+      const g = ctx.subject.download(dv.subject) as Float32Array;
+      assert.ok(Number.isNaN(g[(5 * h + 0) * d]!), `attention dv of the NaN key is NaN on ${ctx.name}`);
+      ctx.close('attentionBackward', 'attention dq with NaN', dq, 1e-4, 1e-4);
+      ctx.close('attentionBackward', 'attention dk with NaN', dk, 1e-4, 1e-4);
+      ctx.close('attentionBackward', 'attention dv with NaN', dv, 1e-4, 1e-4);
+    },
+  );
 }

@@ -5,7 +5,7 @@
 // composite.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type {
   Backend,
   BackendBuffer,
@@ -63,14 +63,14 @@ export class Ctx {
   }
 
   /** Registers a test of `kernels`; it is skipped when every one of them is skipped. */
-  test(kernels: readonly Kernel[], name: string, fn: () => void | Promise<void>): void {
+  test(kernels: readonly Kernel[], name: string, fn: (t: TestContext) => void | Promise<void>): void {
     const skips = this.opts.skip ?? [];
     const reason = skips.find((s) => kernels.every((k) => s.kernels.includes(k)))?.reason;
-    test(`${this.name}: ${name}`, { skip: reason ?? false }, async () => {
+    test(`${this.name}: ${name}`, { skip: reason ?? false }, async (t) => {
       // Every test starts the same seeded stream, so its data does not depend on the tests before it.
       this.#rand = rng(1234);
       try {
-        await fn();
+        await fn(t);
       } finally {
         for (const [b, buf] of this.#bufs) b.free(buf);
         this.#bufs.length = 0;

@@ -54,4 +54,23 @@ export function memoryTests(ctx: Ctx): void {
     be.sync();
     be.emptyCache();
   });
+
+  ctx.test(['memory'], 'peak memory: counts a buffer freed since, restarts at resetPeakMemory', (t) => {
+    const be = ctx.subject;
+    if (!be.resetPeakMemory || be.memory().peak === undefined) {
+      t.skip(`${ctx.name} does not report peak memory (optional)`);
+      return;
+    }
+    be.resetPeakMemory();
+    const start = be.memory().peak!;
+    const bytes = 64 << 20;
+    const b = be.alloc('f32', bytes / 4);
+    be.fill({ buf: b, dtype: 'f32', offset: 0, shape: [bytes / 4], strides: [1] }, 1);
+    be.free(b);
+    be.sync();
+    const high = be.memory().peak!;
+    assert.ok(high >= start + bytes, `peak ${high} counts the ${bytes}-byte buffer (it was ${start})`);
+    be.resetPeakMemory();
+    assert.ok(be.memory().peak! <= high - bytes, 'after resetPeakMemory the freed buffer no longer counts');
+  });
 }
