@@ -1,7 +1,6 @@
 // `vera classify`: sequence classification of a text (or text pair) and image classification of a PNG/JPEG,
 // printing config.json's id2label names with softmax probabilities, best first, or one JSON object.
 
-import { parseArgs } from 'node:util';
 import { noGrad } from '../autograd/graph.js';
 import { imageToTensor, loadImageProcessorConfig, readImage } from '../io/image.js';
 import { Tokenizer } from '../io/tokenizer.js';
@@ -18,6 +17,7 @@ import {
   dtypeHelp,
   dtypeFlag,
   intFlag,
+  parseArgs,
   parseCommandArgs as usage,
   progressLogger,
   selectBackend,
@@ -74,7 +74,7 @@ export async function classifyCommand(args: string[]): Promise<number> {
     }),
   );
   if (values.help) {
-    process.stdout.write(CLASSIFY_USAGE);
+    await writeOut(CLASSIFY_USAGE);
     return 0;
   }
   if (!values.model) throw new Error('--model is required (see vera classify --help)');

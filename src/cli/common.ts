@@ -1,7 +1,8 @@
-// What every `vera` subcommand shares: one-line argument errors, --backend/--device/--threads,
-// integer and number flags, dash/underscore flag spellings, stdout writes that survive process.exit,
-// progress lines.
+// What every `vera` subcommand shares: one-line argument errors, flags spelled with dashes or
+// underscores alike, --backend/--device/--threads, integer and number flags, stdout writes and an exit
+// that lose nothing (also through a pipe), progress lines.
 
+import { type ParseArgsConfig, parseArgs as nodeParseArgs } from 'node:util';
 import {
   BACKEND_CHOICES,
   BACKEND_DEVICE,
@@ -30,11 +31,50 @@ export function parseCommandArgs<T>(command: string, parse: () => T): T {
   }
 }
 
-/** Flags may be spelled --name_with_underscores or --name-with-dashes; parseArgs gets the former. */
-export function flagNames(args: readonly string[]): string[] {
-  return args.map((a) =>
-    a.startsWith('--') ? a.replace(/^--([^=]+)/, (_m, n: string) => `--${n.replaceAll('-', '_')}`) : a,
+/** A flag's spelling-free key: dashes and underscores are one character (`max-new-tokens` = `max_new_tokens`). */
+export function flagKey(name: string): string {
+  return name.replaceAll('-', '_');
+}
+
+/**
+ * node:util's parseArgs (same config, same result), except that every declared long option is also
+ * accepted in its other spelling: a command declares `max_new_tokens` (or `max-batch`) once and takes
+ * both `--max_new_tokens` and `--max-new-tokens`, also as `--flag=value`. The result's keys are the
+ * declared names. Values are left alone (the text after a string option is never rewritten), and so is
+ * everything after `--`.
+ */
+export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
+  const options = config.options ?? {};
+  const declared = new Map<string, string>();
+  for (const name of Object.keys(options)) {
+    const other = declared.get(flagKey(name));
+    if (other !== undefined) throw new Error(`options "${other}" and "${name}" are one flag spelled two ways`);
+    declared.set(flagKey(name), name);
+  }
+  const shortString = new Set(
+    Object.values(options)
+      .filter((o) => o.type === 'string' && o.short !== undefined)
+      .map((o) => `-${o.short}`),
   );
+  const given = config.args ?? process.argv.slice(2);
+  const args: string[] = [];
+  for (let i = 0; i < given.length; i++) {
+    const arg = given[i]!;
+    if (arg === '--') {
+      args.push(...given.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)(=[\s\S]*)?$/.exec(arg);
+    const name = m ? declared.get(flagKey(m[1]!)) : undefined;
+    if (m && name !== undefined) {
+      args.push(`--${name}${m[2] ?? ''}`);
+      if (m[2] === undefined && options[name]!.type === 'string' && i + 1 < given.length) args.push(given[++i]!);
+      continue;
+    }
+    args.push(arg);
+    if (shortString.has(arg) && i + 1 < given.length) args.push(given[++i]!);
+  }
+  return nodeParseArgs({ ...config, args }) as ReturnType<typeof nodeParseArgs<T>>;
 }
 
 /** The accepted --device values for error messages: '"cpu" or "cuda"'. */
@@ -172,6 +212,24 @@ export function numberFlag(name: string, value: string, ok: (n: number) => boole
 /** Writes to stdout and resolves once the chunk is handed to the OS (so process.exit loses nothing). */
 export function writeOut(text: string): Promise<void> {
   return new Promise((resolve, reject) => process.stdout.write(text, (e) => (e ? reject(e) : resolve())));
+}
+
+/**
+ * Resolves once everything written to `stream` so far is handed to the OS. A pipe takes 64 KiB at a
+ * time, and node queues the rest; process.exit drops that queue, so a pipe reader would get the first
+ * 65,536 bytes only. A stream that failed (the reader went away) resolves too.
+ */
+export function flushed(stream: NodeJS.WritableStream & { writableLength?: number }): Promise<void> {
+  if (stream.writableLength === 0) return Promise.resolve();
+  // Write callbacks run in order, so this one runs once every earlier write is done.
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+/** Exits with `code` once stdout and stderr are flushed (every command ends here). */
+export async function exitFlushed(code: number): Promise<never> {
+  process.exitCode = code;
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
 }
 
 /** Progress lines go to stderr only for a person watching (a terminal) or when asked for. */

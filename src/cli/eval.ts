@@ -2,7 +2,6 @@
 // task's metrics as one JSON object.
 
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultBackend } from '../backends/registry.js';
 import { readJsonFile } from '../io/json.js';
 import { Tokenizer } from '../io/tokenizer.js';
@@ -20,7 +19,7 @@ import {
   backendHelp,
   deviceHelp,
   dtypeHelp,
-  flagNames,
+  parseArgs,
   intFlag,
   parseCommandArgs,
   progressLogger,
@@ -61,7 +60,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   const s = { type: 'string' } as const;
   const { values } = parseCommandArgs('eval', () =>
     parseArgs({
-      args: flagNames(args),
+      args,
       options: {
         model: s,
         adapter: s,

@@ -4,7 +4,6 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultBackend } from '../backends/registry.js';
 import { streamGenerate } from '../generate/generate.js';
 import type { GenerateOptions } from '../generate/generate.js';
@@ -19,6 +18,7 @@ import {
   dtypeFlag,
   intFlag,
   numberFlag,
+  parseArgs,
   parseCommandArgs as usage,
   progressLogger,
   selectBackend,
@@ -32,7 +32,7 @@ export const GENERATE_USAGE = `Usage: vera generate --model DIR (--prompt TEXT |
 Generates text with a causal LM (GPT-2, Llama, Mistral, Qwen2) and streams it to stdout as the
 tokens come, followed by a newline. Stops at the end-of-sequence token (generation_config.json's
 or config.json's eos_token_id), at a --stop string (left out of the text), or after
---max-new-tokens. Greedy unless --temperature is above 0.
+--max_new_tokens. Greedy unless --temperature is above 0.
 
 Input (exactly one):
   --prompt TEXT             Text, tokenized with the model directory's tokenizer (special tokens added)
@@ -44,11 +44,11 @@ Options:
   --model DIR               A Hugging Face model directory (config.json, model.safetensors, tokenizer)
   --adapter DIR             A PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
   --merge                   Merge the adapter into the weights first (faster decoding)
-  --max-new-tokens N        Tokens to generate at most (default 64, or what GPT-2's n_positions leaves)
+  --max_new_tokens N        Tokens to generate at most (default 64, or what GPT-2's n_positions leaves)
   --temperature T           0 = greedy (default); above 0 samples with this temperature
-  --top-k K                 Sampling: keep the K most likely tokens (default 50; 0 = all)
-  --top-p P                 Sampling: keep the most likely tokens up to probability P (default 1)
-  --repetition-penalty R    Above 1 discourages repeating the prompt's and generated tokens (default 1)
+  --top_k K                 Sampling: keep the K most likely tokens (default 50; 0 = all)
+  --top_p P                 Sampling: keep the most likely tokens up to probability P (default 1)
+  --repetition_penalty R    Above 1 discourages repeating the prompt's and generated tokens (default 1)
   --seed N                  Seed of the sampling (default: a random seed, shown with --verbose)
   --stop TEXT               Stop when the text contains TEXT (repeatable)
   --json                    Print one JSON object instead of streaming:
@@ -141,11 +141,11 @@ export async function generateCommand(args: string[]): Promise<number> {
         prompt: { type: 'string' },
         chat: { type: 'string' },
         ids: { type: 'string' },
-        'max-new-tokens': { type: 'string' },
+        max_new_tokens: { type: 'string' },
         temperature: { type: 'string' },
-        'top-k': { type: 'string' },
-        'top-p': { type: 'string' },
-        'repetition-penalty': { type: 'string' },
+        top_k: { type: 'string' },
+        top_p: { type: 'string' },
+        repetition_penalty: { type: 'string' },
         seed: { type: 'string' },
         stop: { type: 'string', multiple: true },
         json: { type: 'boolean', default: false },
@@ -160,7 +160,7 @@ export async function generateCommand(args: string[]): Promise<number> {
     }),
   );
   if (values.help) {
-    process.stdout.write(GENERATE_USAGE);
+    await writeOut(GENERATE_USAGE);
     return 0;
   }
   // Every flag is checked before the (slow) model load.
@@ -168,20 +168,19 @@ export async function generateCommand(args: string[]): Promise<number> {
   const inputs = [values.prompt, values.chat, values.ids].filter((v) => v !== undefined).length;
   if (inputs !== 1) throw new Error('Give exactly one of --prompt, --chat and --ids');
   if (values.merge && !values.adapter) throw new Error('--merge needs --adapter');
-  let maxNewTokens =
-    values['max-new-tokens'] === undefined ? 64 : intFlag('max-new-tokens', values['max-new-tokens'], 0);
+  let maxNewTokens = values.max_new_tokens === undefined ? 64 : intFlag('max_new_tokens', values.max_new_tokens, 0);
   const temperature =
     values.temperature === undefined ? 0 : numberFlag('temperature', values.temperature, (t) => t >= 0, 'a number ≥ 0');
   const doSample = temperature > 0;
-  const topK = values['top-k'] === undefined ? undefined : intFlag('top-k', values['top-k'], 0);
+  const topK = values.top_k === undefined ? undefined : intFlag('top_k', values.top_k, 0);
   const topP =
-    values['top-p'] === undefined
+    values.top_p === undefined
       ? undefined
-      : numberFlag('top-p', values['top-p'], (p) => p > 0 && p <= 1, 'a number in (0, 1]');
+      : numberFlag('top_p', values.top_p, (p) => p > 0 && p <= 1, 'a number in (0, 1]');
   const repetitionPenalty =
-    values['repetition-penalty'] === undefined
+    values.repetition_penalty === undefined
       ? undefined
-      : numberFlag('repetition-penalty', values['repetition-penalty'], (r) => r > 0, 'a number > 0');
+      : numberFlag('repetition_penalty', values.repetition_penalty, (r) => r > 0, 'a number > 0');
   const seed = values.seed === undefined ? undefined : intFlag('seed', values.seed, 0);
   const dtype = dtypeFlag(values.dtype);
   const stops = values.stop ?? [];
@@ -189,7 +188,7 @@ export async function generateCommand(args: string[]): Promise<number> {
   const promptIds = values.ids === undefined ? undefined : parseIds(values.ids);
   const log = progressLogger(values.verbose);
   if (!doSample) {
-    const ignored = (['top-k', 'top-p', 'seed'] as const).filter((k) => values[k] !== undefined);
+    const ignored = (['top_k', 'top_p', 'seed'] as const).filter((k) => values[k] !== undefined);
     if (ignored.length > 0)
       process.stderr.write(
         `vera: ${ignored.map((k) => `--${k}`).join(', ')} ${ignored.length > 1 ? 'are' : 'is'} ignored without sampling (--temperature above 0)\n`,
@@ -229,7 +228,7 @@ export async function generateCommand(args: string[]): Promise<number> {
   // budget shrinks to fit; an explicit one that does not fit is an error.
   const nPositions = model.config['n_positions'];
   if (typeof nPositions === 'number' && prompt.length + maxNewTokens > nPositions) {
-    if (values['max-new-tokens'] !== undefined || prompt.length >= nPositions)
+    if (values.max_new_tokens !== undefined || prompt.length >= nPositions)
       throw new Error(
         `The prompt (${prompt.length} tokens) plus ${maxNewTokens} new tokens exceeds the model's n_positions ${nPositions}`,
       );

@@ -4,12 +4,11 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { EXPERIMENTAL_KEY, type VeraExperimental } from '../adapters/vera/config.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { STATE_FILE, newestCheckpoint, readTrainerState } from '../train/checkpoint.js';
-import { flagNames, parseCommandArgs, writeOut } from './common.js';
+import { parseArgs, parseCommandArgs, writeOut } from './common.js';
 
 export const INSPECT_USAGE = `Usage: vera inspect DIR [--json]
 
@@ -28,7 +27,7 @@ type Info = Record<string, unknown>;
 export async function inspectCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('inspect', () =>
     parseArgs({
-      args: flagNames(args),
+      args,
       options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,

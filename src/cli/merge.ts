@@ -4,7 +4,6 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultBackend } from '../backends/registry.js';
 import { copyModelAssets } from '../models/assets.js';
 import { writeDirAtomic } from '../train/checkpoint.js';
@@ -16,7 +15,7 @@ import { asConfigObject } from '../models/config-utils.js';
 import {
   backendHelp,
   deviceHelp,
-  flagNames,
+  parseArgs,
   parseCommandArgs,
   selectBackend,
   threadsHelp,
@@ -42,7 +41,7 @@ export async function mergeCommand(args: string[]): Promise<number> {
   const s = { type: 'string' } as const;
   const { values } = parseCommandArgs('merge', () =>
     parseArgs({
-      args: flagNames(args),
+      args,
       options: {
         model: s,
         adapter: s,

@@ -1,7 +1,7 @@
 // `vera serve`: many PEFT adapters on one base model over HTTP, requests that arrive together answered
 // in one mixed-adapter batch (src/serve/server.ts has the routes).
 
-import { parseArgs } from 'node:util';
+import { parseArgs } from './common.js'; // node:util's, taking both spellings of every flag
 import { AdapterServer } from '../serve/server.js';
 import {
   backendHelp,

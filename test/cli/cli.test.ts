@@ -42,7 +42,7 @@ describe('vera CLI', () => {
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
     const bad = vera('demo', '--epochs', 'many');
     assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /^vera: --epochs must be a non-negative integer, got "many"\n$/);
+    assert.match(bad.stderr, /^vera: --epochs must be an integer ≥ 0, got "many"\n$/);
     assert.match(vera('demo', '--methods', 'dora').stderr, /unknown method "dora"/);
   });
 });

@@ -301,7 +301,7 @@ describe('vera generate', () => {
   test('--help, and errors: one line on stderr, non-zero exit', async () => {
     const help = await vera('--help');
     assert.equal(help.status, 0);
-    assert.match(help.stdout, /--max-new-tokens N/);
+    assert.match(help.stdout, /--max_new_tokens N/);
     const llamaDir = modelDir('llama-lm');
     const bare = modelDir('llama-lm', false);
     const cases: [string[], RegExp][] = [
@@ -311,8 +311,8 @@ describe('vera generate', () => {
       [['--model', llamaDir, '--ids', '1', '--temperature', 'hot'], /--temperature must be/],
       [['--model', llamaDir, '--ids', '1', '--temperature=-1'], /--temperature must be a number ≥ 0/],
       [['--model', llamaDir, '--ids', '1', '--temperature', '-1'], /argument is ambiguous.*--help/],
-      [['--model', llamaDir, '--ids', '1', '--max-new-tokens', '2.5'], /--max-new-tokens must be/],
-      [['--model', llamaDir, '--ids', '1', '--top-p', '0', '--temperature', '1'], /--top-p must be/],
+      [['--model', llamaDir, '--ids', '1', '--max-new-tokens', '2.5'], /--max_new_tokens must be/],
+      [['--model', llamaDir, '--ids', '1', '--top-p', '0', '--temperature', '1'], /--top_p must be/],
       [['--model', llamaDir, '--ids', '1', '--prompt', 'x'], /exactly one of --prompt, --chat/],
       [['--model', llamaDir, '--ids', '1,500'], /id 500 is outside the model's vocabulary/],
       [['--model', llamaDir, '--ids', '1', '--merge'], /--merge needs --adapter/],

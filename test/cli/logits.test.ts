@@ -8,8 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { demoMethod } from '../../src/experiments/demo-recipe.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { tensor } from '../../src/tensor/creation.js';
+import { train } from '../../src/train/trainer.js';
+import { fixtureModel, keywordCsv, quietSink, runConfig, scratch } from '../train/helpers.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/vera.js', import.meta.url));
 const FIX = fileURLToPath(new URL('../../../test/parity/fixtures/', import.meta.url));
@@ -78,6 +81,48 @@ describe('vera logits', () => {
     const out = parse(r.stdout);
     assert.deepEqual(out.shape, [5]);
     close(out.data, (refs('adapters/vit-vera-head')['adapted'] as number[]).slice(0, 5));
+  });
+
+  test("a classification adapter trained on a causal-LM base (as the demo's) loads as vera classify loads it", async () => {
+    const { dir, cleanup } = scratch('logits-cls');
+    try {
+      const base = fixtureModel(dir, 'gpt2-lm');
+      for (const method of ['vera', 'lora'] as const) {
+        const run = await train({
+          config: runConfig({
+            model: base,
+            train_file: keywordCsv(join(dir, 'keywords.csv'), 48),
+            task: 'classification',
+            label_names: ['neg', 'pos'],
+            ...demoMethod(method),
+            target_modules: ['attn.c_attn'],
+            r: method === 'vera' ? 16 : 4,
+            max_steps: 3,
+            batch_size: 16,
+            output_dir: join(dir, method),
+          }),
+          sink: quietSink(),
+        });
+        assert.equal(run.status, 'completed');
+        const adapter = join(dir, method, 'adapter');
+        const logits = vera('--model', base, '--adapter', adapter, '--ids', '7,8,12,7');
+        assert.equal(logits.status, 0, logits.stderr);
+        const out = parse(logits.stdout);
+        assert.deepEqual(out.shape, [2], 'the classifier head: [num_labels]');
+        const cls = spawnSync(
+          process.execPath,
+          [BIN, 'classify', '--model', base, '--adapter', adapter, '--text', 'w7 w8 w12 w7', '--json'],
+          { encoding: 'utf8' },
+        );
+        assert.equal(cls.status, 0, cls.stderr);
+        close(out.data, (JSON.parse(cls.stdout) as { logits: number[] }).logits);
+        const merged = vera('--model', base, '--adapter', adapter, '--merge', '--ids', '7,8,12,7');
+        assert.equal(merged.status, 0, merged.stderr);
+        close(parse(merged.stdout).data, out.data);
+      }
+    } finally {
+      cleanup();
+    }
   });
 
   test('bad arguments fail with a message and exit 1', () => {
