@@ -19,6 +19,7 @@ import { getPeftModel, loraConfig, veraConfig } from '../src/adapters/index.js';
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/autograd/graph.js';
 import type { Backend } from '../src/backends/backend.js';
+import { CudaBackend } from '../src/backends/cuda/index.js';
 import { getBackend } from '../src/backends/registry.js';
 import { decodeSteps } from '../src/generate/generate.js';
 import { NoInitGenerator } from '../src/models/common.js';
@@ -306,6 +307,7 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
     for (let i = 0; i < warmup; i++) step().dispose();
     backend.sync();
     backend.resetPeakMemory?.();
+    if (backend instanceof CudaBackend) backend.profileReport(); // start the profile at the timed steps
     let last: Tensor | null = null;
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) {
@@ -314,6 +316,7 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
     }
     backend.sync();
     const ms = (performance.now() - t0) / Math.max(steps, 1);
+    printProfile(c.name, backend, steps, ms);
     const loss = last ? (last.item() as number) : NaN;
     last?.dispose();
     const peak = backend.memory().peak;
@@ -331,6 +334,27 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
     backend.sync();
     backend.emptyCache();
   }
+}
+
+/**
+ * With VERA_CUDA_PROFILE=1: the kernel labels by device time per step (stderr), the top 30 and the
+ * rest, and how much of the step the device was busy (the rest is the host not keeping it fed).
+ */
+function printProfile(name: string, backend: Backend, steps: number, stepMs: number): void {
+  const report = backend instanceof CudaBackend ? backend.profileReport() : null;
+  if (!report) return;
+  const rows = Object.entries(report).sort((a, b) => b[1].gpuMs - a[1].gpuMs);
+  const gpu = rows.reduce((s, [, e]) => s + e.gpuMs, 0) / steps;
+  const host = rows.reduce((s, [, e]) => s + e.hostMs, 0) / steps;
+  note(
+    `profile ${name}: step ${stepMs.toFixed(1)} ms, device busy ${gpu.toFixed(1)} ms, host in calls ${host.toFixed(1)} ms`,
+  );
+  for (const [label, e] of rows.slice(0, 30))
+    note(
+      `  ${(e.gpuMs / steps).toFixed(2).padStart(8)} ms ${(e.hostMs / steps).toFixed(2).padStart(7)} ms host ${String(e.calls / steps).padStart(6)}× ${label}`,
+    );
+  const rest = rows.slice(30).reduce((s, [, e]) => s + e.gpuMs, 0) / steps;
+  note(`  ${rest.toFixed(2).padStart(8)} ms in ${Math.max(rows.length - 30, 0)} other labels`);
 }
 
 /** Our greedy generation on case `c`: the better of 2 runs after a warm-up. */

@@ -328,6 +328,14 @@ KERNEL(ResetPeakMemory, "resetPeakMemory", {
   return nullptr;
 })
 
+// profileReport() -> JSON string of per-label totals since the last report, or "null" (profile.cu).
+KERNEL(ProfileReport, "profileReport", {
+  const std::string json = cu::profile_report();
+  napi_value v;
+  napi_create_string_utf8(a.env, json.c_str(), json.size(), &v);
+  return v;
+})
+
 KERNEL(EmptyCache, "emptyCache", {
   cu::check(cudaStreamSynchronize(cu::stream()), a.kernel, "a queued kernel failed");
   cudaMemPool_t pool;
@@ -400,7 +408,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   static const Fn fns[] = {
       {"alloc", Alloc},   {"free", Free},         {"upload", Upload},         {"readFile", ReadFile},
-      {"download", Download}, {"downloadAsync", DownloadAsync}, {"memory", Memory}, {"resetPeakMemory", ResetPeakMemory}, {"emptyCache", EmptyCache},
+      {"download", Download}, {"downloadAsync", DownloadAsync}, {"memory", Memory}, {"resetPeakMemory", ResetPeakMemory}, {"profileReport", ProfileReport}, {"emptyCache", EmptyCache},
       {"sync", Sync},     {"deviceInfo", DeviceInfo}, {"fusedKernels", FusedKernels},
   };
   for (const Fn& f : fns) {

@@ -4,6 +4,7 @@
 // native/src/convert.h and the js backend). Kernels are declared in native/src/kernels.h, the same
 // contract the CPU addon implements; each .cu file defines its family's host functions there.
 #pragma once
+#include <string>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -55,6 +56,13 @@ __device__ inline void report_bad(DeviceError* e, int kernel, long long value, l
     e->limit = limit;
   }
 }
+
+// ---- profiling (profile.cu, VERA_CUDA_PROFILE=1) ---------------------------------------------------
+bool profiling();
+// Replaces the label of the exported call being profiled (e.g. matmul with its shape).
+void profile_label(const std::string& label);
+// Totals per label since the last report, as JSON ("null" when profiling is off); starts over.
+std::string profile_report();
 
 // ---- scratch memory ---------------------------------------------------------------------------------
 // Device memory for a kernel's intermediates (partial sums of a two-pass reduction, a bf16 copy of an

@@ -5,6 +5,7 @@
 // allows TF32 tensor cores); a bf16 operand makes the product bf16 on tensor cores with f32
 // accumulation and f32 output, the other operand rounded to bf16 (round to nearest even) into scratch,
 // as the contract's bf16 rule says. Algorithms come from cuBLASLt's heuristic, cached per shape.
+#include <cstdio>
 #include <cublasLt.h>
 
 #include <cstdlib>
@@ -175,6 +176,13 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
   if (m > INT32_MAX || n > INT32_MAX || kk > INT32_MAX || bt > INT32_MAX) fail(k, "dimensions above 2^31 are not supported");
   const bool bf16 = a.dtype == DType::BF16 || b.dtype == DType::BF16;
   const DType want = bf16 ? DType::BF16 : DType::F32;
+  if (cu::profiling()) {
+    char label[128];
+    std::snprintf(label, sizeof label, "matmul %s %lldx%lldx%lld%s%s%s", bf16 ? "bf16" : "f32", (long long)m, (long long)n,
+                  (long long)kk, bt > 1 ? (" batch " + std::to_string(bt)).c_str() : "", a.dtype != want ? " (a rounded)" : "",
+                  b.dtype != want ? " (b rounded)" : "");
+    cu::profile_label(label);
+  }
   View va = a, vb = b;
   Operand oa = classify(m, kk, a.strides[1], a.strides[2]);
   Operand ob = classify(kk, n, b.strides[1], b.strides[2]);

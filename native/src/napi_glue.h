@@ -137,6 +137,14 @@ struct Args {
   }
 };
 
+// Optional hooks around every exported call, with the kernel's name and descriptor: the CUDA addon's
+// profiler (VERA_CUDA_PROFILE=1) sets them; null costs one test per call.
+struct CallHooks {
+  void (*begin)(const char* kernel, const double* desc) = nullptr;
+  void (*end)() = nullptr;
+};
+inline CallHooks g_call_hooks;
+
 template <class F>
 inline napi_value guarded(napi_env env, napi_callback_info info, const char* kernel, F&& body) {
   Args a;
@@ -146,6 +154,12 @@ inline napi_value guarded(napi_env env, napi_callback_info info, const char* ker
   try {
     if (napi_get_cb_info(env, info, &a.argc, a.argv, nullptr, nullptr) != napi_ok) fail(kernel, "bad call");
     if (a.argc > 12) a.argc = 12;
+    if (g_call_hooks.begin) {
+      g_call_hooks.begin(kernel, a.d);
+      napi_value r = body(a);
+      g_call_hooks.end();
+      return r;
+    }
     return body(a);
   } catch (const Error& e) {
     throw_js(env, e.what());

@@ -19,6 +19,16 @@ export interface CudaAddon extends Addon {
   deviceInfo(): Record<string, string>;
   fusedKernels(): string[];
   resetPeakMemory(): void;
+  profileReport(): string;
+}
+
+/** Totals of one label of the kernel profile (VERA_CUDA_PROFILE=1). */
+export interface ProfileEntry {
+  calls: number;
+  /** Device time between the events around the calls. */
+  gpuMs: number;
+  /** Host time inside the calls (checks, descriptor parsing, launches). */
+  hostMs: number;
 }
 
 /** Where the built addon is expected (VERA_CUDA_ADDON overrides it). */
@@ -79,6 +89,14 @@ export class CudaBackend extends AddonBackend {
 
   resetPeakMemory(): void {
     this.#c.resetPeakMemory();
+  }
+
+  /**
+   * With VERA_CUDA_PROFILE=1 (read when the addon loads): per kernel label (binary.mul, matmul with its
+   * shape, …) the calls, device and host time since the last report, which this one ends; else null.
+   */
+  profileReport(): Record<string, ProfileEntry> | null {
+    return JSON.parse(this.#c.profileReport()) as Record<string, ProfileEntry> | null;
   }
 
   async downloadAsync(v: View): Promise<HostArray> {
