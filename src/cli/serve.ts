@@ -94,7 +94,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     log: progressLogger(values.verbose),
   });
   const port = await server.listen(values.port === undefined ? 8080 : intFlag('port', values.port, 0), values.host);
-  const { available } = server.adapters();
+  const { available } = await server.adapters();
   log(
     `${server.model.architecture} (${server.task}) with ${available.length} adapters on http://${values.host ?? '127.0.0.1'}:${port}`,
   );
