@@ -117,7 +117,7 @@ export class ContinuousBatcher<K> {
   submit(req: RowRequest<K>): Promise<RowResult> {
     if (this.#closed) return Promise.reject(new Error('[generate] The batcher is closed'));
     try {
-      this.#check(req);
+      this.check(req);
     } catch (e) {
       return Promise.reject(e as Error);
     }
@@ -157,7 +157,8 @@ export class ContinuousBatcher<K> {
     this.#cache.dispose();
   }
 
-  #check(req: RowRequest<K>): void {
+  /** Throws (naming the field) for a request that cannot run; submit() rejects with the same. */
+  check(req: RowRequest<K>): void {
     if (req.ids.length === 0) throw new Error('[generate] The prompt needs at least one token');
     checkTokenIds(req.ids, vocabSizeOf(this.#model.config), '[generate] The prompt');
     if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 0)

@@ -25,7 +25,7 @@ export function makeAdapters(root: string, base: LmBase, seeds: readonly number[
   for (const seed of seeds) {
     const config =
       METHOD[base] === 'vera'
-        ? veraConfig({ r: 8, target_modules: ['c_attn', 'c_fc'] })
+        ? veraConfig({ r: 8, target_modules: ['c_attn', 'c_fc'], fan_in_fan_out: true })
         : loraConfig({ r: 4, target_modules: ['q_proj', 'v_proj', 'down_proj'] });
     const peft = getPeftModel(loadModel(caseDir(base)), config);
     const g = new Generator(seed);

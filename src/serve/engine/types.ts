@@ -104,3 +104,25 @@ export interface Engine {
   /** Finishes running requests, rejects waiting ones, frees the model (and ends the worker). */
   close(): Promise<void>;
 }
+
+/**
+ * How an engine's request fails: a message and the HTTP status the server answers with (400 a request
+ * the model cannot run, 404/5xx as the AdapterSource said, 422 adapter files that do not load, 499 a
+ * cancelled request, with name 'AbortError', 503 a full queue or a closed engine, 500 anything else).
+ * Errors cross the worker boundary as this class, with message, status and name.
+ */
+export class EngineError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    name?: string,
+  ) {
+    super(message);
+    this.name = name ?? (status === 499 ? 'AbortError' : 'EngineError');
+  }
+}
+
+/** The rejection of a cancelled request. */
+export function abortError(): EngineError {
+  return new EngineError(499, 'the request was cancelled', 'AbortError');
+}
