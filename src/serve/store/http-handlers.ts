@@ -94,10 +94,10 @@ export function readAdapterUpload(req: IncomingMessage, limits: UploadLimits = {
         headers: req.headers,
         limits: {
           fileSize: Math.max(max['adapter_config.json'], max['adapter_model.safetensors']),
-          files: 2,
+          files: 3, // a third is refused by name below ("unexpected file"), a fourth as too many parts
           fields: 4,
           fieldSize: 1024,
-          parts: 6,
+          parts: 7,
         },
       });
     } catch (e) {

@@ -18,7 +18,7 @@
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { adapterHead, loadBaseFor } from '../../adapters/load.js';
 import { PeftModel } from '../../adapters/peft-model.js';
 import { parseJsonText } from '../../io/json.js';
@@ -88,7 +88,7 @@ export function baseModelValidator(modelDir: string, opts: BaseValidatorOptions 
   const validate = (name: string, files: AdapterFiles): void => {
     const dir = mkdtempSync(join(tmpdir(), 'vera-upload-'));
     // The loader's messages name the temporary files; the upload's own file names replace them.
-    const clean = (msg: string) => msg.replaceAll(`${join(dir, '')}`, '').replaceAll(dir, `adapter "${name}"`);
+    const clean = (msg: string) => msg.replaceAll(`${dir}${sep}`, '').replaceAll(dir, `adapter "${name}"`);
     try {
       for (const f of ADAPTER_FILES) writeFileSync(join(dir, f), files[f]);
       let base: PreTrainedModel;
