@@ -19,3 +19,12 @@ export {
   generate,
   streamGenerate,
 } from './generate.js';
+export {
+  ContinuousBatcher,
+  type ContinuousOptions,
+  type ContinuousStats,
+  type RowFinish,
+  type RowRequest,
+  type RowResult,
+  type RowsWrapper,
+} from './continuous.js';

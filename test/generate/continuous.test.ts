@@ -2,11 +2,16 @@
 // fixture with LoRA adapters: greedy rows that join at different steps, each on its own adapter, give
 // exactly the tokens `generate` gives with that adapter alone; seeded sampled rows give the same tokens
 // in any company (and as generate alone with that seed); a cancelled row leaves and the others go on; a
-// short request that arrives while a long one runs finishes first (and in static mode it waits).
+// short request that arrives while a long one runs finishes first (and in static mode it waits); a
+// step reads only the chosen ids (or one packed tensor of candidates when a row samples).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BASE_ADAPTER } from '../../src/adapters/mixed.js';
+import { getBackend, nativeAvailable } from '../../src/backends/registry.js';
+import { loadModel } from '../../src/models/auto.js';
+import { countingBackend } from '../helpers/counting.js';
+import { caseDir } from '../models/fixtures.js';
 import type { PeftModel } from '../../src/adapters/peft-model.js';
 import { ContinuousBatcher, type RowRequest, type RowResult } from '../../src/generate/continuous.js';
 import type { PreTrainedModel } from '../../src/models/pretrained.js';
@@ -192,6 +197,34 @@ describe('rows leave and join', () => {
       tokens: [],
       finishReason: 'length',
     });
+    await b.close();
+  });
+});
+
+describe('host transfers of continuous batching', () => {
+  test('a greedy step reads its B ids and uploads nothing; a prefill uploads its prompt; sampled steps read one packed tensor', async () => {
+    const c = countingBackend(getBackend(nativeAvailable() ? 'native' : 'js'));
+    const model = loadModel(caseDir('llama-lm'), { backend: c.backend });
+    const b = new ContinuousBatcher<null>(model, { maxRows: 4, capacity: 4 });
+    await b.submit({ key: null, ids: [1, 2], maxNewTokens: 2 }); // kept constants upload on the first forward
+    const before = b.stats;
+    c.reset();
+    const prompts = [[3, 9], [5, 6, 7, 8, 9, 10, 11, 12, 13], [4]];
+    await Promise.all(prompts.map((ids) => b.submit({ key: null, ids, maxNewTokens: 8, stopTokenIds: [] })));
+    const runs = { prefills: b.stats.prefills - before.prefills, steps: b.stats.steps - before.steps };
+    assert.equal(runs.prefills, 3);
+    assert.equal(c.reads.length, runs.prefills + runs.steps, 'one read per prefill and per step');
+    for (const r of c.reads)
+      assert.ok(r.dtype === 'i32' && r.shape.length === 1 && r.shape[0]! <= 3, JSON.stringify(r));
+    assert.deepEqual(c.uploads.sort(), prompts.map((p) => p.length).sort(), 'only the prompts are uploaded');
+    c.reset();
+    const s0 = b.stats;
+    await Promise.all([
+      b.submit({ key: null, ids: [3, 9], maxNewTokens: 5, temperature: 0.7, seed: 1, stopTokenIds: [] }),
+      b.submit({ key: null, ids: [4], maxNewTokens: 5, stopTokenIds: [] }),
+    ]);
+    const n = b.stats.prefills - s0.prefills + b.stats.steps - s0.steps;
+    assert.equal(c.reads.length, n, 'top-k candidates and the argmax in one read');
     await b.close();
   });
 });
