@@ -43,6 +43,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "attention_common.cuh"
 #include "device.cuh"
 #include "kernels.h"
 
@@ -50,27 +51,9 @@ namespace vera {
 
 namespace {
 
-constexpr int kNT = 256;  // threads per block: the 16 × 16 grid
-constexpr float kNegInf = -INFINITY;
+using namespace attn;
 
-// Everything a kernel needs to address q, k, v and to decide visibility and dropout.
-struct Params {
-  const float* q;
-  const float* k;
-  const float* v;
-  long long qs0, qs1, qs2, ks0, ks1, ks2, vs0, vs1, vs2;  // batch, time, head strides (elements)
-  const uint8_t* mask;                                     // keyMask [B, Tk] or null
-  int tq, tk, hq, hkv, group, d;
-  long long shift;   // Tk − Tq: query i sits at position i + shift
-  long long window;  // 0 = none
-  bool causal;
-  float scale;
-  bool drop;
-  uint32_t thresh;     // keep when bits24 ≥ thresh
-  uint64_t seed, offset;
-  float keep_scale;     // 1/(1 − p) in f32 (backward)
-  double keep_scale_d;  // 1/(1 − p) in double (forward's final multiplier, as attention.cc)
-};
+constexpr int kNT = 256;  // threads per block: the 16 × 16 grid
 
 // ---- tile sizes ------------------------------------------------------------------------------------
 // Shared memory per block: forward Q + K/V (one buffer) + P; dQ: Q, dO, K, V + dS; dK/dV: K, V, Q, dO +
@@ -86,13 +69,6 @@ struct Tiles<256> {
   static constexpr int FWD_BR = 64, FWD_BC = 32;
   static constexpr int DQ_BR = 32, DQ_BC = 32;
   static constexpr int KV_BR = 32, KV_BC = 32;
-};
-
-// Row stride (bytes) of a tile's keep bytes: BC + 4 puts the rows of one column in distinct banks (the
-// dK/dV kernel reads them column-wise).
-template <int BC>
-struct KeepLd {
-  static constexpr int value = BC + 4;
 };
 
 template <int DMAX, int BR, int BC>
@@ -113,35 +89,6 @@ constexpr size_t dkdv_smem() {
 
 // ---- device helpers --------------------------------------------------------------------------------
 
-// May query i see key j by position (causal / window)? The key mask is checked separately (kvis).
-__device__ __forceinline__ bool position_visible(const Params& p, int i, int j) {
-  const long long ip = (long long)i + p.shift;
-  if (p.causal && (long long)j > ip) return false;
-  if (p.window > 0 && ip - j >= p.window) return false;
-  return true;
-}
-
-// Keys [jlo, jhi) that at least one query of [i0, i1) may see by position (attention.cc's block_keys).
-__device__ __forceinline__ void key_range(const Params& p, int i0, int i1, int& jlo, int& jhi) {
-  long long lo = p.window > 0 ? max(0LL, (long long)i0 + p.shift - p.window + 1) : 0LL;
-  long long hi = p.causal ? min((long long)p.tk, max(0LL, (long long)i1 + p.shift)) : (long long)p.tk;
-  lo = min(lo, (long long)p.tk);
-  if (hi < lo) hi = lo;
-  jlo = (int)lo;
-  jhi = (int)hi;
-}
-
-// Queries [ilo, ihi) that may see at least one key of [j0, j1) by position (j1 > j0).
-__device__ __forceinline__ void query_range(const Params& p, int j0, int j1, int& ilo, int& ihi) {
-  long long lo = p.causal ? max(0LL, (long long)j0 - p.shift) : 0LL;
-  long long hi = p.tq;
-  if (p.window > 0) hi = min(hi, (long long)(j1 - 1) + p.window - p.shift);
-  lo = min(lo, (long long)p.tq);
-  if (hi < lo) hi = lo;
-  ilo = (int)lo;
-  ihi = (int)hi;
-}
-
 // dst[r][c] (row stride DMAX + 1) = src[r · rstride + c] for r < n, c < d; 0 elsewhere (r < ROWS,
 // c < DMAX), so tile products may run over the whole tile.
 template <int ROWS, int DMAX>
@@ -150,38 +97,6 @@ __device__ __forceinline__ void load_rows(float* dst, const float* __restrict__ 
   for (int t = threadIdx.x; t < ROWS * DMAX; t += kNT) {
     const int r = t / DMAX, c = t - r * DMAX;
     dst[r * LD + c] = (r < n && c < d) ? __ldg(src + r * rstride + c) : 0.0f;
-  }
-}
-
-// kvis[c] = 1 when key j0 + c exists (c < nk) and keyMask allows it.
-template <int BC>
-__device__ __forceinline__ void load_key_vis(uint8_t* kvis, const Params& p, int b, int j0, int nk) {
-  for (int c = threadIdx.x; c < BC; c += kNT)
-    kvis[c] = (c < nk && (!p.mask || p.mask[(long long)b * p.tk + j0 + c] != 0)) ? 1 : 0;
-}
-
-// keep[r · KeepLd + c] = dropout keep bit of (b, h, query i0 + r, key j0 + c), for r < nq, c < nk (other
-// entries untouched). Row r's indices are consecutive, start s = offset + ((b·Hq + h)·Tq + i0 + r)·Tk + j0,
-// and touch at most BC/4 + 1 Philox blocks; one thread per (row, block) draws the block's 4 words once
-// (the four philox_bits24 calls share their counter, so the compiler keeps one set of rounds).
-template <int BR, int BC>
-__device__ __forceinline__ void fill_keep(uint8_t* keep, const Params& p, int b, int h, int i0, int nq, int j0, int nk) {
-  constexpr int NB = BC / 4 + 1;
-  const uint64_t row0 = p.offset + (((uint64_t)b * p.hq + h) * p.tq + (uint64_t)i0) * p.tk + (uint64_t)j0;
-  for (int t = threadIdx.x; t < BR * NB; t += kNT) {
-    const int r = t / NB, blk = t - r * NB;
-    if (r >= nq) break;  // r grows with t
-    const uint64_t s = row0 + (uint64_t)r * p.tk, e = s + (uint64_t)nk;
-    const uint64_t bi = (s >> 2) + (uint64_t)blk;
-    if ((bi << 2) >= e) continue;
-    uint32_t w[4];
-#pragma unroll
-    for (int c = 0; c < 4; c++) w[c] = cu::philox_bits24(p.seed, (bi << 2) | (uint64_t)c);
-#pragma unroll
-    for (int c = 0; c < 4; c++) {
-      const uint64_t j = (bi << 2) | (uint64_t)c;
-      if (j >= s && j < e) keep[r * KeepLd<BC>::value + (int)(j - s)] = w[c] >= p.thresh ? 1 : 0;
-    }
   }
 }
 
@@ -224,9 +139,6 @@ __device__ __forceinline__ void tile_nn(float (&acc)[RA][DN], const float* P, co
       for (int k = 0; k < DN; k++) acc[i][k] = fmaf(pv[i], vv[k], acc[i][k]);
   }
 }
-
-// A max that keeps NaN (fmaxf drops it): a row of NaN scores must give NaN, not an empty row.
-__device__ __forceinline__ float nan_max(float a, float b) { return (a != a || b != b) ? NAN : fmaxf(a, b); }
 
 // Max / sum over the 16 lanes of a half-warp (the threads sharing ty), the same value in all of them.
 __device__ __forceinline__ float half_warp_max(float x) {
@@ -360,14 +272,6 @@ __global__ void __launch_bounds__(kNT)
   }
 }
 
-// The backward's extra inputs: dO (strided like q), lse and Δ (both [B, Hq, Tq] contiguous).
-struct Grad {
-  const float* dout;
-  long long gs0, gs1, gs2;
-  const float* lse;
-  const float* delta;
-};
-
 // Loads the query-side tiles of (b, h, rows i0 .. i0 + nq − 1): Q, dO, lse (−∞ past nq, which marks the
 // row empty) and Δ.
 template <int BR, int DMAX>
@@ -380,16 +284,6 @@ __device__ __forceinline__ void load_query_side(float* Qs, float* Gs, float* ls,
     ls[r] = r < nq ? __ldg(gr.lse + base + r) : kNegInf;
     ds[r] = r < nq ? __ldg(gr.delta + base + r) : 0.0f;
   }
-}
-
-// P, its dropped version Pd = P·M and dS of one (query, key) entry, given q·k (s) and dO·v (dp).
-__device__ __forceinline__ void grad_entry(const Params& p, bool visible, float lse_i, float delta_i, bool kept, float s,
-                                           float dp, float& pd, float& ds) {
-  // A row without any visible key (lse = −∞) has P = 0, as attention.cc and the js reference.
-  const float pr = (visible && lse_i != kNegInf) ? expf(p.scale * s - lse_i) : 0.0f;
-  const float mult = p.drop ? (kept ? p.keep_scale : 0.0f) : 1.0f;
-  pd = pr * mult;
-  ds = pr * (mult * dp - delta_i) * p.scale;
 }
 
 // dK, dV of (b, kv head g, key tile): loops over the query heads of the group and their query tiles.
@@ -625,25 +519,6 @@ Params make_params(const Dims& d, const View& q, const View& k, const View& v, c
   return p;
 }
 
-// Blocks of a 1-D grid of n tasks (n ≤ INT_MAX checked here).
-unsigned grid_of(const char* kn, int64_t n) {
-  if (n > INT_MAX) fail(kn, "too many attention tiles (%lld) for one launch", (long long)n);
-  return (unsigned)n;
-}
-
-// Lets `kernel` use `bytes` of dynamic shared memory (once per kernel; > 48 KiB needs an opt-in).
-template <class Kernel>
-void allow_smem(Kernel kernel, size_t bytes, const char* kn) {
-  if (bytes <= 48 * 1024) return;
-  int dev = 0, optin = 0;
-  cu::check(cudaGetDevice(&dev), kn, "cudaGetDevice");
-  cu::check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), kn, "shared memory limit");
-  if ((size_t)optin < bytes)
-    fail(kn, "this device allows %d bytes of shared memory per block, the kernel needs %zu", optin, bytes);
-  cu::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), kn,
-            "cudaFuncSetAttribute");
-}
-
 // Calls f(std::integral_constant<int, DMAX>) with the smallest supported DMAX ≥ d.
 template <class F>
 void with_head_size(int64_t d, F&& f) {
@@ -699,6 +574,7 @@ void attention(const View& out, const View& lse, const View& q, const View& k, c
   need_numel(kn, "lse", lse, d.b * d.hq * d.tq);
   if (d.b * d.hq * d.tq == 0) return;  // nothing to write
   const Params p = make_params(d, q, k, v, o);
+  if (o.low_precision && tc_forward(p, out.f(), lse.f(), d.b, kn)) return;
   with_head_size(d.d, [&](auto dm) { launch_forward<decltype(dm)::value>(p, out.f(), lse.f(), d.b, kn); });
 }
 
@@ -730,6 +606,7 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
     cu::launched(kn);
   }
   const Grad gr{dout.f(), dout.strides[0], dout.strides[1], dout.strides[2], lse.f(), delta};
+  if (o.low_precision && tc_backward(p, gr, dq.f(), dk.f(), dv.f(), d.b, kn)) return;
   with_head_size(d.d, [&](auto dm) { launch_backward<decltype(dm)::value>(p, gr, dq.f(), dk.f(), dv.f(), d.b, kn); });
 }
 

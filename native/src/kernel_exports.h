@@ -139,7 +139,7 @@ KERNEL(ScatterAdd, "scatterAdd", {
   scatter_add(out, idx, src, axis_arg(a));
   return nullptr;
 })
-// attention scalars: [scale, causal, window, dropout on, p, seed_lo, seed_hi, offset] (seed split in
+// attention scalars: [scale, causal, window, dropout on, p, seed_lo, seed_hi, offset, low precision] (seed split in
 // TS exactly as philox.ts does); views ..., keyMask (optional) last.
 AttentionOpts attention_opts(Args& a) {
   AttentionOpts o;
@@ -158,6 +158,7 @@ AttentionOpts attention_opts(Args& a) {
     o.dropout.seed = ((uint64_t)hi << 32) | (uint64_t)lo;
     o.dropout.offset = (uint64_t)off;
   }
+  o.low_precision = a.scalar(8) != 0;
   return o;
 }
 KERNEL(Attention, "attention", {

@@ -78,6 +78,9 @@ struct AttentionOpts {
   int64_t window;
   View key_mask;  // present == false when absent
   AttentionDropout dropout;
+  // The caller allows bf16 rounding of q, k, v, P and dS (its weights are bf16); a backend with a
+  // faster bf16 path (CUDA's tensor cores) may take it, the CPU kernel computes in f32 regardless.
+  bool low_precision = false;
 };
 void attention(const View& out, const View& lse, const View& q, const View& k, const View& v, const AttentionOpts& o);
 void attention_backward(const View& dq, const View& dk, const View& dv, const View& dout, const View& q, const View& k,

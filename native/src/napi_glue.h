@@ -20,7 +20,7 @@ namespace vera {
 // A Float64Array owned by the addon. Slots [0, kScalars) carry a call's scalars (op code first);
 // views follow as [dtype, offset, ndim, shape..., strides...] (dtype −1 for an absent optional
 // view). Buffers travel as the call's arguments, in view order. Doubles hold integers up to 2^53.
-constexpr int kScalars = 8;
+constexpr int kScalars = 12;
 constexpr int kDescLen = 1024;
 
 struct Instance {

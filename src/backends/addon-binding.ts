@@ -395,6 +395,7 @@ export class AddonBackend implements Backend {
     d[0] = o.scale;
     d[1] = o.causal ? 1 : 0;
     d[2] = o.window;
+    d[8] = o.lowPrecision ? 1 : 0;
     const drop = o.dropout;
     d[3] = drop ? 1 : 0;
     if (drop) {

@@ -120,6 +120,13 @@ export interface AttentionOpts {
    * the same (seed, offset): no mask is stored. 0 ≤ p < 1.
    */
   dropout?: AttentionDropout | null;
+  /**
+   * The caller allows bf16 rounding of q, k, v and of the probabilities and their gradients before the
+   * products they enter, accumulating in f32 (what torch.autocast's SDPA computes; models set it when
+   * their weights are bf16). A backend with a faster bf16 path (CUDA's tensor cores) may take it; one
+   * without computes in f32 as when it is absent.
+   */
+  lowPrecision?: boolean;
 }
 
 export interface AttentionDropout {

@@ -157,6 +157,15 @@ export function keepWeightsInBf16(model: Module): void {
   replaceInTree(model, swap);
 }
 
+/**
+ * Whether a module holds bf16 weights: the mixed-precision policy of a model loaded with dtype 'bf16'
+ * (keepWeightsInBf16), under which its attention may run in bf16 as torch.autocast's does
+ * (ops.attention's lowPrecision).
+ */
+export function hasBf16Weights(m: Module): boolean {
+  return m.namedParameters().some(([, p]) => p.dtype === 'bf16');
+}
+
 /** Bytes held by a model's parameters (each tensor once), e.g. to compare f32 and bf16 storage. */
 export function parameterBytes(model: Module): number {
   return model.parameters().reduce((n, p) => n + p.numel * DTYPE_BYTES[p.dtype], 0);

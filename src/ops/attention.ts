@@ -26,6 +26,8 @@ export interface AttentionOptions {
   dropout?: number;
   /** As ops.dropout's `training`: dropout applies only when true (the default). */
   training?: boolean;
+  /** Allow bf16 rounding inside the kernel (AttentionOpts.lowPrecision): models with bf16 weights set it. */
+  lowPrecision?: boolean;
 }
 
 /**
@@ -60,6 +62,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     window: opts.window ?? 0,
     keyMask: mask ? mask.view('attention') : null,
     dropout: p > 0 && (opts.training ?? true) ? { p, ...dropoutStream.take(b * hq * tq * tk) } : null,
+    ...(opts.lowPrecision ? { lowPrecision: true } : {}),
   };
   const headContiguous = (t: Tensor) => (t.strides[3] === 1 ? t : contiguous(t));
   const [qc, kc, vc] = [headContiguous(q), headContiguous(k), headContiguous(v)];

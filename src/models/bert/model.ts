@@ -13,6 +13,7 @@ import { positionRange } from '../positions.js';
 import { type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { type BertConfig, type BertVariant, parseBertConfig } from './config.js';
 import { bertWeights } from './weights.js';
+import { hasBf16Weights } from '../storage.js';
 
 export class BertEmbeddings extends Module {
   word_embeddings: Embedding;
@@ -88,6 +89,7 @@ export class BertSelfAttention extends Module {
         keyMask: mask,
         dropout: this.cfg.attentionProbsDropoutProb,
         training: this.training,
+        lowPrecision: hasBf16Weights(this),
       });
       return ops.reshape(y, [b, t, c]); // (B, T, C)
     });

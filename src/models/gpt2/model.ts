@@ -12,6 +12,7 @@ import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { type GPT2Config, parseGPT2Config } from './config.js';
 import { GPT2_WEIGHTS, gpt2TiedWeights } from './weights.js';
+import { hasBf16Weights } from '../storage.js';
 
 export class GPT2Attention extends Module {
   c_attn: LinearLike;
@@ -43,6 +44,7 @@ export class GPT2Attention extends Module {
         scale: this.#scale,
         dropout: this.cfg.attnPdrop,
         training: this.training,
+        lowPrecision: hasBf16Weights(this),
       }); // (B, T, H, D)
       return ops.dropout(this.c_proj.forward(ops.reshape(y, [b, t, c])), this.cfg.residPdrop, this.training); // (B, T, C)
     });

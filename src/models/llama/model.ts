@@ -14,6 +14,7 @@ import { DeviceConstant } from '../positions.js';
 import { inverseFrequencies, ropeTables } from '../rope.js';
 import { type LlamaConfig, type LlamaVariant, parseLlamaConfig } from './config.js';
 import { LLAMA_WEIGHTS, llamaTiedWeights } from './weights.js';
+import { hasBf16Weights } from '../storage.js';
 
 export interface RopeTables {
   cos: Tensor; // (B or 1, T, D/2)
@@ -60,6 +61,7 @@ export class LlamaAttention extends Module {
         keyMask: ctx.mask,
         dropout: this.cfg.attentionDropout,
         training: this.training,
+        lowPrecision: hasBf16Weights(this),
       }); // (B, T, H, D)
       return this.o_proj.forward(ops.reshape(y, [b, t, h * d])); // (B, T, C)
     });

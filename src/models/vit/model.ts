@@ -13,6 +13,7 @@ import type { HFConfig } from '../config-utils.js';
 import { type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { type ViTConfig, parseViTConfig } from './config.js';
 import { VIT_WEIGHTS } from './weights.js';
+import { hasBf16Weights } from '../storage.js';
 
 /** The Conv2d with stride = kernel = patch size (weight [C, Cin, P, P]). */
 export class PatchProjection extends Module {
@@ -105,6 +106,7 @@ export class ViTAttention extends Module {
       const y = ops.attention(heads(this.q_proj), heads(this.k_proj), heads(this.v_proj), {
         dropout: this.cfg.attentionProbsDropoutProb,
         training: this.training,
+        lowPrecision: hasBf16Weights(this),
       }); // (B, T, H, D)
       return ops.dropout(this.o_proj.forward(ops.reshape(y, [b, t, c])), this.cfg.hiddenDropoutProb, this.training);
     });

@@ -105,6 +105,42 @@ export function attentionTests(ctx: Ctx): void {
     },
   );
 
+  // lowPrecision lets a backend round q, k, v, P and dS to bf16 (CUDA's tensor-core kernels; the CPU
+  // backends compute in f32 regardless). Head sizes around the tensor-core tiles (32, 64, 128, one that
+  // pads: 80), several query and key tiles, every mask kind, GQA, Tq ≠ Tk and dropout: each output within
+  // 1.5% of the f32 reference's largest magnitude (bf16 keeps 8 bits: 0.4% per rounding, a few roundings
+  // deep), lse within 0.02 absolute.
+  ctx.test(
+    ['attention', 'attentionBackward'],
+    'attention: lowPrecision (bf16 rounding allowed) stays within bf16 error of f32',
+    () => {
+      const base: AttnCase = {
+        b: 2,
+        tq: 70,
+        tk: 70,
+        hq: 4,
+        hkv: 2,
+        d: 64,
+        causal: true,
+        window: 0,
+        mask: false,
+        fused: false,
+        p: 0,
+        offset: 0,
+      };
+      const cases: Partial<AttnCase>[] = [
+        {},
+        { d: 32, causal: false, mask: true },
+        { d: 128, tq: 130, tk: 130, hkv: 1 },
+        { d: 80, window: 20, fused: true },
+        { tq: 9, tk: 140 },
+        { tq: 140, tk: 9 },
+        { p: 0.2, mask: true, offset: 11 },
+      ];
+      for (const c of cases) lowPrecisionCase(ctx, { ...base, ...c });
+    },
+  );
+
   // A NaN score must reach the output: a row whose scores are all NaN is not an empty row (output 0),
   // and a NaN key poisons every query of its head — as in the loss a trainer checks. Not causal: the
   // composite's dq = dS·K would also take a masked NaN key in (0·NaN).
@@ -147,4 +183,75 @@ export function attentionTests(ctx: Ctx): void {
       ctx.close('attentionBackward', 'attention dv with NaN', dv, 1e-4, 1e-4);
     },
   );
+}
+
+// |subject − ref| ≤ frac · max|ref| over every element (NaN must match), naming the worst element.
+function closeToScale(ctx: Ctx, what: string, p: Pair, frac: number, atol = 0): void {
+  const want = ctx.ref.download(p.ref) as Float32Array;
+  const got = ctx.subject.download(p.subject) as Float32Array;
+  let scale = 0;
+  for (const r of want) if (Number.isFinite(r)) scale = Math.max(scale, Math.abs(r));
+  const bound = Math.max(frac * scale, atol);
+  let worst = -1;
+  let worstDiff = 0;
+  for (let i = 0; i < want.length; i++) {
+    const r = want[i]!;
+    const g = got[i]!;
+    const d = r === g ? 0 : Number.isFinite(r) && Number.isFinite(g) ? Math.abs(g - r) : Infinity;
+    if (d > worstDiff) [worst, worstDiff] = [i, d];
+  }
+  assert.ok(
+    worstDiff <= bound,
+    `${what} on ${ctx.name}: element ${worst} is ${got[worst]}, the f32 reference ${want[worst]} (|diff| ${worstDiff} > ${bound})`,
+  );
+}
+
+function lowPrecisionCase(ctx: Ctx, c: AttnCase): void {
+  const F = ctx.float;
+  const label = JSON.stringify(c);
+  const h = c.hq + 2 * c.hkv;
+  let q: Pair;
+  let k: Pair;
+  let v: Pair;
+  if (c.fused) {
+    const data = ctx.randf(c.b * c.tq * h * c.d, -1.5, 1.5);
+    const st = [c.tq * h * c.d, h * c.d, c.d, 1];
+    const qkv = ctx.ft(data, [data.length]);
+    q = ctx.view(qkv, [c.b, c.tq, c.hq, c.d], st, 0);
+    k = ctx.view(qkv, [c.b, c.tk, c.hkv, c.d], st, c.hq * c.d);
+    v = ctx.view(qkv, [c.b, c.tk, c.hkv, c.d], st, (c.hq + c.hkv) * c.d);
+  } else {
+    q = ctx.rf([c.b, c.tq, c.hq, c.d], -1.5, 1.5);
+    k = ctx.rf([c.b, c.tk, c.hkv, c.d], -1.5, 1.5);
+    v = ctx.rf([c.b, c.tk, c.hkv, c.d]);
+  }
+  let keyMask: Pair | null = null;
+  if (c.mask) {
+    const m = ctx.randb(c.b * c.tk, 0.7);
+    for (let j = 0; j < c.tk; j++) m[j] = 0; // batch 0 sees no key: out 0, lse −∞ on both paths
+    keyMask = ctx.tensor('bool', m, [c.b, c.tk]);
+  }
+  const opts = (p: (x: Pair) => View): AttentionOpts => ({
+    scale: 1 / Math.sqrt(c.d),
+    causal: c.causal,
+    window: c.window,
+    keyMask: keyMask ? p(keyMask) : null,
+    dropout: c.p > 0 ? { p: c.p, seed: 7, offset: c.offset } : null,
+    lowPrecision: true,
+  });
+  const out = ctx.zeros(F, [c.b, c.tq, c.hq, c.d]);
+  const lse = ctx.zeros(F, [c.b, c.hq, c.tq]);
+  ctx.both((be, p) => ctx.k(be).attention(p(out), p(lse), p(q), p(k), p(v), opts(p)));
+  closeToScale(ctx, `lowPrecision attention out ${label}`, out, 0.015);
+  closeToScale(ctx, `lowPrecision attention lse ${label}`, lse, 0, 0.02);
+  const dout = ctx.rf([c.b, c.tq, c.hq, c.d]);
+  const dq = ctx.zeros(F, [c.b, c.tq, c.hq, c.d]);
+  const dk = ctx.zeros(F, [c.b, c.tk, c.hkv, c.d]);
+  const dv = ctx.zeros(F, [c.b, c.tk, c.hkv, c.d]);
+  ctx.both((be, p) =>
+    ctx.k(be).attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(out), p(lse), opts(p)),
+  );
+  closeToScale(ctx, `lowPrecision attention dq ${label}`, dq, 0.015);
+  closeToScale(ctx, `lowPrecision attention dk ${label}`, dk, 0.015);
+  closeToScale(ctx, `lowPrecision attention dv ${label}`, dv, 0.015);
 }
