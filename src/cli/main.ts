@@ -17,6 +17,8 @@ Commands:
   merge     Merge a PEFT adapter into its base model and save a plain model directory
   inspect   Describe an adapter, model, checkpoint or training run directory
   serve     Serve many adapters on one base model over HTTP, mixed-adapter batches
+  adapters  Push, list and remove adapters in a store (folder, sqlite:FILE, postgres://…)
+  keys      Add, list and revoke API keys in a store
   help      Show this help
 
 Global options:
@@ -41,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'merge') return (await import('./merge.js')).mergeCommand(rest);
   if (command === 'inspect') return (await import('./inspect.js')).inspectCommand(rest);
   if (command === 'serve') return (await import('./serve.js')).serveCommand(rest);
+  if (command === 'adapters') return (await import('./adapters.js')).adaptersCommand(rest);
+  if (command === 'keys') return (await import('./keys.js')).keysCommand(rest);
   process.stderr.write(`vera: unknown command "${command}"\n\n${USAGE}`); // flushed by exitFlushed
   return 2;
 }
