@@ -8,6 +8,8 @@
 //   (d) CUDA addon      build/Release/vera_cuda.node when nvcc ≥ 11.8 and cuBLASLt are found
 //                       (scripts/build-cuda.mjs; otherwise one line says why it is skipped)
 //   (e) TypeScript      tsc -p tsconfig.json (incremental)
+//   (f) PostgreSQL      before `npm test` (or with --test): Debian's postgresql server binaries, which the
+//                       adapter store's tests start a throwaway cluster with (apt-get when root, else a hint)
 // Flags: --skip-install (no npm/apt), --native-only (no TypeScript build), --bench (also install the
 // benchmark peers: Debian's PyTorch with OpenBLAS, which bench/ compares against).
 // Env: VERA_REQUIRE_NATIVE=1 makes a missing or failed native build an error;
@@ -24,6 +26,7 @@ const args = new Set(process.argv.slice(2));
 const SKIP_INSTALL = args.has('--skip-install');
 const NATIVE_ONLY = args.has('--native-only');
 const BENCH = args.has('--bench');
+const TEST = args.has('--test') || process.env.npm_lifecycle_event === 'pretest';
 const REQUIRE_NATIVE = process.env.VERA_REQUIRE_NATIVE === '1';
 const IS_ROOT =
   typeof process.getuid === 'function' && process.getuid() === 0 && process.env.VERA_SETUP_ASSUME_NONROOT !== '1';
@@ -290,6 +293,37 @@ function benchPeers() {
   if (run('apt-get', ['install', '-y', ...missing], { env }) !== 0) warn('installing the benchmark peers failed');
 }
 
+// ---- (f) PostgreSQL for the store tests ---------------------------------------------------------
+
+/** Debian's server binaries (/usr/lib/postgresql/N/bin/initdb), or initdb on PATH, or $VERA_PG_BIN. */
+function hasPostgresServer() {
+  if (process.env.VERA_PG_BIN) return existsSync(join(process.env.VERA_PG_BIN, 'initdb'));
+  try {
+    if (readdirSync('/usr/lib/postgresql').some((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'initdb'))))
+      return true;
+  } catch {
+    // not Debian's layout
+  }
+  return which('initdb') !== null;
+}
+
+function postgresServer() {
+  if (hasPostgresServer()) return;
+  if (!IS_ROOT || !which('apt-get')) {
+    // test/helpers/postgres.ts fails those tests with the same hint: CI must run them, not skip them.
+    warn('the adapter store tests need a PostgreSQL server; install it with: sudo apt-get install -y postgresql');
+    return;
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => run('apt-get', ['install', '-y', '--no-install-recommends', 'postgresql'], { env });
+  log('apt-get install -y --no-install-recommends postgresql (for the store tests)');
+  if (!aptListsPresent()) run('apt-get', ['update'], { env });
+  if (install() !== 0) {
+    run('apt-get', ['update'], { env });
+    if (install() !== 0) warn('installing postgresql failed; the store tests will fail');
+  }
+}
+
 // ---- main ---------------------------------------------------------------------------------------
 
 if (!SKIP_INSTALL) npmPackages();
@@ -301,4 +335,5 @@ if ((await buildCuda()) === 'failed' && process.env.VERA_REQUIRE_CUDA === '1')
   fail('CUDA addon build failed (VERA_REQUIRE_CUDA=1)');
 if (!NATIVE_ONLY) typescript();
 if (BENCH && !SKIP_INSTALL) benchPeers();
+if (TEST && !SKIP_INSTALL) postgresServer();
 log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
