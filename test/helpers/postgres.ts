@@ -1,6 +1,6 @@
 // A throwaway PostgreSQL cluster for tests: initdb into a temporary folder, pg_ctl start on a free
-// loopback port (fsync off: nothing here must survive a power loss), stopped and deleted by stop() or
-// when the process exits. As root the server runs as the `postgres` user (or `nobody`), since
+// loopback port (fsync off: nothing here must survive a power loss, but commits survive the server being
+// killed, as restart tests need), stopped and deleted by stop() or when the process exits. As root the server runs as the `postgres` user (or `nobody`), since
 // PostgreSQL refuses to run as root. Binaries: $VERA_PG_BIN, else Debian's /usr/lib/postgresql/N/bin,
 // else PATH; when none is found and we are root, Debian's `postgresql` package is installed with
 // apt-get (scripts/setup.mjs does the same before `npm test`); otherwise the test fails saying what to
@@ -54,7 +54,7 @@ function aptInstall(): void {
 
 export function postgresBin(): string {
   let bin = findBin();
-  if (!bin && isRoot() && existsSync('/usr/bin/apt-get')) {
+  if (!bin && !process.env['VERA_PG_BIN'] && isRoot() && existsSync('/usr/bin/apt-get')) {
     aptInstall();
     bin = findBin();
   }
@@ -117,7 +117,7 @@ export async function startPostgres(): Promise<PgCluster> {
     'initdb',
   );
   const port = await freePort();
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100`;
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=100`;
   let running = false;
   const startServer = () => {
     check(run('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o', options, 'start']), 'pg_ctl start', log);

@@ -264,3 +264,26 @@ for (const kind of ['folder', 'sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('postgres store: the database going away', () => {
+  test('statements fail with 503 while it is down; the store recovers by itself when it is back', async () => {
+    const store = await openStore(await newSpec('postgres'));
+    try {
+      await store.put('a', fixtureFiles({ n: 1 }), null);
+      cluster.stopServer();
+      await rejects(store.list(), 'unavailable', 503, /database unavailable/);
+      await rejects(store.put('a', fixtureFiles({ n: 2 }), null), 'unavailable', 503, /database unavailable/);
+      cluster.startServer();
+      // The pool drops its dead connections as they fail; within a few tries a new one answers.
+      let list = null;
+      for (let i = 0; i < 10 && list === null; i++) list = await store.list().catch(() => null);
+      assert.deepEqual(
+        list?.map((x) => [x.name, x.version]),
+        [['a', 1]],
+      );
+      assert.equal((await store.put('a', fixtureFiles({ n: 3 }), null)).version, 2);
+    } finally {
+      await store.close();
+    }
+  });
+});
