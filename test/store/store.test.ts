@@ -287,3 +287,32 @@ describe('postgres store: the database going away', () => {
     }
   });
 });
+
+describe('folder store: today’s adapter folder', () => {
+  test('a folder copied in by hand is version 1 with no owner; a put replaces it and the folder stays servable', async () => {
+    const { cpSync, existsSync, readdirSync } = await import('node:fs');
+    const { findAdapters } = await import('../../src/serve/server.js');
+    const spec = await newSpec('folder');
+    cpSync(
+      fileURLToPath(new URL('../../../test/parity/fixtures/adapters/gpt2-vera/', import.meta.url)),
+      join(spec, 'hand'),
+      {
+        recursive: true,
+      },
+    );
+    const store = await openStore(spec);
+    assert.deepEqual(
+      (await store.list()).map((i) => [i.name, i.version, i.owner]),
+      [['hand', 1, null]],
+    );
+    assert.equal((await store.put('hand', fixtureFiles({ n: 2 }), null)).version, 2);
+    assert.equal(configOf((await store.get('hand'))!)['n'], 2);
+    assert.equal(configOf((await store.get('hand', { version: 1 }))!)['n'], undefined, 'the hand-placed one kept');
+    await store.put('other', fixtureFiles(), 't1');
+    // `vera serve --adapters DIR` (findAdapters) sees the store's adapters, and nothing of .vera/.
+    assert.deepEqual([...findAdapters(spec).keys()], ['hand', 'other']);
+    assert.deepEqual(readdirSync(join(spec, '.vera', 'tmp')), []);
+    assert.ok(existsSync(join(spec, 'hand', 'adapter_model.safetensors')));
+    await store.close();
+  });
+});
