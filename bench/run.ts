@@ -57,6 +57,12 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
     load: () => import('./cuda.js'),
   },
   {
+    name: 'serve',
+    title:
+      '`vera serve` on loopback (the command in a child process, LocalEngine: static mixed-adapter batches on the event loop), 64 concurrent clients, a random one of 1,000 VeRA adapters of the shipped base per request against the same load on one adapter: generation (/v1/completions) and classification (/classify)',
+    load: () => import('./serve.js'),
+  },
+  {
     name: 'safetensors-fuzz',
     title: 'safetensors reader: fuzzed files and load speed',
     load: () => import('./safetensors-fuzz.js'),

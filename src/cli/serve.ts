@@ -1,5 +1,6 @@
-// `vera serve`: many PEFT adapters on one base model over HTTP, requests that arrive together answered
-// in one mixed-adapter batch (src/serve/server.ts has the routes).
+// `vera serve`: many PEFT adapters on one base model over HTTP, with OpenAI's API (the adapter in
+// `model`) and vera's own routes; requests that arrive together are answered in one mixed-adapter batch
+// (src/serve/server.ts dispatches, src/serve/routes/ has the routes).
 
 import { parseArgs } from './common.js'; // node:util's, taking both spellings of every flag
 import { AdapterServer } from '../serve/server.js';
@@ -21,7 +22,15 @@ Serves every adapter in a folder (each subfolder with adapter_config.json, named
 base model. An adapter is loaded on its first request; requests that arrive together run as one batch in
 which each row uses its own adapter (with VeRA, a batch of many adapters costs what a batch of one does).
 
+OpenAI-compatible (the adapter's name, or the base's, in "model"; errors as OpenAI's):
+  GET  /v1/models              the base and every adapter (parent: the base)
+  POST /v1/completions         prompt; max_tokens, temperature, top_p, top_k, stop, seed, n, stream
+  POST /v1/chat/completions    messages (the chat template); the same parameters
+  POST /v1/embeddings          encoders: input texts or ids; encoding_format float or base64
+  POST /classify               vLLM's shape: {"model", "input"} -> data[{index, label, probs, num_classes}]
+vera's own:
   GET  /health        status and counters
+  GET  /metrics       Prometheus metrics
   GET  /v1/adapters   adapters available and loaded
   POST /v1/classify   {"adapter"?, "text", "pair"?} or {"adapter"?, "image": base64 PNG/JPEG}
                       → {"adapter", "labels":[{"label","id","score"}], "logits"}
@@ -36,6 +45,7 @@ Options:
   --adapters DIR         The folder of adapters
   --port N               Port (default 8080; 0 picks a free one)
   --host ADDR            Address to listen on (default 127.0.0.1)
+  --model-name ID        The base's id in /v1/models and "model" (default: the model folder's name)
   --max-batch N          Most requests in one batch (default 16)
   --batch-window-ms N    How long a request waits for others to join its batch (default 2)
   --max-loaded N         Most adapters in memory; the least recently used are unloaded (default 64)
@@ -55,6 +65,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         adapters: s,
         port: s,
         host: s,
+        'model-name': s,
         'max-batch': s,
         'batch-window-ms': s,
         'max-loaded': s,
@@ -90,6 +101,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     ...(values['max-queued'] === undefined ? {} : { maxQueued: intFlag('max-queued', values['max-queued'], 1) }),
     ...(values.label_names === undefined ? {} : { labelNames: values.label_names.split(',').map((x) => x.trim()) }),
     ...(values.cors === undefined ? {} : { cors: values.cors }),
+    ...(values['model-name'] === undefined ? {} : { modelName: values['model-name'] }),
     ...(values.dtype === undefined ? {} : { dtype: dtypeFlag(values.dtype) }),
     log: progressLogger(values.verbose),
   });

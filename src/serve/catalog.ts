@@ -67,15 +67,34 @@ function stampOf(dir: string): string {
 export class FolderCatalog implements AdapterCatalog {
   readonly spec: string;
   readonly #versions = new Map<string, { stamp: string; version: number }>();
+  /** The folder's entries, re-read when its modification time changes (an entry added or removed). */
+  #entries = new Set<string>();
+  #dirStamp = -1;
 
   constructor(readonly dir: string) {
     this.spec = dir;
     findAdapters(dir); // a missing folder is an error now, not at the first request
   }
 
-  /** The folder of `name`, or undefined. */
+  /**
+   * The folder of `name`, or undefined. A look-up is a stat of the folder and of the adapter's config,
+   * not a scan of every entry (1,000 adapters would cost a stat each, per request).
+   */
   pathOf(name: string): string | undefined {
-    return findAdapters(this.dir).get(name);
+    let stamp: number;
+    try {
+      stamp = statSync(this.dir).mtimeMs;
+    } catch {
+      return undefined;
+    }
+    if (stamp !== this.#dirStamp) {
+      this.#entries = new Set(readdirSync(this.dir));
+      this.#dirStamp = stamp;
+    }
+    // Only names the folder lists: a request's name is never joined to a path unchecked.
+    if (!this.#entries.has(name)) return undefined;
+    const path = join(this.dir, name);
+    return existsSync(join(path, 'adapter_config.json')) ? path : undefined;
   }
 
   #versionOf(name: string, path: string): number {
