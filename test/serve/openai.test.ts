@@ -372,6 +372,14 @@ describe('vera serve with the openai client', () => {
     const stats = server.engine.stats();
     assert.equal(stats.running, 0);
     assert.ok(stats.generatedTokens < 50, `cancelled after ${stats.generatedTokens} tokens`);
+    assert.equal(expected('style-a', encode('w7'), 50).tokens.length, 50, 'uncancelled, it would run to 50 tokens');
+    // The cancelled answer is counted once its handler has unwound (status 499: the client closed it).
+    let metrics = '';
+    for (let i = 0; i < 50 && !metrics.includes('status="499"'); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      metrics = await (await fetch(`${url}/metrics`)).text();
+    }
+    assert.match(metrics, /vera_http_requests_total\{method="POST",route="\/v1\/completions",status="499"\} 1/);
   });
 
   test('/v1/embeddings on an encoder: unit-length mean pooling of the adapter, float and base64', async () => {
