@@ -1,6 +1,6 @@
-// What every route of `vera serve` shares: the engine, the adapter catalog, the tokenizer, the limits,
+// What every route of `vera serve` shares: the engine, the adapter store, the tokenizer, the limits,
 // the metrics, and the HTTP side's part of a request's preparation — the adapter a `model` or `adapter`
-// field names (404 when absent), prompts and conversations to ids, texts and images to classifier
+// field names (404 when absent, or another tenant's), prompts and conversations to ids, texts and images to classifier
 // inputs. Everything is checked here, where the request arrives, so that a request that cannot run is
 // refused alone rather than failing the batch it would have joined.
 
@@ -10,10 +10,10 @@ import { type ImageProcessorConfig, decodeImage, outputSize, preprocessImage } f
 import { type ChatMessage, Tokenizer } from '../io/tokenizer.js';
 import { checkTokenIds } from '../io/token-ids.js';
 import { vocabSizeOf } from '../models/text-inputs.js';
-import type { AdapterCatalog } from './catalog.js';
 import type { AdapterRef, ClassifyRequest, Engine } from './engine/types.js';
 import { HttpError } from './http.js';
 import type { ServerMetrics } from './metrics.js';
+import type { AdapterStore } from './store/types.js';
 
 export interface Limits {
   /** Largest new-token count a request may ask for. */
@@ -26,7 +26,7 @@ export interface Limits {
 
 export interface App {
   readonly engine: Engine;
-  readonly catalog: AdapterCatalog;
+  readonly store: AdapterStore;
   /** Null for an image model without tokenizer files. */
   readonly tokenizer: Tokenizer | null;
   readonly modelDir: string;
@@ -58,7 +58,11 @@ export function isBase(app: App, model: string): boolean {
   );
 }
 
-/** The adapter a request names (undefined or the base: the base alone); 404 when the catalog has none. */
+/**
+ * The adapter a request names (undefined or the base: the base alone) at its current version; 404 when
+ * the store has none, and the same 404 when it belongs to another tenant than `tenant` (undefined: an
+ * admin, who may use every adapter).
+ */
 export async function resolveAdapter(
   app: App,
   name: string | undefined,
@@ -69,18 +73,16 @@ export async function resolveAdapter(
     app.metrics.adapterRequests.inc({ adapter: BASE_ADAPTER });
     return BASE_REF;
   }
-  const version = await app.catalog.version(name);
-  if (version === null) {
+  const info = await app.store.info(name);
+  if (info === null || (tenant !== undefined && info.owner !== null && info.owner !== tenant)) {
     if (family === 'openai')
       throw new HttpError(404, `The model \`${name}\` does not exist.`, { param: 'model', code: 'model_not_found' });
-    const available = (await app.catalog.list(tenant)).map((a) => a.name);
-    throw new HttpError(
-      404,
-      `no adapter "${name}" in ${app.catalog.spec} (available: ${available.join(', ') || 'none'})`,
-    );
+    const available = (await app.store.list(tenant)).map((a) => a.name);
+    const shown = available.length > 20 ? [...available.slice(0, 20), `… ${available.length - 20} more`] : available;
+    throw new HttpError(404, `no adapter "${name}" in ${app.store.spec} (available: ${shown.join(', ') || 'none'})`);
   }
   app.metrics.adapterRequests.inc({ adapter: name });
-  return { name, version };
+  return { name, version: info.version };
 }
 
 export function tokenizerOf(app: App): Tokenizer {

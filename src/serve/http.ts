@@ -4,6 +4,7 @@
 // OpenAI's `{"error": {message, type, param, code}}`).
 
 import type { IncomingMessage } from 'node:http';
+import type { Principal } from './auth/policy.js';
 
 /** An error with the HTTP status it is answered with, and (for OpenAI's shape) the field at fault. */
 export class HttpError extends Error {
@@ -26,7 +27,9 @@ export interface Ctx {
   body(): Promise<Record<string, unknown>>;
   /** Aborted when the client goes away before the reply is complete. */
   readonly signal: AbortSignal;
-  /** The tenant the request acts for (set by an authentication hook; undefined: every adapter). */
+  /** Who the request is (its key's tenant and role; the local admin on a server without keys). */
+  readonly principal: Principal;
+  /** The tenant whose adapters the request may see and use (undefined: every adapter, for admins). */
   readonly tenant?: string | undefined;
 }
 
@@ -140,16 +143,22 @@ const OPENAI_TYPES: Record<number, string> = {
   429: 'rate_limit_error',
 };
 
+/** The fields of OpenAI's error object an error carries (HttpError's and auth's ApiError's `extra`). */
+function extraOf(e: unknown): { type?: string; param?: string; code?: string; headers?: Record<string, string> } {
+  const x = (e as { extra?: unknown } | null)?.extra;
+  return x !== null && typeof x === 'object' ? x : {};
+}
+
 /** An error as a route family answers it: vera's `{"error": "…"}`, or OpenAI's object. */
 export function errorBody(e: unknown, family: Family): unknown {
   const message = e instanceof Error ? e.message : String(e);
   if (family === 'vera') return { error: message };
   const status = statusOf(e);
-  const extra = e instanceof HttpError ? e.extra : {};
+  const extra = extraOf(e);
   return {
     error: {
       message,
-      type: OPENAI_TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'),
+      type: extra.type ?? OPENAI_TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'),
       param: extra.param ?? null,
       code: extra.code ?? null,
     },
@@ -158,7 +167,7 @@ export function errorBody(e: unknown, family: Family): unknown {
 
 /** Headers an error is answered with: its own, and retry-after on 429/503 (the openai client honours it). */
 export function errorHeaders(e: unknown): Record<string, string> {
-  const own = e instanceof HttpError ? (e.extra.headers ?? {}) : {};
+  const own = extraOf(e).headers ?? {};
   const status = statusOf(e);
   return status === 429 || status === 503 ? { 'retry-after': '1', ...own } : own;
 }

@@ -1,27 +1,42 @@
 // `vera serve`: many adapters on one base model over HTTP. The server is the HTTP side only: a table of
 // routes (routes/vera.ts: vera's own; routes/openai.ts and routes/encoders.ts: the OpenAI-compatible
-// ones and vLLM's /classify), each a small handler from a request context to a reply, dispatched here,
-// over an Engine (engine/types.ts: ids in, tokens/logits/embeddings out) and an AdapterCatalog
-// (catalog.ts: a folder of adapters, or any adapter store). The default engine is LocalEngine (the model
-// in-process, static mixed-adapter batches); any Engine can be passed instead.
+// ones and vLLM's /classify; the admin routes of auth/admin-routes.ts: adapters and keys), each a small
+// handler from a request context to a reply, dispatched here, over an Engine (engine/types.ts: ids in,
+// tokens/logits/embeddings out) and an AdapterStore (store/: a folder, SQLite or PostgreSQL), which is
+// the engine's source of adapter files. The default engine runs in a worker thread (engine/client.ts),
+// so this thread's event loop (connections, /health, /metrics) never waits on a forward; `engine:
+// 'local'` runs it in-process (tests, debugging), and any Engine can be passed.
+//
+// Keys and tenants (auth/): once the store holds an API key (or VERA_ADMIN_KEY seeds one), every route
+// but /health (and /metrics, unless metricsAuth) needs `Authorization: Bearer <key>`; a tenant's key
+// sees and uses its own adapters and those without an owner (another tenant's answers 404, as an absent
+// one does); an admin key sees and manages everything. Without any key the server is the local admin's
+// and listens on loopback only, unless insecureNoAuth says otherwise.
 //
 // Every answer is counted in /metrics by route and status; a client that goes away cancels its request
 // (the engine call's AbortSignal). Errors are {"error": "…"} on vera's routes and OpenAI's
-// {"error": {message, type, param, code}} on the OpenAI ones, with the status (429/503 with retry-after).
+// {"error": {message, type, param, code}} on the others, with the status (429/503 with retry-after).
 
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, join, resolve } from 'node:path';
-import { loadBaseFor } from '../adapters/load.js';
+import { defaultBackend } from '../backends/registry.js';
 import { readJsonFile } from '../io/json.js';
 import { loadImageProcessorConfig } from '../io/image.js';
 import { Tokenizer, hasTokenizerFiles } from '../io/tokenizer.js';
 import { asConfigObject } from '../models/config-utils.js';
 import type { PreTrainedModel } from '../models/pretrained.js';
-import { defaultMaxLength, padIdFor } from '../models/text-inputs.js';
+import { defaultMaxLength } from '../models/text-inputs.js';
 import type { App } from './app.js';
-import { type AdapterCatalog, FolderCatalog, filesToDir, findAdapters } from './catalog.js';
-import type { AdapterSource, Engine } from './engine/types.js';
+import { handleAdminRequest } from './auth/admin-routes.js';
+import { toApiError } from './auth/errors.js';
+import { ApiKeys } from './auth/keys.js';
+import { LOCAL_ADMIN, type Principal, listTenant, requireAdmin } from './auth/policy.js';
+import { type RateLimitOptions, RateLimiter } from './auth/rate-limit.js';
+import { WorkerEngine } from './engine/client.js';
+import { LocalEngine } from './engine/local.js';
+import { refKey } from './engine/adapters.js';
+import { type AdapterRef, type AdapterSource, type Engine, EngineError } from './engine/types.js';
 import {
   type Ctx,
   type Family,
@@ -34,37 +49,48 @@ import {
   readBody,
   statusOf,
 } from './http.js';
-import { LocalEngine } from './local-engine.js';
 import { ServerMetrics } from './metrics.js';
-import { poolingOf } from './pooling.js';
 import { encoderRoutes } from './routes/encoders.js';
 import { openaiRoutes } from './routes/openai.js';
 import { type VeraClassify, type VeraGenerate, classify, generate, loadedNames, veraRoutes } from './routes/vera.js';
+import { findAdapters } from './store/folder.js';
+import { adapterJson, type UploadLimits } from './store/http-handlers.js';
+import { openStore } from './store/index.js';
+import { type AdapterStore, StoreError } from './store/types.js';
+import { type BaseModelValidator, baseModelValidator } from './store/validate.js';
 
 export { HttpError } from './http.js';
-export { findAdapters } from './catalog.js';
+export { findAdapters } from './store/folder.js';
 
 export interface ServeOptions {
-  /** The base model directory (config, tokenizer; the weights too, for the default engine). */
+  /** The base model directory (config, tokenizer, weights). */
   model: string;
-  /** A folder whose subfolders are PEFT adapters (a FolderCatalog); or give `catalog`. */
+  /**
+   * Where adapters live: an opened AdapterStore, or a spec for openStore (a folder, `sqlite:FILE`,
+   * `postgres://…`), opened with uploads validated against the base as loading does.
+   */
+  store?: AdapterStore | string;
+  /** A folder whose subfolders are PEFT adapters (a folder store that must exist); or give `store`. */
   adapters?: string;
-  /** Where adapters live (an adapter store, say); default: the `adapters` folder. */
-  catalog?: AdapterCatalog;
-  /** The engine to run requests on; default: a LocalEngine over the base model. */
-  engine?: Engine;
-  /** An adapter folder whose head decides the base's class, when the adapters are not a folder. */
-  baseFrom?: string;
+  /**
+   * What runs the model: 'worker' (default: an engine in a worker thread), 'local' (in this thread:
+   * tests, debugging), or any Engine (its adapter source is then the caller's business).
+   */
+  engine?: 'worker' | 'local' | Engine;
+  /** The worker's backend ('js', 'native', 'cuda'); default this thread's default backend. */
+  backend?: string;
   /** The base's id in /v1/models and `model` (default: the model directory's name). */
   modelName?: string;
-  /** Most requests in one batch (default 16; LocalEngine). */
+  /** Most rows of a generation batch, most requests of a classification batch (default 16). */
   maxBatch?: number;
-  /** How long a request waits for others to share its batch, in ms (default 2; LocalEngine). */
+  /** How long a classification or embedding request waits for others to share its batch, in ms (default 2). */
   batchWindowMs?: number;
-  /** Most adapters held in memory at once (default 64; LocalEngine). */
+  /** Most adapters held in memory at once (default 64). */
   maxLoaded?: number;
-  /** Most requests waiting for a batch; beyond, requests get 503 (default 1024; LocalEngine). */
+  /** Most requests waiting; beyond, requests get 503 (default 1024). */
   maxQueued?: number;
+  /** Generation batches: 'continuous' (default; rows join and leave at every step) or 'static' (for comparison). */
+  batching?: 'continuous' | 'static';
   /** Largest new-token count a generate request may ask for (default 512). */
   maxNewTokensLimit?: number;
   /** Most choices (`n`) per request (default 8). */
@@ -77,40 +103,71 @@ export interface ServeOptions {
   cors?: string;
   /** Storage of the base's linear and embedding weights (default f32; bf16 halves their memory). */
   dtype?: 'f32' | 'bf16';
+  /** An admin key to seed into the store (default $VERA_ADMIN_KEY; see auth/keys.ts seedAdmin). */
+  adminKey?: string;
+  /** A per-key rate limit (429 with Retry-After beyond it); default none. */
+  rateLimit?: RateLimitOptions | RateLimiter;
+  /** Whether GET /metrics needs an admin key too, when keys are required (default false: open, like /health). */
+  metricsAuth?: boolean;
+  /** Listen beyond loopback although no key exists (every caller is then the admin). */
+  insecureNoAuth?: boolean;
+  /** Bounds of adapter uploads (POST /v1/adapters). */
+  uploadLimits?: UploadLimits;
   /**
-   * Called before every route: returns the tenant the request acts for (undefined: all adapters), or
-   * throws an HttpError (401, 403, 429) to refuse it. For keys and tenants (../auth).
+   * Replaces the key check: called before every route but /health, returns who the request is, or
+   * throws an error with a status (401, 403, 429) to refuse it.
    */
-  authorize?: (req: IncomingMessage, route: { method: string; label: string }) => Promise<string | undefined>;
+  authorize?: (req: IncomingMessage, route: { method: string; label: string }) => Promise<Principal>;
   log?: (line: string) => void;
 }
 
+/** Loopback addresses: a server without keys may listen only there. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+const OPEN_ROUTES = new Set(['/health']);
+
 export class AdapterServer {
   readonly engine: Engine;
-  readonly catalog: AdapterCatalog;
+  readonly store: AdapterStore;
+  readonly keys: ApiKeys;
   readonly #app: App;
   readonly #routes: Route[];
   readonly #opts: ServeOptions;
+  readonly #limiter: RateLimiter | null;
+  readonly #owned: { store: boolean; close?: () => void };
   #server: Server | null = null;
+  #authRequired: boolean;
+  #authCheckedAt = 0;
 
-  constructor(opts: ServeOptions) {
+  /**
+   * A server over a running engine and an opened store; open() makes both. `authRequired`: whether
+   * keys exist (open() asks the store).
+   */
+  constructor(
+    opts: ServeOptions,
+    parts: {
+      engine: Engine;
+      store: AdapterStore;
+      authRequired: boolean;
+      /** What the server opened and closes: the store, and whatever else (a validator) close() frees. */
+      owned?: { store: boolean; close?: () => void };
+    },
+  ) {
     this.#opts = opts;
-    if (!opts.catalog && opts.adapters === undefined) throw new Error('give the adapters folder or a catalog');
-    const folder = opts.catalog ? null : new FolderCatalog(opts.adapters!);
-    this.catalog = opts.catalog ?? folder!;
+    this.engine = parts.engine;
+    this.store = parts.store;
+    this.keys = new ApiKeys(parts.store.keys);
+    this.#authRequired = parts.authRequired;
+    this.#owned = parts.owned ?? { store: false };
+    this.#limiter =
+      opts.rateLimit === undefined
+        ? null
+        : opts.rateLimit instanceof RateLimiter
+          ? opts.rateLimit
+          : new RateLimiter(opts.rateLimit);
     const tokenizer = hasTokenizerFiles(opts.model) ? Tokenizer.fromDir(opts.model) : null;
-    const configFile = join(opts.model, 'config.json');
-    const config = asConfigObject(readJsonFile(configFile), configFile);
-    const padId = padIdFor(config, tokenizer);
-    this.engine =
-      opts.engine ??
-      new LocalEngine({
-        model: this.#loadBase(folder, padId),
-        source: sourceOf(this.catalog),
-        padTokenId: padId,
-        pooling: poolingOf(opts.model),
-        ...pick(opts, ['maxBatch', 'batchWindowMs', 'maxLoaded', 'maxQueued', 'log']),
-      });
     const info = this.engine.info;
     const metrics = new ServerMetrics({
       queued: () => this.engine.stats().waiting,
@@ -118,12 +175,12 @@ export class AdapterServer {
       batchSize: () => this.engine.stats().batchSize,
       loadedAdapters: () => this.engine.stats().loaded.length,
       maxLoaded: () => opts.maxLoaded ?? 64,
-      runningAdapters: () => slotsOf(this.engine).running,
-      waitingAdapters: () => slotsOf(this.engine).waiting,
+      runningAdapters: () => [],
+      waitingAdapters: () => [],
     });
     this.#app = {
       engine: this.engine,
-      catalog: this.catalog,
+      store: this.store,
       tokenizer,
       modelDir: opts.model,
       baseId: opts.modelName ?? basename(resolve(opts.model)),
@@ -140,38 +197,62 @@ export class AdapterServer {
       positions: info.modelType === 'gpt2' ? Number(info.config['n_positions']) : Infinity,
       created: Math.floor(Date.now() / 1000),
     };
-    this.#routes = [...veraRoutes(this.#app), ...openaiRoutes(this.#app), ...encoderRoutes(this.#app)];
+    this.#routes = [
+      ...veraRoutes(this.#app),
+      ...openaiRoutes(this.#app),
+      ...encoderRoutes(this.#app),
+      ...this.#adminRoutes(),
+    ];
   }
 
   /**
-   * The base in the class its adapters need: a classification adapter trained on a causal-LM base needs
-   * the family's classifier (adapters/load.ts), so the first adapter of the folder decides.
-   */
-  #loadBase(folder: FolderCatalog | null, padId: number): PreTrainedModel {
-    const first = folder ? (findAdapters(folder.dir).values().next().value ?? null) : (this.#opts.baseFrom ?? null);
-    return loadBaseFor(this.#opts.model, first, { padTokenId: padId, dtype: this.#opts.dtype ?? 'f32' }).eval();
-  }
-
-  /**
-   * A server over any catalog: like the constructor, but the base's class is decided by the catalog's
-   * first adapter (read from the catalog), as the constructor decides it from a folder's first.
+   * Opens the store (`store`, or the `adapters` folder), seeds VERA_ADMIN_KEY, and starts the engine
+   * over the base model, in the class the store's first adapter needs (a classification adapter trained
+   * on a causal-LM base needs the family's classifier: adapters/load.ts).
    */
   static async open(opts: ServeOptions): Promise<AdapterServer> {
-    if (opts.engine || !opts.catalog || opts.baseFrom) return new AdapterServer(opts);
-    const first = (await opts.catalog.list())[0];
-    const got = first ? await opts.catalog.get(first.name) : null;
-    if (!got) return new AdapterServer(opts);
-    const { dir, remove } = filesToDir(got.files);
+    if (opts.store === undefined && opts.adapters === undefined) throw new Error('give a store or an adapters folder');
+    if (opts.store !== undefined && opts.adapters !== undefined)
+      throw new Error('give a store or an adapters folder, not both');
+    // Model problems are reported before anything is opened or started.
+    const configFile = join(opts.model, 'config.json');
+    asConfigObject(readJsonFile(configFile), configFile);
+    if (opts.adapters !== undefined) findAdapters(opts.adapters); // the folder must exist: a typo is an error now
+    let validator: BaseModelValidator | null = null;
+    // Uploads are validated against the base as the engine loads them; the base is loaded for that on the first upload.
+    const validate = (name: string, files: Parameters<BaseModelValidator>[1]) =>
+      (validator ??= baseModelValidator(opts.model, { dtype: opts.dtype ?? 'f32' }))(name, files);
+    const spec = typeof opts.store === 'string' ? opts.store : opts.adapters;
+    const store = spec === undefined ? (opts.store as AdapterStore) : await openStore(spec, { validate });
+    const owned = { store: spec !== undefined, close: () => validator?.close() };
     try {
-      return new AdapterServer({ ...opts, baseFrom: dir });
-    } finally {
-      remove();
+      const keys = new ApiKeys(store.keys);
+      await keys.seedAdmin(opts.adminKey ?? process.env['VERA_ADMIN_KEY']);
+      const authRequired = opts.authorize === undefined && (await keys.any());
+      const engine = typeof opts.engine === 'object' ? opts.engine : await AdapterServer.#startEngine(opts, store);
+      return new AdapterServer(opts, { engine, store, authRequired, owned });
+    } catch (e) {
+      if (owned.store) await store.close();
+      owned.close();
+      throw e;
     }
   }
 
-  /** The base model, when the engine runs in this process (LocalEngine). */
+  static async #startEngine(opts: ServeOptions, store: AdapterStore): Promise<Engine> {
+    const first = (await store.list())[0];
+    const options = {
+      model: opts.model,
+      source: sourceOf(store),
+      headFrom: first ? { name: first.name, version: first.version } : null,
+      ...pick(opts, ['dtype', 'maxBatch', 'maxLoaded', 'maxQueued', 'batchWindowMs', 'batching', 'log']),
+    };
+    if (opts.engine === 'local') return LocalEngine.create(options);
+    return WorkerEngine.start({ ...options, backend: opts.backend ?? defaultBackend().name });
+  }
+
+  /** The base model, when the engine runs in this thread (engine: 'local'). */
   get model(): PreTrainedModel {
-    if (!(this.engine instanceof LocalEngine)) throw new Error('the engine does not run in this process');
+    if (!(this.engine instanceof LocalEngine)) throw new Error('the engine does not run in this thread');
     return this.engine.model;
   }
 
@@ -192,9 +273,14 @@ export class AdapterServer {
     return this.#app.metrics;
   }
 
-  /** Adapters found, and those in memory (least recently used first). */
+  /** Whether requests need an API key (the store holds one, or a custom authorize hook decides). */
+  get authRequired(): boolean {
+    return this.#authRequired || this.#opts.authorize !== undefined;
+  }
+
+  /** Adapters in the store, and those in memory (least recently used first). */
   async adapters(): Promise<{ available: string[]; loaded: string[] }> {
-    return { available: (await this.catalog.list()).map((a) => a.name), loaded: loadedNames(this.#app) };
+    return { available: (await this.store.list()).map((a) => a.name), loaded: loadedNames(this.#app) };
   }
 
   /** Classifies one text (with an optional pair) or one image (PNG/JPEG bytes), batched with others. */
@@ -207,8 +293,19 @@ export class AdapterServer {
     return generate(this.#app, req);
   }
 
-  /** Starts listening; resolves with the port (0 picks a free one). */
+  /**
+   * Starts listening; resolves with the port (0 picks a free one). Without any API key only a loopback
+   * host is allowed (unless insecureNoAuth).
+   */
   listen(port = 8080, host = '127.0.0.1'): Promise<number> {
+    if (!this.authRequired && !isLoopback(host) && !this.#opts.insecureNoAuth)
+      return Promise.reject(
+        new Error(
+          `refusing to listen on ${host}: the store ${this.store.spec} has no API keys, so anyone who reaches the ` +
+            'server could use and change every adapter. Create a key (vera keys add --store SPEC --tenant NAME ' +
+            '--role admin) or set VERA_ADMIN_KEY, listen on 127.0.0.1, or pass --insecure-no-auth',
+        ),
+      );
     // #handle answers every error itself; a failure to answer (the client went away) ends that socket only.
     const server = createServer((req, res) => void this.#handle(req, res).catch(() => res.destroy()));
     this.#server = server;
@@ -218,7 +315,7 @@ export class AdapterServer {
     });
   }
 
-  /** Stops listening and closes the engine. */
+  /** Stops listening, closes the engine, and the store when the server opened it. */
   async close(): Promise<void> {
     const server = this.#server;
     this.#server = null;
@@ -229,6 +326,66 @@ export class AdapterServer {
       });
     }
     await this.engine.close();
+    if (this.#owned.store) await this.store.close();
+    this.#owned.close?.();
+  }
+
+  /** The admin routes (auth/admin-routes.ts), with GET /v1/adapters saying which adapters are loaded. */
+  #adminRoutes(): Route[] {
+    const deps = {
+      store: this.store,
+      keys: this.keys,
+      ...(this.#opts.uploadLimits ? { limits: this.#opts.uploadLimits } : {}),
+    };
+    const admin = async (ctx: Ctx): Promise<Reply> => {
+      const reply = await handleAdminRequest(ctx.req, ctx.path, deps, ctx.principal);
+      if (!reply) throw new HttpError(404, `no route ${ctx.method} ${ctx.path}`);
+      const body = reply.json as { id?: unknown; version?: unknown; deleted?: unknown };
+      // A new version is served to new requests at once; rows on the old one finish on it, then it is unloaded.
+      if (ctx.method === 'POST' && ctx.path === '/v1/adapters' && reply.status === 201)
+        this.engine.evict(String(body.id), Number(body.version));
+      if (ctx.method === 'DELETE' && body.deleted === true) this.engine.evict(String(body.id));
+      if (ctx.method === 'POST' && ctx.path === '/v1/keys') this.#authCheckedAt = 0; // keys may be required now
+      return { status: reply.status, json: reply.json, ...(reply.headers ? { headers: reply.headers } : {}) };
+    };
+    const route = (method: string, path: string | RegExp, label: string, handler = admin): Route => ({
+      method,
+      path,
+      label,
+      family: 'openai',
+      handler,
+    });
+    return [
+      route('GET', '/v1/adapters', '/v1/adapters', async (ctx) => {
+        const loaded = new Set(this.engine.stats().loaded);
+        const list = await this.store.list(ctx.tenant);
+        const data = list.map((a) => ({ ...adapterJson(a), loaded: loaded.has(refKey(a)) }));
+        return { status: 200, json: { object: 'list', data } };
+      }),
+      route('POST', '/v1/adapters', '/v1/adapters'),
+      route('GET', /^\/v1\/adapters\/[^/]+$/, '/v1/adapters/{name}'),
+      route('DELETE', /^\/v1\/adapters\/[^/]+$/, '/v1/adapters/{name}'),
+      route('GET', '/v1/keys', '/v1/keys'),
+      route('POST', '/v1/keys', '/v1/keys'),
+      route('DELETE', /^\/v1\/keys\/[^/]+$/, '/v1/keys/{id}'),
+    ];
+  }
+
+  /** Who a request is: the local admin while no key exists, else its key's principal (401 without one). */
+  async #principal(req: IncomingMessage, route: Route): Promise<Principal> {
+    if (this.#opts.authorize) return this.#opts.authorize(req, { method: route.method, label: route.label });
+    if (!this.#authRequired) {
+      // A key created since (over POST /v1/keys, or by vera keys add on the same store) turns keys on.
+      const now = Date.now();
+      if (now - this.#authCheckedAt > 2000) {
+        this.#authCheckedAt = now;
+        this.#authRequired = await this.keys.any();
+      }
+      if (!this.#authRequired) return LOCAL_ADMIN;
+    }
+    const p = await this.keys.authenticate(req.headers.authorization);
+    this.#limiter?.check(p.keyId ?? p.tenant);
+    return p;
   }
 
   #match(method: string, path: string): { route: Route | null; allowed: boolean } {
@@ -265,18 +422,35 @@ export class AdapterServer {
         if (allowed) throw new HttpError(405, `${method} is not allowed on ${path}`);
         throw new HttpError(
           404,
-          `no route ${method} ${path} (GET /health, GET /metrics, GET /v1/adapters, POST /v1/classify, POST /v1/generate, ` +
-            'GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /v1/embeddings, POST /classify)',
+          `no route ${method} ${path} (GET /health, GET /metrics, GET /v1/models, POST /v1/completions, ` +
+            'POST /v1/chat/completions, POST /v1/embeddings, POST /classify, POST /v1/classify, POST /v1/generate, ' +
+            'GET/POST /v1/adapters, GET/DELETE /v1/adapters/NAME, GET/POST /v1/keys, DELETE /v1/keys/ID)',
         );
       }
-      const tenant = this.#opts.authorize ? await this.#opts.authorize(req, { method, label }) : undefined;
+      let principal = LOCAL_ADMIN;
+      if (!OPEN_ROUTES.has(route.label) && (route.label !== '/metrics' || this.#opts.metricsAuth)) {
+        principal = await this.#principal(req, route);
+        if (route.label === '/metrics' && this.authRequired) requireAdmin(principal, 'reading /metrics');
+      }
       let body: Promise<Record<string, unknown>> | null = null;
-      const ctx: Ctx = { method, path, req, signal: abort.signal, tenant, body: () => (body ??= readBody(req)) };
+      const ctx: Ctx = {
+        method,
+        path,
+        req,
+        signal: abort.signal,
+        principal,
+        tenant: listTenant(principal),
+        body: () => (body ??= readBody(req)),
+      };
       status = await write(res, await route.handler(ctx));
     } catch (e) {
-      status = isAbort(e) && abort.signal.aborted ? 499 : statusOf(e);
-      if (status === 500) this.#opts.log?.(`${method} ${path}: ${e instanceof Error ? (e.stack ?? e.message) : e}`);
-      if (!res.headersSent && !res.destroyed) sendJson(res, status, errorBody(e, family), errorHeaders(e));
+      const err = e instanceof StoreError ? toApiError(e) : e;
+      status = isAbort(err) && abort.signal.aborted ? 499 : statusOf(err);
+      if (status === 500)
+        this.#opts.log?.(`${method} ${path}: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
+      if (!res.headersSent && !res.destroyed) sendJson(res, status, errorBody(err, family), errorHeaders(err));
+      // A request body nobody read (a refused upload, say) is drained, so the client gets the answer.
+      if (!req.complete) req.resume();
     } finally {
       this.#app.metrics.observe(method, label, status, (performance.now() - started) / 1000);
     }
@@ -334,17 +508,16 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
   return out;
 }
 
-/** The engine's source of adapter files: the catalog's bytes of the version asked for. */
-function sourceOf(catalog: AdapterCatalog): AdapterSource {
-  return async (ref) => {
-    const got = await catalog.get(ref.name, { version: ref.version });
-    if (!got) throw new HttpError(404, `adapter "${ref.name}" (version ${ref.version}) is gone`);
+/** The engine's source of adapter files: the store's bytes of the version asked for. */
+function sourceOf(store: AdapterStore): AdapterSource {
+  return async (ref: AdapterRef) => {
+    let got;
+    try {
+      got = await store.get(ref.name, { version: ref.version });
+    } catch (e) {
+      throw new EngineError(statusOf(e), (e as Error).message);
+    }
+    if (!got) throw new EngineError(404, `adapter "${ref.name}" (version ${ref.version}) is gone from the store`);
     return got.files;
   };
-}
-
-/** Adapters of the running and waiting requests, where the engine tells (LocalEngine does). */
-function slotsOf(engine: Engine): { running: string[]; waiting: string[] } {
-  const e = engine as Engine & { adapterSlots?: () => { running: string[]; waiting: string[] } };
-  return e.adapterSlots ? e.adapterSlots() : { running: [], waiting: [] };
 }

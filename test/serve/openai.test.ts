@@ -18,6 +18,7 @@ import { Tokenizer } from '../../src/io/tokenizer.js';
 import { loadModel } from '../../src/models/auto.js';
 import type { BertForSequenceClassification } from '../../src/models/bert/model.js';
 import { AdapterServer } from '../../src/serve/server.js';
+import { slowStore } from './helpers.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
@@ -36,8 +37,8 @@ let chatModel: string;
 let bert: string;
 const lm = () => join(root, 'lm');
 
-async function start(opts: Partial<ConstructorParameters<typeof AdapterServer>[0]> = {}) {
-  const server = new AdapterServer({ model: chatModel, adapters: lm(), batchWindowMs: 5, ...opts });
+async function start(opts: Partial<Parameters<typeof AdapterServer.open>[0]> = {}) {
+  const server = await AdapterServer.open({ model: chatModel, adapters: lm(), batchWindowMs: 5, ...opts });
   servers.push(server);
   const port = await server.listen(0);
   const url = `http://127.0.0.1:${port}`;
@@ -304,14 +305,15 @@ describe('vera serve with the openai client', () => {
     const notJson = await fetch(`${url}/v1/chat/completions`, { method: 'POST', body: '{' });
     assert.equal(notJson.status, 400);
     assert.match(String(((await notJson.json()) as { error: { message: string } }).error.message), /not JSON/);
-    // A classifier route on a causal LM, and embeddings from a decoder: refused with the reason.
-    const emb = await raw('/v1/embeddings', { model: 'style-a', input: 'w7' });
-    assert.equal(emb.status, 400);
-    assert.match(String(emb.body.error['message']), /encoder/);
+    // vLLM's classifier route on a causal LM: refused with the reason.
+    const cls = await raw('/classify', { model: 'style-a', input: 'w7' });
+    assert.equal(cls.status, 400);
+    assert.match(String(cls.body.error['message']), /causal LM|does not classify/);
   });
 
   test('a busy engine answers 503 with retry-after, which the client retries', async () => {
-    const { url } = await start({ maxQueued: 1, batchWindowMs: 30 });
+    // Requests wait while their adapter loads; a store slow to hand out files keeps them waiting.
+    const { url } = await start({ maxQueued: 1, store: await slowStore(lm(), 300), adapters: undefined });
     const replies = await Promise.all(
       Array.from({ length: 3 }, () =>
         fetch(`${url}/v1/completions`, {

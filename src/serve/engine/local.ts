@@ -84,7 +84,7 @@ export class LocalEngine implements Engine {
   #draining: Promise<void> | null = null;
   #waiting = 0;
   #closed = false;
-  readonly #counts = { requests: 0 };
+  readonly #counts = { requests: 0, batches: 0 };
 
   /** Loads the base (and the head adapter, when given, through the source). */
   static async create(opts: EngineOptions & { source: AdapterSource; backend?: Backend }): Promise<LocalEngine> {
@@ -204,6 +204,7 @@ export class LocalEngine implements Engine {
       batchSize: g?.batchSize ?? 0,
       loaded: this.#pool.loaded(),
       requests: this.#counts.requests,
+      batches: this.#counts.batches,
       steps: g?.steps ?? 0,
       generatedTokens: g?.generatedTokens ?? 0,
     };
@@ -308,6 +309,7 @@ export class LocalEngine implements Engine {
   }
 
   async #runBatch(batch: Job[]): Promise<void> {
+    this.#counts.batches++;
     const rows = batch.map((j) => ({ ...j.input, adapter: j.adapter }));
     const around = <T>(names: readonly string[], fn: () => T) => this.#pool.around(names, fn);
     try {

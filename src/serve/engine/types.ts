@@ -81,6 +81,8 @@ export interface EngineStats {
   loaded: string[];
   /** Totals since start. */
   requests: number;
+  /** Classification and embedding batches run. */
+  batches: number;
   steps: number;
   generatedTokens: number;
 }

@@ -280,7 +280,7 @@ export function openaiRoutes(app: App): Route[] {
   });
   const models = async (ctx: Ctx) => [
     card(app.baseId, app.created, 'vera', null, app.modelDir),
-    ...(await app.catalog.list(ctx.tenant)).map((a) =>
+    ...(await app.store.list(ctx.tenant)).map((a) =>
       card(a.name, Math.floor(a.createdAt / 1000) || app.created, a.owner ?? 'vera', app.baseId, a.name),
     ),
   ];

@@ -2,7 +2,6 @@
 //
 //   GET  /health          {"ok":true, model, task, adapters_loaded, queued, running, requests, …}
 //   GET  /metrics         Prometheus text (metrics.ts)
-//   GET  /v1/adapters     {"available":[…], "loaded":[…]} (loaded: least recently used first)
 //   POST /v1/classify     {"adapter"?, "text", "pair"?} or {"adapter"?, "image": base64 PNG/JPEG}
 //                                                                     → {"adapter", "labels":[{label,id,score}], "logits"}
 //   POST /v1/generate     {"adapter"?, "prompt" | "messages", "max_new_tokens"?, "temperature"?, "top_k"?, "top_p"?,
@@ -172,7 +171,7 @@ export function veraRoutes(app: App): Route[] {
   const scope = (ctx: Ctx) => ({ signal: ctx.signal, ...(ctx.tenant === undefined ? {} : { tenant: ctx.tenant }) });
   return [
     route('GET', '/health', () => {
-      const s = app.engine.stats() as ReturnType<App['engine']['stats']> & { batches?: number };
+      const s = app.engine.stats();
       return Promise.resolve({
         status: 200,
         json: {
@@ -183,7 +182,7 @@ export function veraRoutes(app: App): Route[] {
           queued: s.waiting,
           running: s.running,
           requests: s.requests,
-          ...(s.batches === undefined ? {} : { batches: s.batches }),
+          batches: s.batches,
           steps: s.steps,
           generated_tokens: s.generatedTokens,
         },
@@ -193,10 +192,6 @@ export function veraRoutes(app: App): Route[] {
       status: 200,
       text: await app.metrics.text(),
       contentType: app.metrics.contentType,
-    })),
-    route('GET', '/v1/adapters', async (ctx) => ({
-      status: 200,
-      json: { available: (await app.catalog.list(ctx.tenant)).map((a) => a.name), loaded: loadedNames(app) },
     })),
     route('POST', '/v1/classify', async (ctx) => {
       const body = await ctx.body();

@@ -3,7 +3,9 @@
 // is a store. Layout:
 //
 //   DIR/NAME                      the current version: a symlink to .vera/versions/NAME/V (written by the
-//                                 store), or a plain folder (copied in by hand: version 1, no owner)
+//                                 store), or a plain folder (copied in by hand: no owner, version 1 when
+//                                 first seen and one more each time its files change, by modification time
+//                                 and size, as this process sees them)
 //   DIR/.vera/versions/NAME/V/    a version: the two files and meta.json ({version, owner, createdAt});
 //                                 never changed once in place, so a reader of V reads one version's files
 //   DIR/.vera/store.json          the highest version given to each name, so no version is reused, also
@@ -57,6 +59,17 @@ interface Meta {
 
 const LINK = /^\.vera\/versions\/([^/]+)\/([1-9][0-9]*)$/;
 
+/** The adapters under `dir`: subfolder name → path, for each subfolder with an adapter_config.json. */
+export function findAdapters(dir: string): Map<string, string> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir} is not a folder of adapters`);
+  const out = new Map<string, string>();
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (isValidName(name) && existsSync(join(path, ADAPTER_FILES[0]))) out.set(name, path);
+  }
+  return out;
+}
+
 export class FolderStore implements AdapterStore {
   readonly kind = 'folder' as const;
   readonly spec: string;
@@ -65,6 +78,8 @@ export class FolderStore implements AdapterStore {
   readonly #meta: string;
   readonly #lock: FileLock;
   readonly #opts: OpenOptions;
+  /** Folders placed by hand: the version this process gave them, and the stamp of their files then. */
+  readonly #hand = new Map<string, { stamp: string; version: number }>();
 
   constructor(dir: string, opts: OpenOptions = {}) {
     this.spec = dir;
@@ -98,14 +113,17 @@ export class FolderStore implements AdapterStore {
     if (!isValidName(name)) return null;
     // A put two versions on may prune the folder between reading the link and the files: read again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const info = opts.version === undefined ? this.#current(name) : this.#version(name, opts.version);
+      // The version asked for may be the current one (a folder placed by hand has no versions/ entry).
+      const cur = this.#current(name);
+      const current = opts.version === undefined || cur?.version === opts.version;
+      const info = current ? cur : this.#version(name, opts.version!);
       if (!info) return null;
-      const dir = opts.version === undefined ? join(this.#root, name) : this.#versionDir(name, opts.version);
+      const dir = current ? join(this.#root, name) : this.#versionDir(name, opts.version!);
       try {
         const files = {} as AdapterFiles;
         for (const f of ADAPTER_FILES) files[f] = readFileSync(join(dir, f));
         // The link may have moved on between the two reads; the files are those of the version now named.
-        const again = opts.version === undefined ? this.#current(name) : info;
+        const again = current ? this.#current(name) : info;
         if (again && again.version === info.version) return { ...info, files };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -116,6 +134,10 @@ export class FolderStore implements AdapterStore {
 
   async version(name: string): Promise<number | null> {
     return isValidName(name) ? (this.#current(name)?.version ?? null) : null;
+  }
+
+  async info(name: string): Promise<AdapterInfo | null> {
+    return isValidName(name) ? this.#current(name) : null;
   }
 
   async versions(): Promise<Map<string, number>> {
@@ -214,8 +236,24 @@ export class FolderStore implements AdapterStore {
       if (!m || m[1] !== name) return null;
       return this.#version(name, Number(m[2]));
     }
-    if (!st.isDirectory() || !existsSync(join(path, ADAPTER_FILES[0]))) return null;
-    return { name, version: 1, owner: null, bytes: sizeOf(path), createdAt: Math.round(st.mtimeMs) };
+    if (!st.isDirectory()) return null;
+    const files = ADAPTER_FILES.map((f) => {
+      try {
+        return statSync(join(path, f));
+      } catch {
+        return null; // a hand-made folder without weights: listed, and loading it names the missing file
+      }
+    });
+    if (!files[0]) return null;
+    const stamp = files.map((f) => (f ? `${f.mtimeMs}:${f.size}` : '0')).join(' ');
+    let known = this.#hand.get(name);
+    if (!known || known.stamp !== stamp) {
+      // Above any version a put gave out for this name, so a version is never reused for other files.
+      known = { stamp, version: Math.max(known?.version ?? 0, this.#readSeq()[name] ?? 0) + 1 };
+      this.#hand.set(name, known);
+    }
+    const bytes = files.reduce((n, f) => n + (f?.size ?? 0), 0);
+    return { name, version: known.version, owner: null, bytes, createdAt: Math.round(st.mtimeMs) };
   }
 
   #version(name: string, version: number): AdapterInfo | null {

@@ -120,6 +120,11 @@ export class SqlStore implements AdapterStore {
     return r ? num(r['version']) : null;
   }
 
+  async info(name: string): Promise<AdapterInfo | null> {
+    const r = (await this.db.query(`SELECT ${COLUMNS} FROM vera_adapters WHERE name = ?`, [name]))[0];
+    return r ? info(r) : null;
+  }
+
   async versions(): Promise<Map<string, number>> {
     const rows = await this.db.query('SELECT name, version FROM vera_adapters');
     return new Map(rows.map((r) => [String(r['name']), num(r['version'])]));

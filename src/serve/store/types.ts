@@ -83,6 +83,8 @@ export interface AdapterStore {
   get(name: string, opts?: { version?: number }): Promise<StoredAdapter | null>;
   /** The current version of `name`, null when absent: one cheap look-up, for noticing re-uploads. */
   version(name: string): Promise<number | null>;
+  /** The current version's info (no file bytes), null when absent: one cheap look-up, per request. */
+  info(name: string): Promise<AdapterInfo | null>;
   /** Every adapter's current version: one cheap look-up (no file bytes), for polling (see watchStore). */
   versions(): Promise<Map<string, number>>;
   /**
