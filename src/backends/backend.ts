@@ -244,6 +244,12 @@ export interface Backend {
   resetPeakMemory?(): void;
   /** Waits for queued work (a no-op on synchronous CPU backends). */
   sync(): void;
+  /**
+   * Optional: about how many GEMM FLOPs this backend does in the time an elementwise kernel moves one
+   * byte (peak GEMM FLOP/s ÷ memory bandwidth). Ops that can trade memory passes for GEMM work
+   * (ops.scaledLinear) weigh the two with it; absent, they keep the memory-bound formulation.
+   */
+  readonly gemmFlopsPerByte?: number;
   /** Optional facts about the implementation for benchmark reports (libraries, ISA, chosen GEMM kernels). */
   info?(): Readonly<Record<string, string>>;
   /** Optional (CPU backends with a worker pool): number of worker threads used by kernels. */

@@ -4,6 +4,7 @@ export * from './elementwise.js';
 export * from './movement.js';
 export * from './reduce.js';
 export * from './matmul.js';
+export * from './scaled-linear.js';
 export * from './softmax.js';
 export * from './norm.js';
 export * from './embedding.js';

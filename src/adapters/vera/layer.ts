@@ -179,8 +179,8 @@ export class VeraLinear extends AdapterLayer {
       p > 0 && this.training
         ? ops.linear(ops.dropout(x, p, true), ops.slice(this.#operands(name).A, 1, 0, this.inFeatures))
         : this.#project(name, x); // (..., R)
-    const y = ops.linear(ops.mul(h, this.vera_lambda_d.get(name)!), this.#sliceB(name)); // (..., out)
-    return ops.mul(y, this.vera_lambda_b.get(name)!);
+    // λ_b ⊙ (B_s·(λ_d ⊙ h)): scaledLinear may fold λ_b into B_s where GEMMs are cheap (a GPU).
+    return ops.scaledLinear(ops.mul(h, this.vera_lambda_d.get(name)!), this.#sliceB(name), this.vera_lambda_b.get(name)!);
   }
 
   /**

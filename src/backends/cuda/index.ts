@@ -66,6 +66,8 @@ export function loadCudaAddon(): CudaAddon {
 
 export class CudaBackend extends AddonBackend {
   readonly #c: CudaAddon;
+  /** bf16 tensor-core GEMMs against HBM: H100 ≈ 790 TFLOP/s ÷ 3.35 TB/s, A100 ≈ 312 ÷ 2.0. */
+  readonly gemmFlopsPerByte = 150;
   readonly #info: Readonly<Record<string, string>>;
 
   constructor(addon: CudaAddon = loadCudaAddon()) {

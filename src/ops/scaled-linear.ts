@@ -1,0 +1,80 @@
+// y = (x·Wᵀ) ⊙ s, s scaling each output feature: VeRA's λ_b after its B projection. Two formulations
+// give the same function:
+//   scale the output:  u = x·Wᵀ, y = u ⊙ s        — elementwise passes over [rows, out] (the backward's
+//                                                    dy ⊙ s and Σ dy ⊙ u), u saved for the backward;
+//   fold into W:       y = x·(s ⊙ W)ᵀ              — elementwise passes over [out, in] only, and when s
+//                                                    is trained, one more GEMM: dW' = dyᵀ·x, ds = Σ dW' ⊙ W.
+// Which is cheaper depends on the machine: the fold trades memory traffic for GEMM work, a bargain on
+// a GPU (hundreds of FLOPs per byte moved) and a loss on a CPU. Backends state that balance
+// (Backend.gemmFlopsPerByte) and the op picks the cheaper side from the shapes, so model code stays
+// the same on every backend; a backend that states none gets PEFT's order of operations (the output
+// scaled), so CPU results stay bit-identical to the unfused formula. Over a bf16 weight the folded weight is rounded to bf16, keeping the GEMM
+// in bf16 as torch.autocast runs it.
+
+import { isGradEnabled, noGrad, record } from '../autograd/graph.js';
+import { ShapeError, fmtShape } from '../tensor/errors.js';
+import { scope } from '../tensor/scope.js';
+import { numel } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { cast, mul } from './elementwise.js';
+import { linear, matmul } from './matmul.js';
+import { reshape, transpose } from './movement.js';
+import { sum } from './reduce.js';
+
+/** Bytes moved per element by one f32 elementwise pass that reads `reads` tensors and writes one. */
+const pass = (reads: number): number => 4 * (reads + 1);
+
+/**
+ * Whether folding s into W is cheaper than scaling the output, in bytes-equivalent: GEMM FLOPs count
+ * 1/balance bytes each.
+ */
+export function foldsScale(rows: number, out: number, inF: number, scaleTrains: boolean, balance: number): boolean {
+  // Output side: the forward's u ⊙ s; trained: dy ⊙ s, dy ⊙ u and its reduction over rows.
+  const outputSide = rows * out * (pass(2) + (scaleTrains ? pass(2) + pass(2) + pass(1) : pass(2)));
+  // Weight side: s ⊙ W (and its bf16 rounding); trained: the dW' GEMM, dW' ⊙ W and its reduction.
+  const gemm = scaleTrains ? (2 * rows * out * inF) / balance : 0;
+  const weightSide = out * inF * (pass(2) + pass(1) + (scaleTrains ? pass(2) + pass(1) : 0)) + gemm;
+  return weightSide < outputSide;
+}
+
+/** (x·Wᵀ) ⊙ s: x [..., in], weight [out, in] (f32 or bf16), s [out] (f32). */
+export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor): Tensor {
+  if (weight.rank !== 2 || s.rank !== 1 || s.shape[0] !== weight.shape[0]) {
+    throw new ShapeError(`[scaledLinear] Scale ${fmtShape(s.shape)} does not fit weight ${fmtShape(weight.shape)}`);
+  }
+  const [out, inF] = weight.shape as [number, number];
+  const rows = numel(x.shape.slice(0, -1));
+  const trains = s.requiresGrad && isGradEnabled();
+  const balance = x.backend.gemmFlopsPerByte;
+  if (balance === undefined || !foldsScale(rows, out, inF, trains, balance)) return mul(linear(x, weight), s);
+  return foldedLinear(x, weight, s);
+}
+
+/**
+ * x·(s ⊙ W)ᵀ with its own backward: dx = dy·(s ⊙ W), ds = Σ_in (dyᵀ·x) ⊙ W, dW = (dyᵀ·x) ⊙ s. The
+ * folded weight is made in f32 (a bf16 weight widened), rounded to the weight's dtype for the GEMMs,
+ * and kept for the backward's dx.
+ */
+function foldedLinear(x: Tensor, weight: Tensor, s: Tensor): Tensor {
+  const [out, inF] = weight.shape as [number, number];
+  const rows = numel(x.shape.slice(0, -1));
+  const w32 = (): Tensor => (weight.dtype === 'bf16' ? cast(weight, 'f32') : weight);
+  const folded = noGrad(() => scope(() => cast(mul(w32(), reshape(s, [out, 1])), weight.dtype)));
+  const y = noGrad(() => linear(x, folded));
+  return record(
+    'scaledLinear',
+    y,
+    [x, weight, s],
+    (dy, needs) =>
+      scope(() => {
+        const dy2 = reshape(dy, [rows, out]);
+        const dx = needs[0] ? reshape(matmul(dy2, folded), x.shape) : null;
+        if (!needs[1] && !needs[2]) return [dx, null, null];
+        const g = matmul(transpose(dy2), reshape(x, [rows, inF])); // d/d(s ⊙ W): [out, in]
+        const dw = needs[1] ? mul(g, reshape(s, [out, 1])) : null;
+        const ds = needs[2] ? reshape(sum(mul(g, w32()), 1), [out]) : null;
+        return [dx, dw, ds];
+      }),
+    [folded],
+  );
+}

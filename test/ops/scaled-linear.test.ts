@@ -1,0 +1,111 @@
+// ops.scaledLinear: (x·Wᵀ) ⊙ s either by scaling the output or by folding s into W, chosen from the
+// backend's GEMM-to-bandwidth balance. Both formulations are gradient-checked, agree with each other
+// (f32: to rounding; bf16 weights: within bf16 rounding of the folded weight), and the choice follows
+// the cost model (a GPU-like balance folds a training-sized product, a CPU-like one never does, and a
+// decode step's single row is never folded).
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { backward } from '../../src/autograd/backward.js';
+import type { Backend } from '../../src/backends/backend.js';
+import * as ops from '../../src/ops/index.js';
+import { foldsScale } from '../../src/ops/scaled-linear.js';
+import { tensor } from '../../src/tensor/creation.js';
+import { scope } from '../../src/tensor/scope.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { type TestBackend, testBackends } from '../helpers/backends.js';
+import { gradcheck, randData } from '../helpers/gradcheck.js';
+
+/** `b` reporting another GEMM balance (every method still runs on `b`). */
+function withBalance(b: Backend, balance: number): Backend {
+  return new Proxy(b, {
+    get(target, key) {
+      if (key === 'gemmFlopsPerByte') return balance;
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+const FOLD = 1e12; // every trained product folds
+const SCALE = 1e-12; // none does
+
+describe('scaledLinear cost model', () => {
+  test('a GPU-like balance folds training-sized products, a CPU-like one does not, one row never', () => {
+    // Llama-2-7B q_proj with VeRA r = 1024, 4×512 tokens: H100-like balance folds, a CPU's does not.
+    assert.equal(foldsScale(2048, 4096, 1024, true, 150), true);
+    assert.equal(foldsScale(2048, 4096, 1024, true, 8), false);
+    // GPT-2 small c_attn, r = 256, 4×128 tokens on a CPU: scaling the output is cheaper.
+    assert.equal(foldsScale(512, 2304, 256, true, 8), false);
+    // Generation: one row per step never pays for an [out, r] pass.
+    assert.equal(foldsScale(1, 4096, 1024, false, 150), false);
+    assert.equal(foldsScale(1, 4096, 1024, true, 1e9), false);
+    // Inference over many rows folds even on a CPU (no GEMM is added then).
+    assert.equal(foldsScale(8192, 2048, 256, false, 8), true);
+  });
+});
+
+for (const tb0 of testBackends()) {
+  const variants: [string, TestBackend][] = [
+    ['folded', { ...tb0, backend: withBalance(tb0.backend, FOLD) }],
+    ['scaled output', { ...tb0, backend: withBalance(tb0.backend, SCALE) }],
+  ];
+  describe(`scaledLinear on ${tb0.name}`, () => {
+    for (const [how, tb] of variants) {
+      test(`${how}: gradients of x, W and s`, () => {
+        // 7 rows × 5 in → 6 out; W passed as a row slice of a larger matrix (a VeRA B_s view).
+        const x = randData(tb, [7, 5], 1);
+        const big = randData(tb, [9, 5], 2);
+        const s = randData(tb, [6], 3);
+        gradcheck(tb, `scaledLinear ${how}`, (a, w, v) => ops.scaledLinear(a, ops.slice(w, 0, 0, 6), v), [x, big, s]);
+      });
+    }
+
+    test('both formulations give the same values and gradients (batched input)', () => {
+      const run = (tb: TestBackend): number[][] =>
+        scope(() => {
+          const x = randData(tb, [2, 3, 8], 4).setRequiresGrad(true);
+          const w = randData(tb, [5, 8], 5);
+          const s = randData(tb, [5], 6).setRequiresGrad(true);
+          const y = ops.scaledLinear(x, w, s);
+          backward(ops.sum(ops.mul(y, randData(tb, [2, 3, 5], 7))));
+          return [y.toNumbers(), x.grad!.toNumbers(), s.grad!.toNumbers()];
+        });
+      const [a, b] = variants.map(([, tb]) => run(tb));
+      const tol = tb0.dtype === 'f64' ? 1e-12 : 1e-5;
+      for (let k = 0; k < 3; k++) {
+        a![k]!.forEach((v, i) => assert.ok(Math.abs(v - b![k]![i]!) <= tol * (1 + Math.abs(v)), `output ${k}[${i}]`));
+      }
+    });
+  });
+
+  if (tb0.backend.dtypes.includes('bf16') && tb0.dtype === 'f32') {
+    test(`scaledLinear on ${tb0.name}: a bf16 weight folds within bf16 rounding of the scaled output`, () => {
+      const [fold, plain] = [FOLD, SCALE].map((bal) =>
+        scope(() => {
+          const backend = withBalance(tb0.backend, bal);
+          const x = randData({ ...tb0, backend }, [16, 32], 8).setRequiresGrad(true);
+          const w = ops.cast(randData({ ...tb0, backend }, [24, 32], 9), 'bf16');
+          const s = randData({ ...tb0, backend }, [24], 10).setRequiresGrad(true);
+          const y = ops.scaledLinear(x, w, s);
+          backward(ops.sum(y));
+          return [y, x.grad!, s.grad!].map((t: Tensor) => t.toNumbers());
+        }),
+      );
+      for (let k = 0; k < 3; k++) {
+        const ref = plain![k]!;
+        const scale = Math.max(...ref.map(Math.abs));
+        const worst = Math.max(...ref.map((v, i) => Math.abs(v - fold![k]![i]!)));
+        // bf16 keeps 8 bits: the fold's extra rounding of s ⊙ W moves a 32-term dot product by ≲ 2⁻⁸.
+        assert.ok(worst <= scale / 128, `output ${k}: worst |fold − scaled| ${worst} vs max ${scale}`);
+      }
+    });
+  }
+
+  test(`scaledLinear on ${tb0.name}: a scale that does not fit the weight names both shapes`, () => {
+    const x = tensor([1, 2], { shape: [1, 2], dtype: tb0.dtype, backend: tb0.backend });
+    const w = tensor([1, 2, 3, 4], { shape: [2, 2], dtype: tb0.dtype, backend: tb0.backend });
+    const s = tensor([1, 2, 3], { shape: [3], dtype: tb0.dtype, backend: tb0.backend });
+    assert.throws(() => ops.scaledLinear(x, w, s), /\[scaledLinear\] Scale \(3\) does not fit weight \(2, 2\)/);
+  });
+}
