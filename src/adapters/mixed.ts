@@ -118,3 +118,20 @@ export function rowVectors(
   const recordsGrad = isGradEnabled() && vectors.some((v) => v?.requiresGrad);
   return active && !recordsGrad ? active.vectors(vectors, n, rank, () => scope(make)) : make();
 }
+
+/**
+ * [B, …shape]: row i holds parts[i] (each of `shape`'s size), the parts of the rows stacked (a head's
+ * weights per row). Within withRowCache built once per set of parts, as rowVectors is (not cached while
+ * a part records a gradient).
+ */
+export function rowStack(parts: readonly Tensor[], shape: readonly number[]): Tensor {
+  const make = () =>
+    ops.concat(
+      parts.map((p) => ops.reshape(p, [1, ...shape])),
+      0,
+    );
+  const n = shape.reduce((a, d) => a * d, 1);
+  const recordsGrad = isGradEnabled() && parts.some((p) => p.requiresGrad);
+  // Keyed as rowVectors' are, with a rank of its own (shape's rank + 1 + 100) so the two never meet.
+  return active && !recordsGrad ? active.vectors([...parts], n, shape.length + 101, () => scope(make)) : make();
+}

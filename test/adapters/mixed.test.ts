@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BASE_ADAPTER, getPeftModel, loraConfig, veraConfig } from '../../src/adapters/index.js';
+import { ModulesToSaveWrapper } from '../../src/adapters/modules-to-save.js';
 import type { PeftModel } from '../../src/adapters/peft-model.js';
 import { noGrad } from '../../src/autograd/graph.js';
 import { generate } from '../../src/generate/generate.js';
@@ -14,6 +15,7 @@ import type { PreTrainedModel } from '../../src/models/pretrained.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { scope } from '../../src/tensor/scope.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
 import { caseDir } from '../models/fixtures.js';
 
 /** Seeded non-trivial values for an adapter's trained tensors (an identity adapter would test nothing). */
@@ -82,6 +84,26 @@ function assertRowsMatch(peft: PeftModel<PreTrainedModel>, names: string[]): voi
       assert.notDeepEqual(row0[i], row0[j], `${[...seen][i]} vs ${[...seen][j]}`);
 }
 
+/** Records, for every forward of a head copy inside withAdapterNames, which copy ran on how many rows. */
+function spyHeads(peft: PeftModel<PreTrainedModel>): { mixed: string[] } {
+  const seen = { mixed: [] as string[] };
+  for (const [, m] of peft.model.namedModules()) {
+    if (!(m instanceof ModulesToSaveWrapper)) continue;
+    const copies: [string, { forward(...a: unknown[]): Tensor }][] = [
+      ['original', m.original_module],
+      ...[...m.modules_to_save.entries()],
+    ];
+    for (const [name, copy] of copies) {
+      const forward = copy.forward.bind(copy);
+      copy.forward = (...a: unknown[]) => {
+        if (m.rowAdapters !== null) seen.mixed.push(`${name}:${(a[0] as Tensor).shape[0]}`);
+        return forward(...a);
+      };
+    }
+  }
+  return seen;
+}
+
 describe('mixed-adapter batches', () => {
   test('VeRA (one pass for every adapter) on a causal LM: each row as if alone', () => {
     const peft = adapted('gpt2-lm', () =>
@@ -109,6 +131,23 @@ describe('mixed-adapter batches', () => {
     const n = out.length / IDS.length;
     assert.ok(out.subarray(0, n).every(Number.isNaN));
     assert.ok(out.subarray(n).every(Number.isFinite));
+  });
+
+  test('heads in a mixed batch cost one pass: Linear heads as one batched GEMM, others on their own rows', () => {
+    // Linear heads (Llama's score): no copy runs on the batch; rows are still their own adapter's.
+    const lin = adapted('llama-seqcls', () =>
+      veraConfig({ r: 8, target_modules: ['q_proj'], modules_to_save: ['score'], task_type: 'SEQ_CLS' }),
+    );
+    const rowsSeen = spyHeads(lin);
+    assertRowsMatch(lin, ['b', 'a', BASE_ADAPTER, 'a']);
+    assert.deepEqual(rowsSeen.mixed, [], 'no head copy ran on its own in the mixed batch');
+    // RoBERTa's head (dense, tanh, out_proj) is no Linear: each copy runs once, on its own rows only.
+    const rob = adapted('roberta-seqcls', () =>
+      veraConfig({ r: 8, target_modules: ['query', 'value'], modules_to_save: ['classifier'], task_type: 'SEQ_CLS' }),
+    );
+    const seen = spyHeads(rob);
+    assertRowsMatch(rob, ['a', BASE_ADAPTER, 'b', 'a']);
+    assert.deepEqual(seen.mixed.sort(), ['a:2', 'b:1', 'original:1'], 'each head on its rows only: one pass in all');
   });
 
   test('LoRA (the generic masked path)', () => {
