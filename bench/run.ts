@@ -59,7 +59,7 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
   {
     name: 'serve',
     title:
-      '`vera serve` on loopback (the command in a child process, LocalEngine: static mixed-adapter batches on the event loop), 64 concurrent clients, a random one of 1,000 VeRA adapters of the shipped base per request against the same load on one adapter: generation (/v1/completions) and classification (/classify)',
+      '`vera serve` on loopback (the command in a child process; the model in its worker thread, continuous batching for generation), 64 concurrent clients, a random one of 1,000 VeRA adapters of the shipped base per request against the same load on one adapter: generation (/v1/completions) and classification (/classify); then continuous against static batching on a mixed load of short and long generations',
     load: () => import('./serve.js'),
   },
   {

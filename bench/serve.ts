@@ -5,7 +5,9 @@
 // greedy, 16 tokens) and classification (POST /classify, vLLM's shape); the same load on one adapter is the
 // peer. Each phase is bounded in requests and in time. Reported: errors, requests/s, p50/p99 latency, and
 // the p99 of GET /health polled every 20 ms during the load. Before each measured phase every adapter is
-// touched once (loaded), and that first pass is reported too.
+// touched once (loaded), and that first pass is reported too. Then continuous batching (the default)
+// against static batching (`vera serve --batching static`: a batch runs to its end before the next
+// starts) on a mixed load: 64 clients, three short requests (8 tokens) to one long one (96 tokens).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -26,7 +28,12 @@ const TEXTS = ['What a great movie, I loved it', 'Terrible service, never again'
 const LIMITS = {
   generation: { requests: 768, seconds: 25 },
   classification: { requests: 4000, seconds: 20 },
+  mixed: { requests: 768, seconds: 25 },
 };
+const SHORT = 8;
+const LONG = 96;
+/** Request i of the mixed load: every fourth is long. */
+const isLong = (i: number) => i % 4 === 3;
 
 /** N adapters under `dir`/a<i>: one PeftModel, its λ (and head) redrawn and saved N times. */
 function makeAdapters(dir: string, n: number, classifier: boolean): void {
@@ -110,16 +117,19 @@ interface Load {
   p50: number;
   p99: number;
   healthP99: number;
+  /** Latency (ms) of each request, by its index. */
+  samples: { i: number; ms: number }[];
   firstError?: string;
 }
 
 /** CLIENTS clients, each sending its next request when its last is answered, until a bound is reached. */
 async function load(
-  send: (adapter: string) => Promise<Response>,
+  send: (adapter: string, i: number) => Promise<Response>,
   pickAdapter: () => string,
   bound: { requests: number; seconds: number },
 ): Promise<Load> {
   const latencies: number[] = [];
+  const samples: { i: number; ms: number }[] = [];
   const health: number[] = [];
   let errors = 0;
   let started = 0;
@@ -129,10 +139,10 @@ async function load(
   let running = true;
   const client = async () => {
     while (started < bound.requests && performance.now() < deadline) {
-      started++;
+      const i = started++;
       const s = performance.now();
       try {
-        const r = await send(pickAdapter());
+        const r = await send(pickAdapter(), i);
         const text = await r.text();
         if (r.status !== 200) {
           errors++;
@@ -143,6 +153,7 @@ async function load(
         firstError ??= String(e);
       }
       latencies.push(performance.now() - s);
+      samples.push({ i, ms: latencies.at(-1)! });
     }
   };
   const probe = (async () => {
@@ -166,6 +177,7 @@ async function load(
     p50: pct(latencies, 50),
     p99: pct(latencies, 99),
     healthP99: pct(health, 99),
+    samples,
     ...(firstError ? { firstError } : {}),
   };
 }
@@ -216,7 +228,7 @@ export async function run(): Promise<BenchRow[]> {
           [`${ADAPTERS} adapters`, many],
           ['one adapter', one],
         ] as const)
-          note(`serve: ${task}: ${name}: ${JSON.stringify(l)}`);
+          note(`serve: ${task}: ${name}: ${JSON.stringify({ ...l, samples: undefined })}`);
         const what = `${task} (${task === 'generation' ? 'POST /v1/completions, 16 greedy tokens' : 'POST /classify'}), ${CLIENTS} clients`;
         const extra = {
           errors: many.errors + one.errors,
@@ -275,8 +287,82 @@ export async function run(): Promise<BenchRow[]> {
         child.kill('SIGTERM');
       }
     }
+    rows.push(...(await continuousVsStatic(join(tmp, 'generation'))));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
   return rows;
+}
+
+/** Continuous against static batching on the mixed load of short and long requests (one adapter). */
+async function continuousVsStatic(adapters: string): Promise<BenchRow[]> {
+  const results: Record<string, Load> = {};
+  for (const mode of ['continuous', 'static'] as const) {
+    const { url, child } = await startServer(adapters, ['--batching', mode]);
+    try {
+      const send = Object.assign(
+        (adapter: string, i: number) =>
+          fetch(`${url}/v1/completions`, {
+            method: 'POST',
+            body: JSON.stringify({
+              model: adapter,
+              prompt: PROMPTS[i % PROMPTS.length],
+              max_tokens: isLong(i) ? LONG : SHORT,
+              temperature: 0,
+            }),
+          }),
+        { health: `${url}/health` },
+      );
+      await load(send, () => 'a0', { requests: 128, seconds: 10 }); // warm-up
+      results[mode] = await load(send, () => 'a0', LIMITS.mixed);
+      note(`serve: mixed load, ${mode} batching: ${JSON.stringify({ ...results[mode], samples: undefined })}`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  }
+  const [c, st] = [results['continuous']!, results['static']!];
+  const short = (l: Load) => l.samples.filter((x) => !isLong(x.i)).map((x) => x.ms);
+  const what = `mixed generation load (POST /v1/completions, ${CLIENTS} clients, 3 of 4 requests ${SHORT} greedy tokens, 1 of 4 ${LONG}), one adapter`;
+  const peer = 'vera-ts, static batching (vera serve --batching static)';
+  const errors = {
+    errors_continuous: c.errors,
+    errors_static: st.errors,
+    requests_continuous: c.requests,
+    requests_static: st.requests,
+  };
+  return [
+    emit({
+      bench: 'serve',
+      case: `${what}: throughput, continuous batching`,
+      ours: c.rps,
+      peer: st.rps,
+      peer_name: peer,
+      unit: 'req/s',
+      ...errors,
+    }),
+    emit({
+      bench: 'serve',
+      case: `${what}: p50 latency, continuous batching`,
+      ours: c.p50,
+      peer: st.p50,
+      peer_name: peer,
+      unit: 'ms',
+    }),
+    emit({
+      bench: 'serve',
+      case: `${what}: p99 latency, continuous batching`,
+      ours: c.p99,
+      peer: st.p99,
+      peer_name: peer,
+      unit: 'ms',
+    }),
+    emit({
+      bench: 'serve',
+      case: `${what}: p99 latency of the short requests, continuous batching`,
+      ours: pct(short(c), 99),
+      peer: pct(short(st), 99),
+      peer_name: peer,
+      unit: 'ms',
+    }),
+  ];
 }

@@ -1,10 +1,11 @@
 // Continuous batching: generation requests join the running batch at the next decoding step and leave it
 // when they finish (a stop token, their token limit, a cancel), each row with its own sampling
 // parameters and generator and its own key (an adapter, for the `around` wrapper: this layer does not
-// know adapters). Each loop turn prefills at most one new request (alone, so its prompt's forward is the
-// one `generate` runs for it), then runs one decoding step over every running row, then yields to the
-// event loop: a long request never holds a short one back longer than one step, and a request that
-// arrives is admitted at the next turn. Static mode (`mode: 'static'`) admits only into an empty batch,
+// know adapters). Each loop turn prefills the waiting requests that fit (each alone, so its prompt's
+// forward is the one `generate` runs for it; at most prefillTokens prompt tokens a turn, and always one),
+// then runs one decoding step over every running row, then yields to the event loop: a long request never
+// holds a short one back longer than one step, a request that arrives is admitted at the next turn, and
+// rows that leave are replaced at once, so the batch stays full under load. Static mode (`mode: 'static'`) admits only into an empty batch,
 // up to maxRows at once, and runs it until every row has finished: batching as it was, for comparison.
 //
 // Rows live in a RaggedCache (ragged-cache.ts): right-aligned, each with its own positions, so a greedy
@@ -62,6 +63,8 @@ export interface ContinuousOptions<K> {
   around?: RowsWrapper<K>;
   /** Columns the cache starts with (default 64; it grows as rows need). */
   capacity?: number;
+  /** Most prompt tokens prefilled in one loop turn, between two steps (default 512; one request always). */
+  prefillTokens?: number;
 }
 
 export interface ContinuousStats {
@@ -90,6 +93,7 @@ export class ContinuousBatcher<K> {
   readonly #model: PreTrainedModel;
   readonly #maxRows: number;
   readonly #static: boolean;
+  readonly #prefillTokens: number;
   readonly #around: RowsWrapper<K>;
   readonly #cache: RaggedCache;
   readonly #waiting: Row<K>[] = [];
@@ -105,6 +109,7 @@ export class ContinuousBatcher<K> {
     this.#model = model;
     this.#maxRows = opts.maxRows ?? 16;
     this.#static = (opts.mode ?? 'continuous') === 'static';
+    this.#prefillTokens = opts.prefillTokens ?? 512;
     this.#around = opts.around ?? ((_keys, f) => f());
     this.#cache = new RaggedCache(model.parameters()[0]!.backend, this.#maxRows, opts.capacity);
   }
@@ -185,8 +190,14 @@ export class ContinuousBatcher<K> {
         ? this.#running.length === 0
           ? this.#maxRows
           : 0
-        : Math.min(1, this.#maxRows - this.#running.length);
-      for (let i = 0; i < admit && this.#waiting.length > 0; i++) await this.#prefill(this.#waiting.shift()!);
+        : this.#maxRows - this.#running.length;
+      let budget = this.#static ? Infinity : this.#prefillTokens;
+      for (let i = 0; i < admit && this.#waiting.length > 0; i++) {
+        const n = this.#waiting[0]!.req.ids.length;
+        if (i > 0 && n > budget) break;
+        budget -= n;
+        await this.#prefill(this.#waiting.shift()!);
+      }
       this.#leave();
       if (this.#running.length > 0) await this.#step();
       this.#leave();
