@@ -2,9 +2,8 @@
 
 import { type AdapterStore, openStore } from '../../src/serve/store/index.js';
 
-/** A real folder store whose get() (the engine's adapter files) answers after `ms`. */
-export async function slowStore(dir: string, ms: number): Promise<AdapterStore> {
-  const store = await openStore(dir);
+/** `store` with get() (what the engine loads adapter files with) answering after `ms`. */
+export function delayed(store: AdapterStore, ms: number): AdapterStore {
   return {
     kind: store.kind,
     spec: store.spec,
@@ -21,4 +20,9 @@ export async function slowStore(dir: string, ms: number): Promise<AdapterStore> 
     remove: (name, opts) => store.remove(name, opts),
     close: () => store.close(),
   };
+}
+
+/** A real folder store over `dir` whose get() answers after `ms`. */
+export async function slowStore(dir: string, ms: number): Promise<AdapterStore> {
+  return delayed(await openStore(dir), ms);
 }
