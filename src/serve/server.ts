@@ -303,7 +303,7 @@ export class AdapterServer {
         new Error(
           `refusing to listen on ${host}: the store ${this.store.spec} has no API keys, so anyone who reaches the ` +
             'server could use and change every adapter. Create a key (vera keys add --store SPEC --tenant NAME ' +
-            '--role admin) or set VERA_ADMIN_KEY, listen on 127.0.0.1, or pass --insecure-no-auth',
+            '--admin) or set VERA_ADMIN_KEY, listen on 127.0.0.1, or pass --insecure-no-auth',
         ),
       );
     // #handle answers every error itself; a failure to answer (the client went away) ends that socket only.
