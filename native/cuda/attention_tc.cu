@@ -13,9 +13,10 @@
 //   B (16 × 8, k × n):      {(k t..t+1, n g), (k t+8..t+9, n g)}
 //   C (16 × 8):             {(g, t), (g, t+1), (g+8, t), (g+8, t+1)}
 // so a C fragment pair of n-tiles 2κ, 2κ+1 is the A fragment of k-chunk κ: P and dS go from the
-// accumulators to the next product without shared memory. Each B operand is kept in shared memory as
-// [n][k] (bf16, rows padded by 8 elements so the 8 rows of a quad's loads hit distinct banks), so every
-// fragment register is one 32-bit load: K as is for Q·Kᵀ, V transposed (Vᵀ) for P·V, and so on.
+// accumulators to the next product without shared memory. Every tile sits in shared memory as loaded,
+// [rows][DMAX] (bf16, rows padded by 8 elements so the rows of a fragment load hit distinct banks): a B
+// operand stored [n][k] (K for Q·Kᵀ) is read with 32-bit loads, one stored [k][n] (V for P·V, K for
+// dS·K, Q and dO for dK and dV) with ldmatrix.trans, so no tile is transposed or loaded twice.
 #include <cuda_bf16.h>
 
 #include <climits>
@@ -72,6 +73,19 @@ __device__ __forceinline__ void frag_b(uint32_t (&b)[2], const bf16* T, int n0, 
   b[1] = ld32(p + 8);
 }
 
+// The B fragments of n-tiles n0.. and n0 + 8.. (k0..) of an operand stored [k][n] with row stride LD:
+// ldmatrix.x4.trans, lanes 8·m..8·m + 7 addressing the rows of 8 × 8 matrix m (k halves in m's bit 0,
+// n-tiles in bit 1); b0 is n-tile n0's fragment, b1 n0 + 8's.
+template <int LD>
+__device__ __forceinline__ void frag_b_trans2(uint32_t (&b0)[2], uint32_t (&b1)[2], const bf16* T, int n0, int k0,
+                                              int lane) {
+  const bf16* p = T + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + n0 + (lane >> 4) * 8;
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(b0[0]), "=r"(b0[1]), "=r"(b1[0]), "=r"(b1[1])
+               : "r"(addr));
+}
+
 // The A fragment of k-chunk kk from accumulators c[n-tile][4] (the C → A identity above).
 template <int N>
 __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&c)[N][4], int kk) {
@@ -82,8 +96,19 @@ __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&c)[N][4
 }
 
 // dst[r·LD + c] = bf16(src[r·rs + c]) for r < n, c < d; 0 elsewhere (r < ROWS, c < DMAX).
+// Four columns per thread (16-byte loads) where rows start 16-byte aligned and d is a multiple of 4.
 template <int ROWS, int DMAX, int LD>
 __device__ __forceinline__ void load_tile(bf16* dst, const float* __restrict__ src, long long rs, int n, int d) {
+  if ((d & 3) == 0 && (rs & 3) == 0 && (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+    constexpr int QUART = DMAX / 4;
+    for (int t = threadIdx.x; t < ROWS * QUART; t += kThreads) {
+      const int r = t / QUART, c = 4 * (t - r * QUART);
+      float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (r < n && c < d) x = __ldg(reinterpret_cast<const float4*>(src + r * rs + c));
+      *reinterpret_cast<uint2*>(dst + r * LD + c) = make_uint2(pack2(x.x, x.y), pack2(x.z, x.w));
+    }
+    return;
+  }
   constexpr int HALF = DMAX / 2;
   for (int t = threadIdx.x; t < ROWS * HALF; t += kThreads) {
     const int r = t / HALF, c = 2 * (t - r * HALF);
@@ -94,15 +119,6 @@ __device__ __forceinline__ void load_tile(bf16* dst, const float* __restrict__ s
       if (c + 1 < d) x1 = __ldg(s + 1);
     }
     *reinterpret_cast<uint32_t*>(dst + r * LD + c) = pack2(x0, x1);
-  }
-}
-
-// The transposed tile: dst[c·LD + r] = bf16(src[r·rs + c]), zero-padded as load_tile.
-template <int ROWS, int DMAX, int LD>
-__device__ __forceinline__ void load_tile_t(bf16* dst, const float* __restrict__ src, long long rs, int n, int d) {
-  for (int t = threadIdx.x; t < ROWS * DMAX; t += kThreads) {
-    const int r = t / DMAX, c = t - r * DMAX;
-    dst[c * LD + r] = to_bf16((r < n && c < d) ? __ldg(src + r * rs + c) : 0.0f);
   }
 }
 
@@ -120,19 +136,15 @@ __device__ __forceinline__ float quad_sum(float x) {
 
 template <int DMAX>
 struct Smem {
-  static constexpr int LD = DMAX + 8;   // [rows][DMAX] tiles
-  static constexpr int LDK = kBC + 8;   // [DMAX][kBC] transposed key-side tiles
-  static constexpr int LDQ = kQB + 8;   // [DMAX][kQB] transposed query-side tiles (dK/dV)
+  static constexpr int LD = DMAX + 8;  // [rows][DMAX] tiles
   static constexpr int KLD = KeepLd<kBC>::value;
   static constexpr size_t tile(int rows) { return (size_t)rows * LD * sizeof(bf16); }
-  // Q, K, Vᵀ; key visibility; keep bytes.
-  static constexpr size_t forward = tile(kBR) + tile(kBC) + (size_t)DMAX * LDK * sizeof(bf16) + kBC + kBR * KLD;
-  // Q, dO, K, Kᵀ, V; lse, Δ; key visibility; keep bytes.
-  static constexpr size_t dq =
-      2 * tile(kBR) + 2 * tile(kBC) + (size_t)DMAX * LDK * sizeof(bf16) + 2 * kBR * sizeof(float) + kBC + kBR * KLD;
-  // K, V; Q, Qᵀ, dO, dOᵀ; lse, Δ; key visibility; keep bytes.
-  static constexpr size_t dkdv = 2 * tile(kBC) + 2 * tile(kQB) + 2 * (size_t)DMAX * LDQ * sizeof(bf16) +
-                                 2 * kQB * sizeof(float) + kBC + kQB * KLD;
+  // Q, K, V; key visibility; keep bytes.
+  static constexpr size_t forward = tile(kBR) + 2 * tile(kBC) + kBC + kBR * KLD;
+  // Q, dO, K, V; lse, Δ; key visibility; keep bytes.
+  static constexpr size_t dq = 2 * tile(kBR) + 2 * tile(kBC) + 2 * kBR * sizeof(float) + kBC + kBR * KLD;
+  // K, V; Q, dO; lse, Δ; key visibility; keep bytes.
+  static constexpr size_t dkdv = 2 * tile(kBC) + 2 * tile(kQB) + 2 * kQB * sizeof(float) + kBC + kQB * KLD;
 };
 
 // ---- forward ---------------------------------------------------------------------------------------
@@ -142,12 +154,12 @@ template <int DMAX>
 __global__ void __launch_bounds__(kThreads)
     tc_forward_kernel(const Params p, float* __restrict__ out, float* __restrict__ lse, int ntiles) {
   using S = Smem<DMAX>;
-  constexpr int LD = S::LD, LDK = S::LDK, NT = kBC / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
+  constexpr int LD = S::LD, NT = kBC / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16* Qs = reinterpret_cast<bf16*>(smem);                    // [kBR][LD]
-  bf16* Ks = Qs + kBR * LD;                                     // [kBC][LD]
-  bf16* Vt = Ks + kBC * LD;                                     // [DMAX][LDK]
-  uint8_t* kvis = reinterpret_cast<uint8_t*>(Vt + DMAX * LDK);  // [kBC]
+  bf16* Qs = reinterpret_cast<bf16*>(smem);                  // [kBR][LD]
+  bf16* Ks = Qs + kBR * LD;                                   // [kBC][LD]
+  bf16* Vs = Ks + kBC * LD;                                   // [kBC][LD]
+  uint8_t* kvis = reinterpret_cast<uint8_t*>(Vs + kBC * LD);  // [kBC]
   uint8_t* keep = kvis + kBC;                                   // [kBR][KLD]
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t2 = 2 * (lane & 3);
@@ -170,7 +182,7 @@ __global__ void __launch_bounds__(kThreads)
     const int nk = min(kBC, jhi - j0);
     __syncthreads();  // the previous tile's readers are done
     load_tile<kBC, DMAX, LD>(Ks, kb + (long long)j0 * p.ks1, p.ks1, nk, p.d);
-    load_tile_t<kBC, DMAX, LDK>(Vt, vb + (long long)j0 * p.vs1, p.vs1, nk, p.d);
+    load_tile<kBC, DMAX, LD>(Vs, vb + (long long)j0 * p.vs1, p.vs1, nk, p.d);
     load_key_vis<kBC, kThreads>(kvis, p, b, j0, nk);
     if (p.drop) fill_keep<kBR, kBC, kThreads>(keep, p, b, h, i0, nq, j0, nk);
     __syncthreads();
@@ -233,10 +245,11 @@ __global__ void __launch_bounds__(kThreads)
       uint32_t a[4];
       acc_to_a<NT>(a, s, kk);
 #pragma unroll
-      for (int dt = 0; dt < DT; dt++) {
-        uint32_t bb[2];
-        frag_b<LDK>(bb, Vt, dt * 8, kk * 16, lane);
-        mma(o[dt], a, bb);
+      for (int dt = 0; dt < DT; dt += 2) {
+        uint32_t b0[2], b1[2];
+        frag_b_trans2<LD>(b0, b1, Vs, dt * 8, kk * 16, lane);
+        mma(o[dt], a, b0);
+        mma(o[dt + 1], a, b1);
       }
     }
   }
@@ -268,14 +281,13 @@ template <int DMAX>
 __global__ void __launch_bounds__(kThreads)
     tc_dq_kernel(const Params p, const Grad gr, float* __restrict__ dq, int ntiles) {
   using S = Smem<DMAX>;
-  constexpr int LD = S::LD, LDK = S::LDK, NT = kBC / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
+  constexpr int LD = S::LD, NT = kBC / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* Qs = reinterpret_cast<bf16*>(smem);                 // [kBR][LD]
   bf16* Gs = Qs + kBR * LD;                                  // [kBR][LD] dO
   bf16* Ks = Gs + kBR * LD;                                  // [kBC][LD]
   bf16* Vs = Ks + kBC * LD;                                  // [kBC][LD]
-  bf16* Kt = Vs + kBC * LD;                                  // [DMAX][LDK]
-  float* ls = reinterpret_cast<float*>(Kt + DMAX * LDK);     // [kBR]
+  float* ls = reinterpret_cast<float*>(Vs + kBC * LD);       // [kBR]
   float* dls = ls + kBR;                                     // [kBR]
   uint8_t* kvis = reinterpret_cast<uint8_t*>(dls + kBR);     // [kBC]
   uint8_t* keep = kvis + kBC;                                // [kBR][KLD]
@@ -307,7 +319,6 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     load_tile<kBC, DMAX, LD>(Ks, kb + (long long)j0 * p.ks1, p.ks1, nk, p.d);
     load_tile<kBC, DMAX, LD>(Vs, vb + (long long)j0 * p.vs1, p.vs1, nk, p.d);
-    load_tile_t<kBC, DMAX, LDK>(Kt, kb + (long long)j0 * p.ks1, p.ks1, nk, p.d);
     load_key_vis<kBC, kThreads>(kvis, p, b, j0, nk);
     if (p.drop) fill_keep<kBR, kBC, kThreads>(keep, p, b, h, i0, nq, j0, nk);
     __syncthreads();
@@ -346,10 +357,11 @@ __global__ void __launch_bounds__(kThreads)
       uint32_t a[4];
       acc_to_a<NT>(a, s, kk);
 #pragma unroll
-      for (int dt = 0; dt < DT; dt++) {
-        uint32_t bb[2];
-        frag_b<LDK>(bb, Kt, dt * 8, kk * 16, lane);
-        mma(acc[dt], a, bb);  // dQ += dS K
+      for (int dt = 0; dt < DT; dt += 2) {
+        uint32_t b0[2], b1[2];
+        frag_b_trans2<LD>(b0, b1, Ks, dt * 8, kk * 16, lane);
+        mma(acc[dt], a, b0);  // dQ += dS K
+        mma(acc[dt + 1], a, b1);
       }
     }
   }
@@ -375,15 +387,13 @@ template <int DMAX>
 __global__ void __launch_bounds__(kThreads, 1)
     tc_dkdv_kernel(const Params p, const Grad gr, float* __restrict__ dk, float* __restrict__ dv, int ntiles) {
   using S = Smem<DMAX>;
-  constexpr int LD = S::LD, LDQ = S::LDQ, NT = kQB / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
+  constexpr int LD = S::LD, NT = kQB / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* Ks = reinterpret_cast<bf16*>(smem);                  // [kBC][LD]
   bf16* Vs = Ks + kBC * LD;                                   // [kBC][LD]
   bf16* Qs = Vs + kBC * LD;                                   // [kQB][LD]
   bf16* Gs = Qs + kQB * LD;                                   // [kQB][LD] dO
-  bf16* Qt = Gs + kQB * LD;                                   // [DMAX][LDQ]
-  bf16* Gt = Qt + DMAX * LDQ;                                 // [DMAX][LDQ] dOᵀ
-  float* ls = reinterpret_cast<float*>(Gt + DMAX * LDQ);      // [kQB]
+  float* ls = reinterpret_cast<float*>(Gs + kQB * LD);        // [kQB]
   float* dls = ls + kQB;                                      // [kQB]
   uint8_t* kvis = reinterpret_cast<uint8_t*>(dls + kQB);      // [kBC]
   uint8_t* keep = kvis + kBC;                                 // [kQB][KLD] (query-major, as the forward's)
@@ -414,8 +424,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       const float* grow = gr.dout + b * gr.gs0 + (long long)i0 * gr.gs1 + h * gr.gs2;
       load_tile<kQB, DMAX, LD>(Qs, qrow, p.qs1, nq, p.d);
       load_tile<kQB, DMAX, LD>(Gs, grow, gr.gs1, nq, p.d);
-      load_tile_t<kQB, DMAX, LDQ>(Qt, qrow, p.qs1, nq, p.d);
-      load_tile_t<kQB, DMAX, LDQ>(Gt, grow, gr.gs1, nq, p.d);
       const long long base = ((long long)b * p.hq + h) * p.tq + i0;
       for (int r = threadIdx.x; r < kQB; r += kThreads) {
         ls[r] = r < nq ? __ldg(gr.lse + base + r) : kNegInf;
@@ -460,12 +468,14 @@ __global__ void __launch_bounds__(kThreads, 1)
         acc_to_a<NT>(ap, st, kk);
         acc_to_a<NT>(as, dpt, kk);
 #pragma unroll
-        for (int dt = 0; dt < DT; dt++) {
-          uint32_t bgt[2], bqt[2];
-          frag_b<LDQ>(bgt, Gt, dt * 8, kk * 16, lane);
-          frag_b<LDQ>(bqt, Qt, dt * 8, kk * 16, lane);
-          mma(adv[dt], ap, bgt);  // dV += (P ∘ M)ᵀ dO
-          mma(adk[dt], as, bqt);  // dK += dSᵀ Q
+        for (int dt = 0; dt < DT; dt += 2) {
+          uint32_t g0[2], g1[2], q0[2], q1[2];
+          frag_b_trans2<LD>(g0, g1, Gs, dt * 8, kk * 16, lane);
+          frag_b_trans2<LD>(q0, q1, Qs, dt * 8, kk * 16, lane);
+          mma(adv[dt], ap, g0);  // dV += (P ∘ M)ᵀ dO
+          mma(adv[dt + 1], ap, g1);
+          mma(adk[dt], as, q0);  // dK += dSᵀ Q
+          mma(adk[dt + 1], as, q1);
         }
       }
     }

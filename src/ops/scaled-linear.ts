@@ -37,8 +37,12 @@ export function foldsScale(rows: number, out: number, inF: number, scaleTrains: 
   return weightSide < outputSide;
 }
 
-/** (x·Wᵀ) ⊙ s: x [..., in], weight [out, in] (f32 or bf16), s [out] (f32). */
-export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor): Tensor {
+/**
+ * (x·Wᵀ) ⊙ s: x [..., in], weight [out, in] (f32, or bf16: the GEMMs then run in bf16), s [out] (f32).
+ * `master`, when given, is the f32 tensor a bf16 weight was rounded from; the fold scales it instead
+ * of widening the bf16 copy.
+ */
+export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tensor): Tensor {
   if (weight.rank !== 2 || s.rank !== 1 || s.shape[0] !== weight.shape[0]) {
     throw new ShapeError(`[scaledLinear] Scale ${fmtShape(s.shape)} does not fit weight ${fmtShape(weight.shape)}`);
   }
@@ -47,18 +51,24 @@ export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor): Tensor {
   const trains = s.requiresGrad && isGradEnabled();
   const balance = x.backend.gemmFlopsPerByte;
   if (balance === undefined || !foldsScale(rows, out, inF, trains, balance)) return mul(linear(x, weight), s);
-  return foldedLinear(x, weight, s);
+  if (master && (master.dtype === 'bf16' || master.shape[0] !== out || master.shape[1] !== inF)) {
+    throw new ShapeError(
+      `[scaledLinear] Master ${master.dtype} ${fmtShape(master.shape)} is not a float copy of weight ${fmtShape(weight.shape)}`,
+    );
+  }
+  return foldedLinear(x, weight, s, master);
 }
 
 /**
  * x·(s ⊙ W)ᵀ with its own backward: dx = dy·(s ⊙ W), ds = Σ_in (dyᵀ·x) ⊙ W, dW = (dyᵀ·x) ⊙ s. The
- * folded weight is made in f32 (a bf16 weight widened), rounded to the weight's dtype for the GEMMs,
- * and kept for the backward's dx.
+ * folded weight is made in f32 (from the master, or a bf16 weight widened), rounded to the weight's
+ * dtype for the GEMMs, and kept for the backward's dx; over a bf16 weight the dW' GEMM runs in bf16 too
+ * (x rounded), as autocast runs every GEMM of the step.
  */
-function foldedLinear(x: Tensor, weight: Tensor, s: Tensor): Tensor {
+function foldedLinear(x: Tensor, weight: Tensor, s: Tensor, master: Tensor | undefined): Tensor {
   const [out, inF] = weight.shape as [number, number];
   const rows = numel(x.shape.slice(0, -1));
-  const w32 = (): Tensor => (weight.dtype === 'bf16' ? cast(weight, 'f32') : weight);
+  const w32 = (): Tensor => master ?? (weight.dtype === 'bf16' ? cast(weight, 'f32') : weight);
   const folded = noGrad(() => scope(() => cast(mul(w32(), reshape(s, [out, 1])), weight.dtype)));
   const y = noGrad(() => linear(x, folded));
   return record(
@@ -70,7 +80,8 @@ function foldedLinear(x: Tensor, weight: Tensor, s: Tensor): Tensor {
         const dy2 = reshape(dy, [rows, out]);
         const dx = needs[0] ? reshape(matmul(dy2, folded), x.shape) : null;
         if (!needs[1] && !needs[2]) return [dx, null, null];
-        const g = matmul(transpose(dy2), reshape(x, [rows, inF])); // d/d(s ⊙ W): [out, in]
+        const x2 = reshape(x, [rows, inF]);
+        const g = matmul(transpose(dy2), folded.dtype === 'bf16' ? cast(x2, 'bf16') : x2); // d/d(s ⊙ W)
         const dw = needs[1] ? mul(g, reshape(s, [out, 1])) : null;
         const ds = needs[2] ? reshape(sum(mul(g, w32()), 1), [out]) : null;
         return [dx, dw, ds];

@@ -85,9 +85,10 @@ for (const tb0 of testBackends()) {
         scope(() => {
           const backend = withBalance(tb0.backend, bal);
           const x = randData({ ...tb0, backend }, [16, 32], 8).setRequiresGrad(true);
-          const w = ops.cast(randData({ ...tb0, backend }, [24, 32], 9), 'bf16');
+          const master = randData({ ...tb0, backend }, [24, 32], 9);
+          const w = ops.cast(master, 'bf16');
           const s = randData({ ...tb0, backend }, [24], 10).setRequiresGrad(true);
-          const y = ops.scaledLinear(x, w, s);
+          const y = ops.scaledLinear(x, w, s, master);
           backward(ops.sum(y));
           return [y, x.grad!, s.grad!].map((t: Tensor) => t.toNumbers());
         }),
@@ -107,5 +108,13 @@ for (const tb0 of testBackends()) {
     const w = tensor([1, 2, 3, 4], { shape: [2, 2], dtype: tb0.dtype, backend: tb0.backend });
     const s = tensor([1, 2, 3], { shape: [3], dtype: tb0.dtype, backend: tb0.backend });
     assert.throws(() => ops.scaledLinear(x, w, s), /\[scaledLinear\] Scale \(3\) does not fit weight \(2, 2\)/);
+    const fold = { ...tb0, backend: withBalance(tb0.backend, FOLD) };
+    const xf = randData(fold, [4, 2], 1);
+    const wf = randData(fold, [2, 2], 2);
+    const bad = randData(fold, [3, 2], 3);
+    assert.throws(
+      () => ops.scaledLinear(xf, wf, randData(fold, [2], 4).setRequiresGrad(true), bad),
+      /\[scaledLinear\] Master .* \(3, 2\) is not a float copy of weight \(2, 2\)/,
+    );
   });
 }

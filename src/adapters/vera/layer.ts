@@ -180,7 +180,12 @@ export class VeraLinear extends AdapterLayer {
         ? ops.linear(ops.dropout(x, p, true), ops.slice(this.#operands(name).A, 1, 0, this.inFeatures))
         : this.#project(name, x); // (..., R)
     // λ_b ⊙ (B_s·(λ_d ⊙ h)): scaledLinear may fold λ_b into B_s where GEMMs are cheap (a GPU).
-    return ops.scaledLinear(ops.mul(h, this.vera_lambda_d.get(name)!), this.#sliceB(name), this.vera_lambda_b.get(name)!);
+    return ops.scaledLinear(
+      ops.mul(h, this.vera_lambda_d.get(name)!),
+      this.#sliceB(name),
+      this.vera_lambda_b.get(name)!,
+      this.#slices(name)[1],
+    );
   }
 
   /**
