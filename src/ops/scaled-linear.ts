@@ -16,7 +16,7 @@ import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { cast, mul } from './elementwise.js';
+import { cast, mul, mulScalar } from './elementwise.js';
 import { linear, matmul } from './matmul.js';
 import { reshape, transpose } from './movement.js';
 import { sum } from './reduce.js';
@@ -87,5 +87,37 @@ function foldedLinear(x: Tensor, weight: Tensor, s: Tensor, master: Tensor | und
         return [dx, dw, ds];
       }),
     [folded],
+  );
+}
+
+/**
+ * scale · (x·Wᵀ) with every GEMM of the forward and backward in `dtype`, as torch.autocast runs an f32
+ * trained weight (LoRA's A and B over a bf16 base): W is rounded once per call with the scale folded in
+ * (a pass over [out, in], never over [rows, out]); x and dy are rounded by the GEMMs; x and W get f32
+ * gradients. With `dtype` equal to W's own, it is plain linear and mulScalar.
+ */
+export function castLinear(x: Tensor, weight: Tensor, dtype: 'f32' | 'bf16', scale = 1): Tensor {
+  if (dtype === weight.dtype || weight.dtype === 'f64') {
+    const y = linear(x, weight);
+    return scale === 1 ? y : mulScalar(y, scale);
+  }
+  if (weight.rank !== 2) throw new ShapeError(`[castLinear] Weight ${fmtShape(weight.shape)} is not a matrix`);
+  const [out, inF] = weight.shape as [number, number];
+  const rows = numel(x.shape.slice(0, -1));
+  const w16 = noGrad(() => scope(() => cast(scale === 1 ? weight : mulScalar(weight, scale), dtype)));
+  const y = noGrad(() => linear(x, w16));
+  return record(
+    'castLinear',
+    y,
+    [x, weight],
+    (dy, needs) =>
+      scope(() => {
+        const dy2 = reshape(dy, [rows, out]);
+        const dx = needs[0] ? reshape(matmul(dy2, w16), x.shape) : null;
+        if (!needs[1]) return [dx, null];
+        const g = matmul(transpose(dy2), cast(reshape(x, [rows, inF]), dtype));
+        return [dx, scale === 1 ? g : mulScalar(g, scale)];
+      }),
+    [w16],
   );
 }

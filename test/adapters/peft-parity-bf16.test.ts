@@ -26,10 +26,11 @@ const manifest = JSON.parse(readFileSync(join(ADAPTERS, 'manifest.json'), 'utf8'
 /**
  * bf16 against PEFT's f32 logits, relative to the largest |logit|: the base weights rounded to bf16 and
  * each base GEMM's input too (2^-9 relative each). Measured 3e-3 to 1e-2 on these fixtures, except rsLoRA
- * on every linear layer (4.1e-2), whose large adapter effect rides on the rounded base activations.
+ * on every linear layer (1.07e-1): its adapter effect is the largest, and its two LoRA GEMMs run in bf16
+ * as under torch.autocast (x, A·x and scaling·B rounded), on top of the rounded base activations.
  */
 const BF16_TOL = 2e-2;
-const CASE_TOL: Record<string, number> = { 'llama-lora-rslora-all-linear': 5e-2 };
+const CASE_TOL: Record<string, number> = { 'llama-lora-rslora-all-linear': 1.2e-1 };
 /**
  * Native against js in bf16: the same arithmetic, but an f32 difference of one ulp in a GEMM input can
  * round it to a neighbouring bf16 value (2^-8 apart), so the two agree to bf16 resolution, not f32's.

@@ -118,3 +118,36 @@ for (const tb0 of testBackends()) {
     );
   });
 }
+
+for (const tb of testBackends().filter((t) => t.backend.dtypes.includes('bf16') && t.dtype === 'f32')) {
+  test(`castLinear on ${tb.name}: bf16 GEMMs forward and backward within bf16 rounding of f32, gradients f32`, () => {
+    const [lo, hi] = (['bf16', 'f32'] as const).map((dtype) =>
+      scope(() => {
+        const x = randData(tb, [3, 5, 32], 11).setRequiresGrad(true);
+        const w = randData(tb, [24, 32], 12).setRequiresGrad(true);
+        const y = ops.castLinear(x, w, dtype, 0.75);
+        backward(ops.sum(ops.mul(y, randData(tb, [3, 5, 24], 13))));
+        assert.equal(w.grad!.dtype, 'f32');
+        return [y, x.grad!, w.grad!].map((t: Tensor) => t.toNumbers());
+      }),
+    );
+    for (let k = 0; k < 3; k++) {
+      const ref = hi![k]!;
+      const scale = Math.max(...ref.map(Math.abs));
+      const worst = Math.max(...ref.map((v, i) => Math.abs(v - lo![k]![i]!)));
+      assert.ok(worst > 0, `output ${k}: the bf16 path rounds`);
+      assert.ok(worst <= scale / 64, `output ${k}: worst |bf16 − f32| ${worst} vs max ${scale}`);
+    }
+  });
+}
+
+for (const tb of testBackends()) {
+  test(`castLinear on ${tb.name}: in the weight's own dtype it is linear times the scale`, () => {
+    const x = randData(tb, [4, 6], 14).setRequiresGrad(true);
+    const w = randData(tb, [3, 6], 15).setRequiresGrad(true);
+    gradcheck(tb, 'castLinear', (a, b) => ops.castLinear(a, b, 'f32', 1.5), [x, w]);
+    const a = ops.castLinear(x, w, 'f32', 1.5).toNumbers();
+    const b = ops.mulScalar(ops.linear(x, w), 1.5).toNumbers();
+    assert.deepEqual(a, b);
+  });
+}

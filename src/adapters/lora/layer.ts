@@ -64,8 +64,12 @@ export class LoraLinear extends AdapterLayer {
   }
 
   protected contribution(name: string, x: Tensor): Tensor {
-    const h = this.lora_A.get(name)!.forward(ops.dropout(x, this.#dropout.get(name) ?? 0, this.training)); // (..., r)
-    return ops.mulScalar(this.lora_B.get(name)!.forward(h), this.scaling.get(name)!); // (..., out)
+    // Over a bf16 base both products run in bf16 (as under torch.autocast), the scaling folded into B's
+    // rounded copy; over an f32 base this is B(A(x)) · scaling as PEFT writes it.
+    const dtype = this.base_layer.weight.dtype === 'bf16' ? 'bf16' : 'f32';
+    const xin = ops.dropout(x, this.#dropout.get(name) ?? 0, this.training);
+    const h = ops.castLinear(xin, this.lora_A.get(name)!.weight, dtype); // (..., r)
+    return ops.castLinear(h, this.lora_B.get(name)!.weight, dtype, this.scaling.get(name)!); // (..., out)
   }
 
   deltaWeight(name: string): Tensor {
