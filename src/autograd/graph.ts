@@ -49,6 +49,24 @@ export function record(
   return out;
 }
 
+/**
+ * record() for a rule that reads only `reads` (any of the inputs, the output or other tensors) and the
+ * others' shapes and dtypes: the node holds just those (and `owned`), as torch saves only what a
+ * backward needs, so a frozen linear keeps its weight and not its input, and an add keeps nothing.
+ */
+export function recordReads(
+  op: string,
+  out: Tensor,
+  inputs: readonly Tensor[],
+  backward: BackwardFn,
+  reads: readonly (Tensor | null | false | undefined)[],
+  owned: readonly Tensor[] = [],
+): Tensor {
+  const held = reads.filter((t): t is Tensor => Boolean(t));
+  recordMulti(op, [out], inputs, (dys, needs) => backward(dys[0]!, needs), owned, held, false);
+  return out;
+}
+
 /** record() for an op with several outputs (split): the rule receives one gradient per output. */
 export function recordMulti(
   op: string,
@@ -57,6 +75,7 @@ export function recordMulti(
   backward: MultiBackwardFn,
   owned: readonly Tensor[] = [],
   saved: readonly Tensor[] = [],
+  holdIO = true,
 ): void {
   const needs = inputs.map((t) => t.requiresGrad);
   if (gradEnabled && needs.some(Boolean)) {
@@ -66,7 +85,7 @@ export function recordMulti(
       needs,
       outs.map((o) => o.shape),
       backward,
-      [...inputs, ...outs, ...owned, ...saved],
+      holdIO ? [...inputs, ...outs, ...owned, ...saved] : [...owned, ...saved],
     );
     outs.forEach((o, i) => {
       o.requiresGrad = true;

@@ -2,7 +2,7 @@
 // element index), so the backward regenerates it instead of storing it, and activation
 // checkpointing replays the same mask by restoring the stream position.
 
-import { record } from '../autograd/graph.js';
+import { recordReads } from '../autograd/graph.js';
 import { dropoutStream } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fused } from './kernels.js';
@@ -19,11 +19,18 @@ export function dropout(x: Tensor, p: number, training = true): Tensor {
   const out = allocLike(x);
   fused(x.backend).dropout(out.view('dropout'), xc.view('dropout'), p, seed, offset);
   if (xc !== x) xc.dispose();
-  return record('dropout', out, [x], (dy) => {
-    const g = contiguous(dy);
-    const dx = allocLike(x);
-    fused(x.backend).dropout(dx.view('dropout'), g.view('dropout'), p, seed, offset);
-    if (g !== dy) g.dispose();
-    return [dx];
-  });
+  // The mask is regenerated from (seed, offset): the node holds neither x nor the output.
+  return recordReads(
+    'dropout',
+    out,
+    [x],
+    (dy) => {
+      const g = contiguous(dy);
+      const dx = allocLike(x);
+      fused(x.backend).dropout(dx.view('dropout'), g.view('dropout'), p, seed, offset);
+      if (g !== dy) g.dispose();
+      return [dx];
+    },
+    [],
+  );
 }

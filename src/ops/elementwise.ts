@@ -3,7 +3,7 @@
 // use them; the rest differentiate through other elementwise ops.
 
 import type { BinaryOp, ScalarOp, UnaryGradOp, UnaryOp, View } from '../backends/backend.js';
-import { record } from '../autograd/graph.js';
+import { record, recordReads } from '../autograd/graph.js';
 import { type DType, isComputeFloat } from '../backends/dtype.js';
 import { DTypeError } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
@@ -35,7 +35,7 @@ function unaryGradRaw(op: UnaryGradOp, x: Tensor, dy: Tensor): Tensor {
 /** An activation whose derivative has a fused kernel: dx = dy · f'(x). */
 function activation(op: UnaryOp & UnaryGradOp, a: Tensor): Tensor {
   const out = unaryRaw(op, a);
-  return record(op, out, [a], (dy) => [unaryGradRaw(op, a, dy)]);
+  return recordReads(op, out, [a], (dy) => [unaryGradRaw(op, a, dy)], [a]);
 }
 
 export const tanh = (a: Tensor): Tensor => activation('tanh', a);
@@ -101,18 +101,18 @@ function scalarRaw(op: ScalarOp, a: Tensor, s: number, dtype: DType): Tensor {
 
 export function addScalar(a: Tensor, s: number): Tensor {
   floatDType('add', a);
-  return record('add', scalarRaw('add_s', a, s, a.dtype), [a], (dy) => [dy]);
+  return recordReads('add', scalarRaw('add_s', a, s, a.dtype), [a], (dy) => [dy], []);
 }
 
 export function mulScalar(a: Tensor, s: number): Tensor {
   floatDType('mul', a);
-  return record('mul', scalarRaw('mul_s', a, s, a.dtype), [a], (dy) => [scalarRaw('mul_s', dy, s, dy.dtype)]);
+  return recordReads('mul', scalarRaw('mul_s', a, s, a.dtype), [a], (dy) => [scalarRaw('mul_s', dy, s, dy.dtype)], []);
 }
 
 /** s − a. */
 export function rsubScalar(a: Tensor, s: number): Tensor {
   floatDType('sub', a);
-  return record('sub', scalarRaw('rsub_s', a, s, a.dtype), [a], (dy) => [unaryRaw('neg', dy)]);
+  return recordReads('sub', scalarRaw('rsub_s', a, s, a.dtype), [a], (dy) => [unaryRaw('neg', dy)], []);
 }
 
 export function powScalar(a: Tensor, s: number): Tensor {
@@ -150,36 +150,57 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, dtype: DType): Tensor {
 
 type GradPair = [Tensor | null, Tensor | null];
 
+/** `reads`: what the rule reads (given the output); omitted, the node holds a, b and the output. */
 function arith(
   op: BinaryOp,
   a: Tensor,
   b: Tensor,
   grads: (dy: Tensor, y: Tensor, needs: readonly boolean[]) => GradPair,
+  reads?: (y: Tensor) => (Tensor | false)[],
 ): Tensor {
   const dtype = floatDType(op, a, b);
   const y = binaryRaw(op, a, b, dtype);
-  return record(op, y, [a, b], (dy, needs) => {
+  const rule = (dy: Tensor, needs: readonly boolean[]): GradPair => {
     const [ga, gb] = grads(dy, y, needs);
     return [ga ? sumToShape(ga, a.shape) : null, gb ? sumToShape(gb, b.shape) : null];
-  });
+  };
+  return reads ? recordReads(op, y, [a, b], rule, reads(y)) : record(op, y, [a, b], rule);
 }
 
 export function add(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return addScalar(a, b);
-  return arith('add', a, b, (dy, _, needs) => [needs[0] ? dy : null, needs[1] ? dy : null]);
+  return arith(
+    'add',
+    a,
+    b,
+    (dy, _, needs) => [needs[0] ? dy : null, needs[1] ? dy : null],
+    () => [],
+  );
 }
 
 export function sub(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return addScalar(a, -b);
-  return arith('sub', a, b, (dy, _, needs) => [needs[0] ? dy : null, needs[1] ? unaryRaw('neg', dy) : null]);
+  return arith(
+    'sub',
+    a,
+    b,
+    (dy, _, needs) => [needs[0] ? dy : null, needs[1] ? unaryRaw('neg', dy) : null],
+    () => [],
+  );
 }
 
 export function mul(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return mulScalar(a, b);
-  return arith('mul', a, b, (dy, _, needs) => [
-    needs[0] ? binaryRaw('mul', dy, b, dy.dtype) : null,
-    needs[1] ? binaryRaw('mul', dy, a, dy.dtype) : null,
-  ]);
+  return arith(
+    'mul',
+    a,
+    b,
+    (dy, _, needs) => [
+      needs[0] ? binaryRaw('mul', dy, b, dy.dtype) : null,
+      needs[1] ? binaryRaw('mul', dy, a, dy.dtype) : null,
+    ],
+    () => [a.requiresGrad && b, b.requiresGrad && a],
+  );
 }
 
 export function div(a: Tensor, b: Tensor | number): Tensor {
@@ -286,5 +307,5 @@ export function cast(a: Tensor, dtype: DType): Tensor {
   const out = allocLike(a, a.shape, dtype);
   a.backend.copy(out.view('cast'), a.view('cast'));
   if (!isComputeFloat(dtype) || !isComputeFloat(a.dtype)) return out;
-  return record('cast', out, [a], (dy) => [cast(dy, a.dtype)]);
+  return recordReads('cast', out, [a], (dy) => [cast(dy, a.dtype)], []);
 }

@@ -5,7 +5,7 @@
 // computes in bf16 with f32 accumulation (the other operand rounded to bf16, as torch.autocast does) and
 // returns f32, and the backward's dX = dY·W runs the same way.
 
-import { noGrad, record } from '../autograd/graph.js';
+import { noGrad, recordReads } from '../autograd/graph.js';
 import type { View } from '../backends/backend.js';
 import type { DType } from '../backends/dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
@@ -98,10 +98,16 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       backend.matmul({ ...out.view('matmul'), shape: [numel(batch), m, n], strides: [m * n, n, 1] }, av, bv, false);
     }),
   );
-  return record('matmul', out, [a, b], (dy, needs) => [
-    needs[0] ? scope(() => sumToShape(matmul(dy, transpose(b)), a.shape)) : null,
-    needs[1] ? scope(() => sumToShape(matmul(transpose(a), dy), b.shape)) : null,
-  ]);
+  return recordReads(
+    'matmul',
+    out,
+    [a, b],
+    (dy, needs) => [
+      needs[0] ? scope(() => sumToShape(matmul(dy, transpose(b)), a.shape)) : null,
+      needs[1] ? scope(() => sumToShape(matmul(transpose(a), dy), b.shape)) : null,
+    ],
+    [a.requiresGrad && b, b.requiresGrad && a],
+  );
 }
 
 // The 3-D view the kernel reads for an operand, copying only when its layout cannot be expressed.
@@ -154,13 +160,19 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     }),
   );
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record('linear', y, inputs, (dy, needs) =>
-    scope(() => {
-      const dy2 = reshape(dy, [rows, nOut]);
-      const dx = needs[0] ? reshape(matmul(dy2, weight), x.shape) : null; // [rows, out]·[out, in]
-      const dw = needs[1] ? matmul(transpose(dy2), reshape(x, [rows, nIn])) : null; // [out, rows]·[rows, in]
-      const db = needs[2] ? sum(dy2, 0) : null;
-      return bias ? [dx, dw, db] : [dx, dw];
-    }),
+  // dX reads W, dW reads x: a frozen weight's layer keeps its weight alone for the backward.
+  return recordReads(
+    'linear',
+    y,
+    inputs,
+    (dy, needs) =>
+      scope(() => {
+        const dy2 = reshape(dy, [rows, nOut]);
+        const dx = needs[0] ? reshape(matmul(dy2, weight), x.shape) : null; // [rows, out]·[out, in]
+        const dw = needs[1] ? matmul(transpose(dy2), reshape(x, [rows, nIn])) : null; // [out, rows]·[rows, in]
+        const db = needs[2] ? sum(dy2, 0) : null;
+        return bias ? [dx, dw, db] : [dx, dw];
+      }),
+    [x.requiresGrad && weight, weight.requiresGrad && x],
   );
 }

@@ -2,7 +2,7 @@
 // slice, squeeze/unsqueeze) and the copies behind contiguous/concat/gather. Every view op records a
 // gradient that maps dy back to the input's layout.
 
-import { record, recordMulti } from '../autograd/graph.js';
+import { record, recordMulti, recordReads } from '../autograd/graph.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import {
@@ -22,7 +22,7 @@ export function contiguous(a: Tensor): Tensor {
   if (a.isContiguous) return a;
   const out = allocLike(a);
   a.backend.copy(out.view('contiguous'), a.view('contiguous'));
-  return record('contiguous', out, [a], (dy) => [dy]);
+  return recordReads('contiguous', out, [a], (dy) => [dy], []);
 }
 
 /** Reshapes (one dim may be −1); a view when the layout allows, else a copy (torch.reshape). */
@@ -35,7 +35,7 @@ export function reshape(a: Tensor, shape: readonly number[]): Tensor {
     return out;
   }
   const out = alias(a, r.shape, r.strides, a.offset);
-  return record('reshape', out, [a], (dy) => [reshape(dy, a.shape)]);
+  return recordReads('reshape', out, [a], (dy) => [reshape(dy, a.shape)], []);
 }
 
 export function flatten(a: Tensor, start = 0, end = -1): Tensor {
@@ -79,7 +79,7 @@ export function permute(a: Tensor, dims: readonly number[]): Tensor {
   );
   const inverse = new Array<number>(d.length);
   d.forEach((src, i) => (inverse[src] = i));
-  return record('permute', out, [a], (dy) => [permute(dy, inverse)]);
+  return recordReads('permute', out, [a], (dy) => [permute(dy, inverse)], []);
 }
 
 export function transpose(a: Tensor, d0 = -2, d1 = -1): Tensor {
@@ -96,7 +96,7 @@ export function expand(a: Tensor, shape: readonly number[]): Tensor {
   checkShape('expand', target);
   if (shapesEqual(target, a.shape)) return a;
   const out = alias(a, target, broadcastStrides('expand', a.shape, a.strides, target), a.offset);
-  return record('expand', out, [a], (dy) => [sumToShape(dy, a.shape)]);
+  return recordReads('expand', out, [a], (dy) => [sumToShape(dy, a.shape)], []);
 }
 
 /** Elements start, start+step, … < end along `axis` (negative start/end count from the end). */
@@ -111,15 +111,21 @@ export function slice(a: Tensor, axis: number, start: number, end = Infinity, st
   const shape = a.shape.map((d, i) => (i === ax ? len : d));
   const strides = a.strides.map((st, i) => (i === ax ? st * step : st));
   const out = alias(a, shape, strides, a.offset + s * a.strides[ax]!);
-  return record('slice', out, [a], (dy) => [
-    scope(() => {
-      const g = allocLike(dy, a.shape);
-      a.backend.fill(g.view('slice'), 0);
-      const gs = g.strides.map((st, i) => (i === ax ? st * step : st));
-      a.backend.copy({ ...g.view('slice'), shape, strides: gs, offset: s * g.strides[ax]! }, dy.view('slice'));
-      return g;
-    }),
-  ]);
+  return recordReads(
+    'slice',
+    out,
+    [a],
+    (dy) => [
+      scope(() => {
+        const g = allocLike(dy, a.shape);
+        a.backend.fill(g.view('slice'), 0);
+        const gs = g.strides.map((st, i) => (i === ax ? st * step : st));
+        a.backend.copy({ ...g.view('slice'), shape, strides: gs, offset: s * g.strides[ax]! }, dy.view('slice'));
+        return g;
+      }),
+    ],
+    [],
+  );
 }
 
 /** Joins tensors along an axis (all other sizes equal). */

@@ -1,7 +1,7 @@
 // LayerNorm (GPT-2, BERT, ViT) and RMSNorm (Llama family) over the last axis. The forward saves
 // only per-row statistics (mean/rstd), as llm.c does; the backward recomputes x̂ from x.
 
-import { record } from '../autograd/graph.js';
+import { recordReads } from '../autograd/graph.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { zerosLike } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -41,7 +41,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
     eps,
   );
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  return record(
+  return recordReads(
     'layerNorm',
     y,
     inputs,
@@ -65,6 +65,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
       if (g !== dy) g.dispose();
       return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
     },
+    [xc, wc], // the rule reads x, the weight and the statistics; not the output or the bias
     [mean, rstd, ...owned(xc, x), ...(wc ? owned(wc, weight!) : []), ...(bc ? owned(bc, bias!) : [])],
   );
 }
@@ -81,7 +82,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   const y = allocLike(x);
   const rstd = alloc(backend, [rows], x.dtype);
   fused(backend).rmsNorm(y.view('rmsNorm'), rstd.view('rmsNorm'), xc.view('rmsNorm'), wc?.view('rmsNorm') ?? null, eps);
-  return record(
+  return recordReads(
     'rmsNorm',
     y,
     [x, ...ps],
@@ -100,6 +101,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
       if (g !== dy) g.dispose();
       return weight ? [dx, dw] : [dx];
     },
+    [xc, wc],
     [rstd, ...owned(xc, x), ...(wc ? owned(wc, weight!) : [])],
   );
 }

@@ -1,6 +1,6 @@
 // Reductions: sum, mean, amax/amin over axes (with keepdim), argmax and top-k along the last axis.
 
-import { record } from '../autograd/graph.js';
+import { record, recordReads } from '../autograd/graph.js';
 import type { ReduceOp } from '../backends/backend.js';
 import { scope } from '../tensor/scope.js';
 import { normAxis } from '../tensor/shape.js';
@@ -42,7 +42,13 @@ function keptShape(a: Tensor, axes: number[]): number[] {
 export function sum(a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor {
   const ax = axesOf('sum', a, axes);
   const out = reduceRaw('sum', a, ax, opts.keepdim ?? false);
-  return record('sum', out, [a], (dy) => [scope(() => contiguous(expand(reshape(dy, keptShape(a, ax)), a.shape)))]);
+  return recordReads(
+    'sum',
+    out,
+    [a],
+    (dy) => [scope(() => contiguous(expand(reshape(dy, keptShape(a, ax)), a.shape)))],
+    [],
+  );
 }
 
 export function mean(a: Tensor, axes?: number | readonly number[], opts: ReduceOpts = {}): Tensor {

@@ -2,7 +2,7 @@
 // axis. The angle tables come from the model (they depend on rope_theta and scaling) and hold each
 // frequency once ([.., D/2]); the op only rotates, and its adjoint is the rotation by −angle.
 
-import { record } from '../autograd/graph.js';
+import { recordReads } from '../autograd/graph.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fused } from './kernels.js';
@@ -30,7 +30,7 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   fused(backend).rope(out.view('rope'), xs.view('rope'), c.view('rope'), s.view('rope'), false);
   if (xs !== x) xs.dispose();
   const owned = [c !== cos ? c : null, s !== sin ? s : null].filter((v): v is Tensor => v !== null);
-  return record(
+  return recordReads(
     'rope',
     out,
     [x],
@@ -41,7 +41,7 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
       if (g !== dy) g.dispose();
       return [dx];
     },
+    [c === cos && cos, s === sin && sin], // the tables, not x or the output
     owned,
-    [c === cos ? cos : null, s === sin ? sin : null].filter((t): t is Tensor => t !== null),
   );
 }

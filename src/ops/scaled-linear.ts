@@ -11,7 +11,7 @@
 // scaled), so CPU results stay bit-identical to the unfused formula. Over a bf16 weight the folded weight is rounded to bf16, keeping the GEMM
 // in bf16 as torch.autocast runs it.
 
-import { isGradEnabled, noGrad, record } from '../autograd/graph.js';
+import { isGradEnabled, noGrad, recordReads } from '../autograd/graph.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { numel } from '../tensor/shape.js';
@@ -71,7 +71,7 @@ function foldedLinear(x: Tensor, weight: Tensor, s: Tensor, master: Tensor | und
   const w32 = (): Tensor => master ?? (weight.dtype === 'bf16' ? cast(weight, 'f32') : weight);
   const folded = noGrad(() => scope(() => cast(mul(w32(), reshape(s, [out, 1])), weight.dtype)));
   const y = noGrad(() => linear(x, folded));
-  return record(
+  return recordReads(
     'scaledLinear',
     y,
     [x, weight, s],
@@ -86,6 +86,7 @@ function foldedLinear(x: Tensor, weight: Tensor, s: Tensor, master: Tensor | und
         const ds = needs[2] ? reshape(sum(mul(g, w32()), 1), [out]) : null;
         return [dx, dw, ds];
       }),
+    [(weight.requiresGrad || s.requiresGrad) && x, s.requiresGrad && (master ?? weight), weight.requiresGrad && s],
     [folded],
   );
 }
@@ -106,7 +107,7 @@ export function castLinear(x: Tensor, weight: Tensor, dtype: 'f32' | 'bf16', sca
   const rows = numel(x.shape.slice(0, -1));
   const w16 = noGrad(() => scope(() => cast(scale === 1 ? weight : mulScalar(weight, scale), dtype)));
   const y = noGrad(() => linear(x, w16));
-  return record(
+  return recordReads(
     'castLinear',
     y,
     [x, weight],
@@ -118,6 +119,7 @@ export function castLinear(x: Tensor, weight: Tensor, dtype: 'f32' | 'bf16', sca
         const g = matmul(transpose(dy2), cast(reshape(x, [rows, inF]), dtype));
         return [dx, scale === 1 ? g : mulScalar(g, scale)];
       }),
+    [weight.requiresGrad && x],
     [w16],
   );
 }

@@ -1,6 +1,6 @@
 // Softmax and log-softmax along an axis (the last by default), with fused backward kernels.
 
-import { record } from '../autograd/graph.js';
+import { recordReads } from '../autograd/graph.js';
 import { normAxis } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fused } from './kernels.js';
@@ -23,13 +23,19 @@ function rowwise(log: boolean, a: Tensor, axis: number): Tensor {
   const y = allocLike(a);
   fused(a.backend).softmax(y.view(op), x.view(op), log);
   if (x !== a) x.dispose();
-  return record(op, y, [a], (dy) => {
-    const g = contiguous(dy);
-    const dx = allocLike(y);
-    fused(a.backend).softmaxBackward(dx.view(op), y.view(op), g.view(op), log);
-    if (g !== dy) g.dispose();
-    return [dx];
-  });
+  return recordReads(
+    op,
+    y,
+    [a],
+    (dy) => {
+      const g = contiguous(dy);
+      const dx = allocLike(y);
+      fused(a.backend).softmaxBackward(dx.view(op), y.view(op), g.view(op), log);
+      if (g !== dy) g.dispose();
+      return [dx];
+    },
+    [y], // the output alone: not the input
+  );
 }
 
 export function softmax(a: Tensor, axis = -1): Tensor {

@@ -118,6 +118,33 @@ describe('autograd engine', () => {
     assert.equal(b.memory().allocated > 0, true);
   });
 
+  test('the graph holds only what the rules read: a frozen linear keeps its weight, an add nothing', () => {
+    const b = new JsBackend();
+    const x = rand(b, [8, 16], 30, true);
+    const w = rand(b, [32, 16], 31); // frozen
+    const v = rand(b, [32], 32, true);
+    const start = b.memory().allocated;
+    const [loss, inScope] = scope(() => {
+      const h = ops.mulScalar(x, 2); // [8, 16]: read by no rule (w is frozen, the scalar's rule reads nothing)
+      const base = ops.linear(h, w); // [8, 32]: read by silu's rule
+      const y = ops.mul(ops.add(base, ops.silu(base)), v); // mul reads the sum and v; add reads nothing
+      const l = ops.sum(y);
+      return [l, b.memory().allocated - start] as const;
+    });
+    // Freed with the scope: h, silu's output and y (no rule reads them); base and the sum stay.
+    const freed = inScope - (b.memory().allocated - start);
+    assert.ok(freed >= 8 * 16 * 4 + 2 * 8 * 32 * 4, `freed ${freed} bytes at the scope's end`);
+    backward(loss);
+    // d/dx of Σ (base + silu(base)) ⊙ v through the frozen linear, against the same graph kept whole.
+    const again = scope(() => {
+      const x2 = rand(b, [8, 16], 30, true);
+      const base = ops.linear(ops.mulScalar(x2, 2), w);
+      backward(ops.sum(ops.mul(ops.add(base, ops.silu(base)), v)));
+      return keep(x2.grad!);
+    });
+    assert.deepEqual(x.grad!.toNumbers(), again.toNumbers());
+  });
+
   test('scope() frees everything but its result, and backward frees the graph', () => {
     const b = new JsBackend();
     const w = keep(rand(b, [64, 64], 14, true));
