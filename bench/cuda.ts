@@ -80,6 +80,8 @@ export interface TrainCase {
   seq: number;
   /** What we do not run yet (the row still carries the peer's number). */
   unsupported?: string;
+  /** Gradient checkpointing on every block (the peer: gradient_checkpointing_enable). */
+  checkpointing?: boolean;
 }
 export interface GenerateCase {
   kind: 'generate';
@@ -188,7 +190,7 @@ export const CASES: readonly Case[] = [
     targets: ALL7,
     batch: 4,
     seq: 512,
-    unsupported: 'activation checkpointing is not wired into the models yet',
+    checkpointing: true,
   },
   {
     kind: 'train',
@@ -288,6 +290,7 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
       : loraConfig({ r: c.r, lora_alpha: 2 * c.r, target_modules: c.targets, lora_dropout: 0 });
   const peft = getPeftModel(model, config);
   peft.train();
+  peft.setGradientCheckpointing(c.checkpointing ?? false);
   const params = peft.trainableParameters().map(([, t]) => t);
   const opt = new AdamW(params, { lr: 1e-4 });
   const ids = keep(

@@ -19,6 +19,19 @@ __device__ inline void layout_offsets(const Layout<K>& L, int64_t i, int64_t (&o
     for (int k = 0; k < K; k++) o[k] += i * L.st[k][0];
     return;
   }
+  if (L.numel <= 0x7fffffff) {
+    // 32-bit quotients: a 64-bit division is a long emulated sequence, and it ran per element and dim.
+    uint32_t j = (uint32_t)i;
+    for (int d = L.ndim - 1; d >= 0; d--) {
+      const uint32_t n = (uint32_t)L.shape[d];
+      const uint32_t q = j / n;
+      const int64_t idx = j - q * n;
+      j = q;
+#pragma unroll
+      for (int k = 0; k < K; k++) o[k] += idx * L.st[k][d];
+    }
+    return;
+  }
   for (int d = L.ndim - 1; d >= 0; d--) {
     const int64_t n = L.shape[d];
     const int64_t idx = i % n;

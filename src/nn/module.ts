@@ -75,6 +75,18 @@ export abstract class Module {
     return this;
   }
 
+  /**
+   * Read by models that run a stack of blocks (through models/blocks.ts): while training, each block's
+   * activations are recomputed in the backward instead of kept (transformers'
+   * gradient_checkpointing_enable()). Set on every module below this one.
+   */
+  gradientCheckpointing = false;
+
+  setGradientCheckpointing(on = true): this {
+    for (const [, m] of this.namedModules()) m.gradientCheckpointing = on;
+    return this;
+  }
+
   eval(): this {
     return this.train(false);
   }

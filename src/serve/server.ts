@@ -498,6 +498,8 @@ async function write(res: ServerResponse, reply: Reply): Promise<number> {
     if (res.destroyed) return 499;
     event(reply.onError(e));
   }
+  // A disconnect cancels the generation, which may end the stream before the loop sees the closed socket.
+  if (res.destroyed) return 499;
   res.end();
   return 200;
 }

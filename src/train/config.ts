@@ -27,6 +27,7 @@ export interface TrainConfig {
   method: Method;
   from_scratch: boolean;
   dtype: 'f32' | 'bf16';
+  gradient_checkpointing: boolean;
   // Data
   train_file: string;
   train_labels_file: string | null;
@@ -163,6 +164,13 @@ export const FIELDS: Record<keyof TrainConfig, Field> = {
     default: 'f32',
     group: 'Model',
     help: "bf16: the frozen base's linear and embedding weights stored in bf16 and their GEMMs computed in bf16 with f32 accumulation (torch.autocast's arithmetic): half the memory, about 2× faster GEMMs with AVX-512 BF16 or AMX; trained tensors stay f32 (vera, lora, head)",
+  },
+
+  gradient_checkpointing: {
+    kind: bool,
+    default: false,
+    group: 'Model',
+    help: "Recompute each block's activations in the backward instead of keeping them: about one more forward per step for much less memory (transformers' gradient checkpointing)",
   },
 
   train_file: {
@@ -455,6 +463,7 @@ export const RUN_DEFINING: readonly (keyof TrainConfig)[] = [
   'method',
   'from_scratch',
   'dtype',
+  'gradient_checkpointing',
   'train_file',
   'train_labels_file',
   'validation_file',

@@ -110,6 +110,7 @@ export function setUp(cfg: TrainConfig, warn: (message: string) => void): Run {
   }
   const root: Module = peft ?? model;
   root.train();
+  root.setGradientCheckpointing(cfg.gradient_checkpointing);
   const forward = peft ? (inputs: ModelInputs) => peft.forward(inputs) : (inputs: ModelInputs) => model.forward(inputs);
 
   const { groups, names, baseLrs } = paramGroups(cfg, root, peft !== null, model);

@@ -1,6 +1,7 @@
 // BERT and RoBERTa encoders with their sequence-classification heads, module for module as in
 // transformers (post-norm layers, exact GELU, key-padding mask; RoBERTa's padding-aware position ids).
 
+import { blockForward } from '../blocks.js';
 import { type InitOpts, Embedding, LayerNorm, Linear, type LinearLike } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
@@ -179,7 +180,19 @@ export class BertEncoder extends Module {
   }
 
   forward(x: Tensor, mask: Tensor | null): Tensor {
-    return scope(() => this.layer.reduce((h, l) => l.forward(h, mask), x));
+    return scope(() =>
+      this.layer.reduce(
+        (h, l) =>
+          blockForward(
+            this,
+            l,
+            ((y: Tensor, m?: Tensor) => l.forward(y, m ?? null)) as (y: Tensor, ...m: Tensor[]) => Tensor,
+            h,
+            [mask],
+          ),
+        x,
+      ),
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 // GPT-2 (transformers' GPT2LMHeadModel and GPT2ForSequenceClassification) with HF's module names, so
 // parameter names are the checkpoint keys. Conv1D layers are Linear with fanInFanOut ([in, out] weights).
 
+import { blockForward } from '../blocks.js';
 import { type InitOpts, Embedding, LayerNorm, Linear, type LinearLike } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
@@ -122,7 +123,10 @@ export class GPT2Model extends Module {
       if (inputs.tokenTypeIds) x = ops.add(x, this.wte.forward(inputs.tokenTypeIds));
       x = ops.dropout(x, this.cfg.embdPdrop, this.training);
       const mask = keyMask(inputs.attentionMask);
-      for (const block of this.h) x = block.forward(x, mask, inputs.cache);
+      for (const block of this.h) {
+        const run = (h: Tensor, m?: Tensor) => block.forward(h, m ?? null, inputs.cache);
+        x = blockForward(this, block, run as (h: Tensor, ...m: Tensor[]) => Tensor, x, [mask]);
+      }
       return this.ln_f.forward(x); // (B, T, C)
     });
   }

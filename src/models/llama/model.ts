@@ -2,6 +2,7 @@
 // attention with grouped-query heads (and Mistral/Qwen2 sliding windows), SiLU-gated MLP; causal-LM
 // and sequence-classification heads. Module names are HF's, so parameter names are checkpoint keys.
 
+import { blockForward } from '../blocks.js';
 import { type InitOpts, Embedding, Linear, type LinearLike, RMSNorm } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
@@ -146,7 +147,11 @@ export class LlamaModel extends Module {
     return scope(() => {
       let x = this.embed_tokens.forward(ids); // (B, T, C)
       const ctx: LayerContext = { ...rope, mask: keyMask(inputs.attentionMask), cache: inputs.cache };
-      for (const layer of this.layers) x = layer.forward(x, ctx);
+      for (const layer of this.layers) {
+        const run = (h: Tensor, cos: Tensor, sin: Tensor, mask?: Tensor) =>
+          layer.forward(h, { ...ctx, cos, sin, mask: mask ?? null });
+        x = blockForward(this, layer, run as (h: Tensor, ...m: Tensor[]) => Tensor, x, [ctx.cos, ctx.sin, ctx.mask]);
+      }
       return this.norm.forward(x); // (B, T, C)
     });
   }

@@ -1,6 +1,7 @@
 // ViTForImageClassification with transformers 5.x module names: patch embedding + CLS token +
 // position embeddings, pre-norm encoder layers (attention.{q,k,v,o}_proj, mlp.fc1/fc2), head on CLS.
 
+import { blockForward } from '../blocks.js';
 import { type InitOpts, LayerNorm, Linear, type LinearLike } from '../../nn/layers.js';
 import { Module, parameter } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
@@ -171,7 +172,9 @@ export class ViTModel extends Module {
   /** Last hidden states (B, N + 1, C). */
   forward(pixels: Tensor): Tensor {
     return scope(() =>
-      this.layernorm.forward(this.layers.reduce((h, l) => l.forward(h), this.embeddings.forward(pixels))),
+      this.layernorm.forward(
+        this.layers.reduce((h, l) => blockForward(this, l, (y) => l.forward(y), h), this.embeddings.forward(pixels)),
+      ),
     );
   }
 }
