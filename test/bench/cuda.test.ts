@@ -64,38 +64,42 @@ test('bench cuda: randomModel stores linear weights in bf16, tiled without repea
   }
 });
 
-test('bench cuda: a VeRA and a LoRA training case and a generation case run, with a finite loss near ln V', { skip }, () => {
-  const backend = getBackend('native');
-  for (const [shape, method, targets] of [
-    [TINY_LLAMA, 'vera', ['q_proj', 'v_proj', 'down_proj']],
-    [TINY_GPT2, 'lora', ['c_attn']],
-  ] as const) {
-    const c: TrainCase = {
-      kind: 'train',
-      name: 'tiny',
-      label: 'tiny',
-      shape,
-      method,
-      r: 8,
-      targets: [...targets],
-      batch: 2,
-      seq: 9,
+test(
+  'bench cuda: a VeRA and a LoRA training case and a generation case run, with a finite loss near ln V',
+  { skip },
+  () => {
+    const backend = getBackend('native');
+    for (const [shape, method, targets] of [
+      [TINY_LLAMA, 'vera', ['q_proj', 'v_proj', 'down_proj']],
+      [TINY_GPT2, 'lora', ['c_attn']],
+    ] as const) {
+      const c: TrainCase = {
+        kind: 'train',
+        name: 'tiny',
+        label: 'tiny',
+        shape,
+        method,
+        r: 8,
+        targets: [...targets],
+        batch: 2,
+        seq: 9,
+      };
+      const m = trainOurs(c, backend, 2, 1);
+      const v = shape.vocab_size;
+      assert.ok(Math.abs(m.loss - Math.log(v)) < 0.5, `${method}: loss ${m.loss} near ln ${v} for weights of std 0.02`);
+      assert.ok(m.tokensPerS > 0 && m.stepMs > 0);
+      assert.ok(m.trainable > 0);
+      assert.equal(m.peakGiB, null, 'native reports no peak memory');
+    }
+    const g: GenerateCase = {
+      kind: 'generate',
+      name: 'g',
+      label: 'g',
+      shape: TINY_LLAMA,
+      batch: 3,
+      prompt: 5,
+      newTokens: 4,
     };
-    const m = trainOurs(c, backend, 2, 1);
-    const v = shape.vocab_size;
-    assert.ok(Math.abs(m.loss - Math.log(v)) < 0.5, `${method}: loss ${m.loss} near ln ${v} for weights of std 0.02`);
-    assert.ok(m.tokensPerS > 0 && m.stepMs > 0);
-    assert.ok(m.trainable > 0);
-    assert.equal(m.peakGiB, null, 'native reports no peak memory');
-  }
-  const g: GenerateCase = {
-    kind: 'generate',
-    name: 'g',
-    label: 'g',
-    shape: TINY_LLAMA,
-    batch: 3,
-    prompt: 5,
-    newTokens: 4,
-  };
-  assert.ok(generateOurs(g, backend).tokensPerS > 0);
-});
+    assert.ok(generateOurs(g, backend).tokensPerS > 0);
+  },
+);
