@@ -6,6 +6,7 @@ import type { Batch, Example } from '../data/index.js';
 import { IGNORE_INDEX } from '../data/index.js';
 import type { ModelInputs } from '../models/pretrained.js';
 import * as ops from '../ops/index.js';
+import { full } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Task } from './config.js';
 
@@ -38,9 +39,19 @@ export function summedLoss(logits: Tensor, labels: Tensor, task: Task, labelSmoo
       return ops.sum(ops.square(ops.sub(ops.reshape(logits, [b]), labels)));
     }
     case 'causal-lm': {
-      const shifted = ops.slice(logits, 1, 0, -1); // (B, T-1, V)
-      const targets = ops.slice(labels, 1, 1); // (B, T-1)
-      return ops.crossEntropy(shifted, targets, { reduction: 'sum', labelSmoothing, ignoreIndex: IGNORE_INDEX });
+      // The labels move instead of the logits: position t's target is token t + 1 and the last position
+      // counts nothing, so the [B, T, V] logits are read in place (slicing them off by one made a
+      // contiguous copy and, in the backward, a zero-filled [B, T, V] gradient around it).
+      const b = labels.shape[0]!;
+      const targets = ops.concat(
+        [ops.slice(labels, 1, 1), full([b, 1], IGNORE_INDEX, { dtype: 'i32', backend: labels.backend })],
+        1,
+      ); // (B, T)
+      return ops.crossEntropy(logits, targets, {
+        reduction: 'sum',
+        labelSmoothing,
+        ignoreIndex: IGNORE_INDEX,
+      });
     }
   }
 }
