@@ -10,9 +10,14 @@
 //   (e) TypeScript      tsc -p tsconfig.json (incremental)
 //   (f) PostgreSQL      before `npm test` (or with --test): Debian's postgresql server binaries, which the
 //                       adapter store's tests start a throwaway cluster with (apt-get when root, else a hint)
+//   (g) MPI addon       build/Release/vera_mpi.node when mpicxx or the MPI headers are found
+//                       (scripts/build-mpi.mjs; otherwise one line says why it is skipped); before
+//                       `npm test` (or --test) Debian's libopenmpi-dev and openmpi-bin are installed
+//                       first when root and missing (a hint otherwise), for the data-parallel tests
 // Flags: --skip-install (no npm/apt), --native-only (no TypeScript build), --bench (also install the
 // benchmark peers: Debian's PyTorch with OpenBLAS, which bench/ compares against).
 // Env: VERA_REQUIRE_NATIVE=1 makes a missing or failed native build an error;
+//      VERA_REQUIRE_MPI=1 makes a failed MPI addon build an error;
 //      VERA_SETUP_ASSUME_NONROOT=1 takes the non-root path even as root (for testing).
 
 import { spawnSync } from 'node:child_process';
@@ -20,6 +25,7 @@ import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync, stat
 import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCuda } from './build-cuda.mjs';
+import { buildMpi, findMpi } from './build-mpi.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -324,6 +330,26 @@ function postgresServer() {
   }
 }
 
+// ---- MPI for data-parallel CPU training ---------------------------------------------------------
+
+/** Debian's Open MPI (compiler wrapper, headers, mpirun) for the data-parallel tests, when root and missing. */
+function mpiPackages() {
+  const missing = [...(findMpi() ? [] : ['libopenmpi-dev']), ...(which('mpirun') ? [] : ['openmpi-bin'])];
+  if (missing.length === 0) return;
+  if (!IS_ROOT || !which('apt-get')) {
+    warn(`multi-process training tests need Open MPI; install it with: sudo apt-get install -y ${missing.join(' ')}`);
+    return;
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
+  log(`apt-get install -y --no-install-recommends ${missing.join(' ')} (for the data-parallel tests)`);
+  if (!aptListsPresent()) run('apt-get', ['update'], { env });
+  if (install() !== 0) {
+    run('apt-get', ['update'], { env });
+    if (install() !== 0) warn('installing Open MPI failed; the data-parallel tests will be skipped');
+  }
+}
+
 // ---- main ---------------------------------------------------------------------------------------
 
 if (!SKIP_INSTALL) npmPackages();
@@ -333,6 +359,10 @@ if (installHint) warn(`the native backend needs system packages; install them wi
 // A failed CUDA build is reported and leaves the CPU set-up intact (VERA_REQUIRE_CUDA=1 makes it fatal).
 if ((await buildCuda()) === 'failed' && process.env.VERA_REQUIRE_CUDA === '1')
   fail('CUDA addon build failed (VERA_REQUIRE_CUDA=1)');
+// Never fatal: without MPI the data-parallel tests skip (or fail under VERA_REQUIRE_MPI=1), the rest is unaffected.
+if (TEST && !SKIP_INSTALL) mpiPackages();
+if (buildMpi() === 'failed' && process.env.VERA_REQUIRE_MPI === '1')
+  fail('MPI addon build failed (VERA_REQUIRE_MPI=1)');
 if (!NATIVE_ONLY) typescript();
 if (BENCH && !SKIP_INSTALL) benchPeers();
 if (TEST && !SKIP_INSTALL) postgresServer();
