@@ -13,12 +13,37 @@ import {
   trainUsage,
 } from '../train/config.js';
 import { train } from '../train/trainer.js';
+import { launchRanks } from '../train/distributed/launch.js';
+import { processGroup, worldFromEnv } from '../train/distributed/world.js';
 import { selectBackend, writeOut } from './common.js';
 
 /** Exit status per outcome: finished (or stopped early by patience) 0, diverged 1, interrupted 130. */
 const EXIT = { completed: 0, 'early-stopped': 0, diverged: 1, interrupted: 130 } as const;
 
-export async function trainCommand(args: string[]): Promise<number> {
+/** --nproc N (or --nproc=N) taken out of the arguments: the launcher's own flag, not a run option. */
+export function takeNproc(args: readonly string[]): { nproc: number | null; rest: string[] } {
+  const rest: string[] = [];
+  let nproc: number | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--nproc(?:=(.*))?$/.exec(a);
+    if (!m) {
+      rest.push(a);
+      continue;
+    }
+    const v = m[1] ?? args[++i];
+    if (v === undefined) throw new ConfigError('--nproc needs a number of ranks');
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isSafeInteger(n) || n < 1)
+      throw new ConfigError(`--nproc must be an integer ≥ 1 (ranks on this machine), got ${JSON.stringify(v)}`);
+    nproc = n;
+  }
+  return { nproc, rest };
+}
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const { nproc, rest: args } = takeNproc(argv);
+  const world = worldFromEnv();
   const { given, config, help } = parseFlags(args);
   if (help) {
     await writeOut(trainUsage());
@@ -33,11 +58,26 @@ export async function trainCommand(args: string[]): Promise<number> {
     recoverDirs(outputDir);
     const last = newestCheckpoint(outputDir);
     if (last) layers.unshift(readCheckpointConfig(last.dir));
-    else process.stderr.write(`vera: no checkpoint in ${outputDir} yet; starting the run from the beginning\n`);
+    else if (world.rank === 0)
+      process.stderr.write(`vera: no checkpoint in ${outputDir} yet; starting the run from the beginning\n`);
   }
   const cfg = resolveConfig(...layers);
   // The backend loads now, so one that cannot (--device cuda without a GPU) fails as one line, before the run starts.
   selectBackend(cfg.backend ?? undefined, undefined, cfg.device ?? undefined);
+
+  if (nproc !== null && nproc > 1) {
+    if (world.launcher !== null)
+      throw new ConfigError(
+        `--nproc ${nproc} starts its own ranks, but this process is already rank ${world.rank} of ${world.size} (${world.source}); under mpirun leave --nproc out`,
+      );
+    if (cfg.device === 'cuda' || cfg.backend === 'cuda')
+      throw new ConfigError(`--nproc ${nproc} with --device cuda needs NCCL, which is not built yet; CPU ranks only`);
+    const self = [process.execPath, ...process.execArgv, process.argv[1]!, 'train', ...args];
+    return launchRanks({ nproc, command: self, ...(cfg.threads !== null ? { threadsPerRank: cfg.threads } : {}) });
+  }
+  const group = processGroup();
+  if (group.size > 1 && (cfg.device === 'cuda' || cfg.backend === 'cuda'))
+    throw new ConfigError(`${group.size} ranks on --device cuda need NCCL, which is not built yet; CPU ranks only`);
 
   const stop = new AbortController();
   const onSigint = () => {
@@ -46,9 +86,18 @@ export async function trainCommand(args: string[]): Promise<number> {
     stop.abort();
   };
   process.on('SIGINT', onSigint);
+  // vera train --nproc passes Ctrl-C to the ranks as SIGUSR2 (mpirun forwards it).
+  if (group.size > 1) process.on('SIGUSR2', onSigint);
   try {
     const delay = Number(process.env['VERA_TRAIN_CHECKPOINT_DELAY_MS'] ?? 0);
-    const r = await train({ config: cfg, signal: stop.signal, checkpointDelayMs: Number.isFinite(delay) ? delay : 0 });
+    const r = await train({
+      config: cfg,
+      signal: stop.signal,
+      checkpointDelayMs: Number.isFinite(delay) ? delay : 0,
+      collective: group,
+    });
+    group.finalize();
+    if (group.rank !== 0) return EXIT[r.status];
     process.stderr.write(`vera: ${r.message}\n`);
     const summary = {
       status: r.status,
@@ -63,5 +112,6 @@ export async function trainCommand(args: string[]): Promise<number> {
     return EXIT[r.status];
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGUSR2', onSigint);
   }
 }

@@ -150,6 +150,17 @@ export class ParamArena {
     return { m: this.#m[i]!, v: this.#v[i]! };
   }
 
+  /**
+   * Says whether parameter i has a gradient this step, its slot holding it (or not): for gradients
+   * written into the slots by other means, such as a sum over data-parallel ranks.
+   */
+  setHasGrad(i: number, has: boolean): void {
+    this.#live('setHasGrad');
+    const p = this.params[i]!;
+    if (p.grad && p.grad !== gradSlot(p)) p.grad.dispose();
+    p.grad = has ? gradSlot(p)! : null;
+  }
+
   /** Drops every parameter's gradient: the next backward copies into the slots instead of adding. */
   zeroGrad(): void {
     this.#live('zeroGrad');

@@ -778,6 +778,10 @@ export function trainUsage(): string {
     lines.push(`  --${key}${value}`.padEnd(34) + f.help + def);
   }
   lines.push('  --config FILE'.padEnd(34) + 'The JSON run file');
+  lines.push(
+    '  --nproc N'.padEnd(34) +
+      'Data-parallel ranks on this machine, started with mpirun (Open MPI; each global batch is split among them)',
+  );
   lines.push('');
   return `${lines.join('\n')}\n`;
 }

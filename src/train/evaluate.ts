@@ -15,6 +15,7 @@ import { keep, scope } from '../tensor/scope.js';
 import { contiguousStrides } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Task } from './config.js';
+import { type Collective, allGatherJson } from './distributed/collective.js';
 import { lossItems, modelInputs, predictions, summedLoss } from './heads.js';
 
 export interface EvalOptions {
@@ -26,6 +27,8 @@ export interface EvalOptions {
   modelType: string | null;
   /** Classes of a classification head (picks binary or macro F1). */
   numLabels?: number;
+  /** Data-parallel ranks that share the batches (default: this process alone). */
+  group?: Collective;
 }
 
 export interface EvalResult {
@@ -36,33 +39,54 @@ export interface EvalResult {
   examples: number;
 }
 
-/** Evaluates `forward` on every example of `ds`; `root` is switched to eval mode and back. */
+/** One evaluation batch as computed by one process: its index, summed loss, item count and predictions. */
+interface BatchResult {
+  b: number;
+  loss: number;
+  items: number;
+  preds: number[];
+}
+
+/**
+ * Evaluates `forward` on every example of `ds`; `root` is switched to eval mode and back. With a
+ * process group of several ranks (`o.group`), rank r computes the batches b with b mod size = r (each
+ * batch as one process would make it) and the results are gathered, so every rank returns the same
+ * numbers as one process.
+ */
 export function evaluate(
   forward: (inputs: ModelInputs) => Tensor,
   root: Module,
   ds: Dataset,
   o: EvalOptions,
 ): EvalResult {
+  const group = o.group ?? null;
+  const rank = group?.rank ?? 0;
+  const size = group?.size ?? 1;
   const wasTraining = root.training;
   root.eval();
-  let items = 0;
-  let lossSum = 0;
-  let predicted: number[];
-  const gold: number[] = [];
+  const predicts = o.task !== 'causal-lm';
+  const batches = Math.ceil(ds.length / o.batchSize);
+  const mine: number[] = [];
+  for (let b = rank; b < batches; b += size) mine.push(b);
+  const mineExamples = mine.reduce((n, b) => n + Math.min(o.batchSize, ds.length - b * o.batchSize), 0);
   // One backend buffer receives each batch's summed loss, then every prediction (class ids are exact
   // in a float buffer), and is read once at the end; the losses are then summed on the host in batch
   // order, exactly as reading every batch did.
-  const batches = Math.ceil(ds.length / o.batchSize);
-  const predicts = o.task !== 'causal-lm';
   const out: { results: Tensor | null } = { results: null };
   const put = (into: Tensor, at: number, t: Tensor) =>
     o.backend.copy(
       { ...into.view('evaluate'), offset: at, shape: t.shape, strides: contiguousStrides(t.shape) },
       t.view('evaluate'),
     );
+  const parts: BatchResult[] = [];
+  const gold: number[] = [];
   try {
+    const itemCounts: number[] = [];
+    const sizes: number[] = [];
     noGrad(() => {
-      for (let b = 0, start = 0; start < ds.length; b++, start += o.batchSize) {
+      let predAt = mine.length;
+      mine.forEach((b, j) => {
+        const start = b * o.batchSize;
         const examples: Example[] = [];
         for (let i = start; i < Math.min(ds.length, start + o.batchSize); i++) examples.push(ds.get(i));
         scope(() => {
@@ -75,27 +99,43 @@ export function evaluate(
           const logits = forward(modelInputs(batch, o.modelType));
           const loss = summedLoss(logits, batch.labels, o.task);
           out.results ??= keep(
-            empty([batches + (predicts ? ds.length : 0)], {
+            empty([mine.length + (predicts ? mineExamples : 0)], {
               dtype: loss.dtype === 'f64' ? 'f64' : 'f32',
               backend: o.backend,
             }),
           );
-          put(out.results, b, loss);
-          items += lossItems(examples, o.task);
+          put(out.results, j, loss);
+          itemCounts.push(lossItems(examples, o.task));
+          sizes.push(examples.length);
           if (predicts) {
-            put(out.results, batches + start, predictions(logits, o.task));
-            gold.push(...examples.map((ex) => ex.label!));
+            put(out.results, predAt, predictions(logits, o.task));
+            predAt += examples.length;
           }
         });
-      }
+      });
     });
     const host = out.results?.toNumbers() ?? [];
-    for (let b = 0; b < Math.min(batches, host.length); b++) lossSum += host[b]!;
-    predicted = host.slice(batches);
+    let predAt = mine.length;
+    mine.forEach((b, j) => {
+      const preds = predicts ? host.slice(predAt, predAt + sizes[j]!) : [];
+      predAt += sizes[j]!;
+      parts.push({ b, loss: host[j]!, items: itemCounts[j]!, preds });
+    });
   } finally {
     root.train(wasTraining);
     out.results?.dispose();
   }
+  const all = group && size > 1 ? allGatherJson(group, parts).flat() : parts;
+  all.sort((x, y) => x.b - y.b);
+  let items = 0;
+  let lossSum = 0;
+  const predicted: number[] = [];
+  for (const p of all) {
+    lossSum += p.loss;
+    items += p.items;
+    predicted.push(...p.preds);
+  }
+  if (predicts) for (let i = 0; i < ds.length; i++) gold.push(ds.get(i).label!);
   const loss = items > 0 ? lossSum / items : NaN;
   return {
     loss,

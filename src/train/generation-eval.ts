@@ -3,6 +3,7 @@
 // every response given for that prompt (rows with the same prompt are references of one example) with
 // BLEU (sacreBLEU), ROUGE-L (rouge-score), NIST (mteval-v13a) and CIDEr (pycocoevalcap).
 
+import { type Collective, allGatherJson } from './distributed/collective.js';
 import { DataError, where } from '../data/errors.js';
 import { instructionPromptIds } from '../data/instructions.js';
 import { asRecord, parseJsonLines, readTextFile, show } from '../data/jsonl.js';
@@ -60,17 +61,28 @@ export interface GenerationScores {
 
 /**
  * Generates greedily for each example (batches of `batchSize`, left-padded, at most `maxNewTokens` new
- * tokens, stopping at EOS) and scores the outputs. `onBatch` reports progress.
+ * tokens, stopping at EOS) and scores the outputs. `onBatch` reports progress. With a process group of
+ * several ranks (`group`), rank r generates the batches b with b mod size = r and the outputs are
+ * gathered: every rank returns the scores one process computes.
  */
 export function evaluateGeneration(
   model: PreTrainedModel,
   tokenizer: Tokenizer,
   examples: readonly GenerationExample[],
-  opts: { maxNewTokens?: number; batchSize?: number; padTokenId: number; onBatch?: (done: number) => void },
+  opts: {
+    maxNewTokens?: number;
+    batchSize?: number;
+    padTokenId: number;
+    onBatch?: (done: number) => void;
+    group?: Collective;
+  },
 ): GenerationScores {
   const batchSize = opts.batchSize ?? 16;
-  const outputs: string[] = [];
-  for (let start = 0; start < examples.length; start += batchSize) {
+  const rank = opts.group?.rank ?? 0;
+  const size = opts.group?.size ?? 1;
+  const mine: { b: number; outputs: string[] }[] = [];
+  let done = 0;
+  for (let b = rank, start = rank * batchSize; start < examples.length; b += size, start += size * batchSize) {
     const part = examples.slice(start, start + batchSize);
     const prompts = part.map((e) => instructionPromptIds(tokenizer, e.prompt));
     const stop = tokenizer.eosTokenId === null ? {} : { stopTokenIds: [tokenizer.eosTokenId] };
@@ -79,9 +91,12 @@ export function evaluateGeneration(
       padTokenId: opts.padTokenId,
       ...stop,
     });
-    for (const t of tokens) outputs.push(tokenizer.decode(t, { skipSpecialTokens: true }).trim());
-    opts.onBatch?.(outputs.length);
+    mine.push({ b, outputs: tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true }).trim()) });
+    done += part.length;
+    opts.onBatch?.(done);
   }
+  const all = opts.group && size > 1 ? allGatherJson(opts.group, mine).flat() : mine;
+  const outputs = all.sort((x, y) => x.b - y.b).flatMap((p) => p.outputs);
   const refs = toReferenceStreams(examples.map((e) => e.references));
   return {
     examples: examples.length,

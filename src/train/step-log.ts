@@ -58,6 +58,15 @@ export class StepLog {
     this.#put(this.#micro++, loss);
   }
 
+  /** A micro-batch of which this process computed nothing (a data-parallel rank's empty shard): loss 0. */
+  putZeroLoss(): void {
+    if (this.#micro + 1 >= this.#perStep)
+      throw new RangeError(`[StepLog] more than ${this.#perStep - 1} micro-batches in one step`);
+    if (this.full) throw new RangeError(`[StepLog] full (${this.capacity} steps): read() first`);
+    const offset = this.#pending.length * this.#perStep + this.#micro++;
+    this.#buf.backend.fill({ ...this.#buf.view('StepLog'), offset, shape: [1], strides: [1] }, 0);
+  }
+
   /** The current step's gradient norm (one element). */
   putNorm(norm: Tensor): void {
     this.#put(this.#perStep - 1, norm);
@@ -75,18 +84,25 @@ export class StepLog {
   /**
    * Every step recorded since the last read, oldest first, in one download. A step's loss is the sum
    * of its micro-batch losses in order (in float64) over its items, as the trainer computed it when it
-   * read each micro-batch.
+   * read each micro-batch. `reduceLosses` (data-parallel ranks: a sum over the ranks) may change the
+   * micro-batch losses, step after step, before they are summed; every process must call it alike.
    */
-  read(): StepRecord[] {
+  read(reduceLosses?: (losses: Float64Array) => void): StepRecord[] {
     const steps = this.#pending;
     if (steps.length === 0) return [];
     this.#pending = [];
     const n = steps.length * this.#perStep;
     const host = this.#buf.backend.download({ ...this.#buf.view('StepLog.read'), shape: [n] });
+    const per = this.#perStep - 1;
+    const losses = new Float64Array(steps.length * per);
+    steps.forEach((s, k) => {
+      for (let i = 0; i < s.micro; i++) losses[k * per + i] = Number(host[k * this.#perStep + i]);
+    });
+    reduceLosses?.(losses);
     return steps.map((s, k) => {
       const base = k * this.#perStep;
       let sum = 0;
-      for (let i = 0; i < s.micro; i++) sum += Number(host[base + i]);
+      for (let i = 0; i < s.micro; i++) sum += losses[k * per + i]!;
       return {
         step: s.step,
         loss: sum / s.items,

@@ -13,7 +13,7 @@ import { Checkpoint } from '../io/checkpoint.js';
 import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
 import * as ops from '../ops/index.js';
 import { clipGradNorm, gradNorm } from '../optim/clip.js';
-import { rngState, setRngState } from '../tensor/random.js';
+import { dropoutStream, rngState, setRngState } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
@@ -43,6 +43,8 @@ import { type StepRecord, StepLog } from './step-log.js';
 import { copyModelAssets } from '../models/assets.js';
 import { vocabSizeOf } from '../models/text-inputs.js';
 import { type Run, setUp } from './setup.js';
+import { type Collective, allReduceViewSum, broadcastNumber, shardRange } from './distributed/collective.js';
+import { processGroup } from './distributed/world.js';
 
 export interface TrainOptions {
   config: TrainConfig;
@@ -54,6 +56,12 @@ export interface TrainOptions {
   onStep?: (step: number, run: Run) => void;
   /** Pause between the files of a checkpoint, in ms (lets tests kill a run in the middle of one). */
   checkpointDelayMs?: number;
+  /**
+   * The data-parallel process group this process trains in (default: the environment's, processGroup():
+   * MPI_COMM_WORLD under mpirun, else this process alone). Every rank runs train() with the same config;
+   * each global batch is split among them, and rank 0 writes the output directory.
+   */
+  collective?: Collective;
 }
 
 export interface TrainResult {
@@ -75,35 +83,55 @@ export interface TrainResult {
 
 /** Trains one run in its output directory, which it holds locked (lock.ts) until it returns. */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const release = lockOutputDir(opts.config.output_dir);
+  const group = opts.collective ?? processGroup();
   const cleanups: (() => void)[] = [];
+  let release = () => {};
   try {
-    return await trainLocked(opts, (fn) => cleanups.push(fn));
+    // Rank 0 alone writes the output directory, so it alone holds the lock.
+    if (group.rank === 0) release = lockOutputDir(opts.config.output_dir);
+    return await trainLocked(opts, group, (fn) => cleanups.push(fn));
+  } catch (e) {
+    // The other ranks would wait in their next collective for ever: a failing rank ends the job.
+    if (group.size > 1)
+      group.abort(1, `vera: rank ${group.rank} of ${group.size} failed, stopping every rank: ${(e as Error).message}`);
+    throw e;
   } finally {
     for (const fn of cleanups.reverse()) fn();
     release();
   }
 }
 
-async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void): Promise<TrainResult> {
+async function trainLocked(
+  opts: TrainOptions,
+  group: Collective,
+  atExit: (fn: () => void) => void,
+): Promise<TrainResult> {
   const cfg = opts.config;
   const out = cfg.output_dir;
-  const progress = new Progress(opts.sink ?? process.stderr);
+  const lead = group.rank === 0;
+  const ranks = group.size;
+  const progress = new Progress(lead ? (opts.sink ?? process.stderr) : { write: () => true });
   const say = (s: string) => progress.line(s);
 
-  // ---- the output directory: resume, start over, or refuse to mix two runs
-  recoverDirs(out);
-  const resumeFrom = cfg.resume ? newestCheckpoint(out) : null;
-  if (!cfg.resume && newestCheckpoint(out)) {
-    if (!cfg.overwrite_output_dir)
-      throw new ConfigError(
-        `${out} already holds checkpoints: pass --resume to continue that run or --overwrite_output_dir to start over`,
-      );
-    for (const name of ['adapter', 'model', 'best']) removeDir(join(out, name));
-    for (const c of listOld(out)) removeDir(c);
+  // ---- the output directory (rank 0's): resume, start over, or refuse to mix two runs
+  let resumeStep = -1;
+  if (lead) {
+    recoverDirs(out);
+    resumeStep = cfg.resume ? (newestCheckpoint(out)?.step ?? -1) : -1;
+    if (!cfg.resume && newestCheckpoint(out)) {
+      if (!cfg.overwrite_output_dir)
+        throw new ConfigError(
+          `${out} already holds checkpoints: pass --resume to continue that run or --overwrite_output_dir to start over`,
+        );
+      for (const name of ['adapter', 'model', 'best']) removeDir(join(out, name));
+      for (const c of listOld(out)) removeDir(c);
+    }
+    mkdirSync(out, { recursive: true });
   }
+  // Every rank resumes from the checkpoint rank 0 found.
+  resumeStep = broadcastNumber(group, resumeStep);
+  const resumeFrom = resumeStep >= 0 ? { step: resumeStep, dir: join(out, `checkpoint-${resumeStep}`) } : null;
   if (resumeFrom) checkSameRun(cfg, resumeFrom.dir);
-  mkdirSync(out, { recursive: true });
 
   // ---- model, data, optimizer (identical for fresh and resumed runs)
   const run = setUp(cfg, (m) => say(`warning: ${m}`));
@@ -141,8 +169,20 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     st = restore(run, resumeFrom.dir);
     st.totalSteps = totalSteps;
   }
-  const log = new MetricsLog(join(out, 'metrics.jsonl'), resumeFrom ? st.step : null);
-  say(describeRun(run, resumeFrom ? st.step : null));
+  const arena = optimizer.arena!; // setUp refuses a run with nothing to train
+  // Every rank starts from rank 0's weights (they are built from the same seed; this makes sure).
+  if (ranks > 1) {
+    const all = arena.span('param', 0, arena.params.length, 'broadcast');
+    const host = run.backend.download(all);
+    if (!(host instanceof Float32Array) && !(host instanceof Float64Array))
+      throw new Error(`[train] data-parallel training needs f32 or f64 trainable weights, not ${all.dtype}`);
+    group.broadcast(host, 0);
+    run.backend.upload(all.buf, all.dtype, all.offset, host);
+  }
+  const log: Pick<MetricsLog, 'records' | 'append'> = lead
+    ? new MetricsLog(join(out, 'metrics.jsonl'), resumeFrom ? st.step : null)
+    : { records: [], append: () => {} };
+  say(describeRun(run, resumeFrom ? st.step : null, ranks));
   if (resumeFrom) log.append({ type: 'event', step: st.step, event: 'resume', checkpoint: resumeFrom.dir });
 
   const t0 = performance.now();
@@ -166,6 +206,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
   const epochOf = (s: SamplerState) => s.epoch + s.position / sampler.batchesPerEpoch;
 
   const writeTrainable = (dir: string) => {
+    if (!lead) return;
     if (peft) peft.savePretrained(dir);
     else {
       model.savePretrained(dir);
@@ -178,6 +219,10 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     const sd = optimizer.stateDict();
     st.optimizer = { step: sd.step, groups: sd.groups };
     const pause = () => sleepMs(opts.checkpointDelayMs ?? 0);
+    if (!lead) {
+      lastCheckpoint = join(out, `checkpoint-${st.step}`);
+      return;
+    }
     lastCheckpoint = saveCheckpoint(out, st.step, cfg.save_total_limit, (tmp) => {
       writeTrainable(tmp);
       pause();
@@ -196,6 +241,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     });
   };
   const plot = () =>
+    lead &&
     writeFileAtomic(
       join(out, 'plot.svg'),
       renderPlot(log.records, { metric: run.metric, title: `${cfg.method} · ${cfg.model} · ${run.task}` }),
@@ -216,7 +262,10 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
   /**
    * Forward and backward of each micro-batch. Each summed loss is divided by the item count of the whole
    * step (examples, or target tokens), so the gradients are those of one batch of all of them. The
-   * summed losses stay on the backend, in the step log.
+   * summed losses stay on the backend, in the step log. With several ranks, over the same global item
+   * count: when the rank count divides the step's micro-batches, rank r computes its contiguous share of
+   * whole micro-batches (each exactly as one process computes it); otherwise each computes its shard of
+   * every micro-batch (shardRange). reduceStep() then sums the gradients.
    */
   const vocabSize = vocabSizeOf(model.config);
   function forwardBackward(batches: Example[][]): { items: number; tokens: number } {
@@ -225,7 +274,17 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
       batches.reduce((n, ex) => n + lossItems(ex, run.task), 0),
     );
     let tokens = 0;
-    for (const examples of batches) {
+    const wholeMicroBatches = batches.length % ranks === 0;
+    const [first, end] = shardRange(batches.length, group.rank, ranks);
+    for (let k = 0; k < batches.length; k++) {
+      const whole = batches[k]!;
+      let examples = whole;
+      if (ranks > 1 && wholeMicroBatches) examples = k >= first && k < end ? whole : [];
+      else if (ranks > 1) examples = whole.slice(...shardRange(whole.length, group.rank, ranks));
+      if (examples.length === 0) {
+        stepLog.putZeroLoss();
+        continue;
+      }
       scope(() => {
         const batch = collate(examples, {
           kind: run.task,
@@ -245,14 +304,48 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     return { items, tokens };
   }
 
+  /**
+   * Data-parallel ranks: sums the step's gradients over the ranks (in the arena's grad buffer, with
+   * which parameters got one), and its token count and dropout draws; returns the global token count
+   * and whether any rank was asked to stop. Each rank draws dropout masks from its own Philox key
+   * (rank 0 the run's), and all continue from one stream position, so any rank count resumes the state.
+   */
+  function reduceStep(
+    tokens: number,
+    dropoutFrom: { seed: number; offset: number },
+  ): { tokens: number; stop: boolean } {
+    const stop = opts.signal?.aborted === true;
+    if (ranks === 1) return { tokens, stop };
+    const n = arena.params.length;
+    for (let i = 0; i < n; i++) if (!arena.hasGrad(i)) run.backend.fill(arena.span('grad', i, i + 1, 'reduce'), 0);
+    allReduceViewSum(group, run.backend, arena.span('grad', 0, n, 'reduce'));
+    const scalars = new Float64Array(n + 3);
+    for (let i = 0; i < n; i++) scalars[i] = arena.params[i]!.grad ? 1 : 0;
+    scalars[n] = tokens;
+    scalars[n + 1] = dropoutStream.offset - dropoutFrom.offset;
+    scalars[n + 2] = stop ? 1 : 0;
+    group.allReduce(scalars, 'sum');
+    for (let i = 0; i < n; i++) arena.setHasGrad(i, scalars[i]! > 0);
+    dropoutStream.restore({ seed: dropoutFrom.seed, offset: dropoutFrom.offset + scalars[n + 1]! });
+    return { tokens: scalars[n]!, stop: scalars[n + 2]! > 0 };
+  }
+
+  /** Whether any rank's flag is set (this process's own flag when it trains alone). */
+  const anyRank = (flag: boolean): boolean => {
+    if (ranks === 1) return flag;
+    const a = new Float64Array([flag ? 1 : 0]);
+    group.allReduce(a, 'max');
+    return a[0]! > 0;
+  };
+
   /** Whether step `step` must read the step log: it logs, evaluates or checkpoints, or the log is full. */
-  function readsAt(step: number): boolean {
+  function readsAt(step: number, stopping: boolean): boolean {
     return (
       step % cfg.logging_steps === 0 ||
       step === totalSteps ||
       step % saveEvery === 0 ||
       (run.validation !== null && step % evalEvery === 0) ||
-      opts.signal?.aborted === true ||
+      stopping ||
       stepLog.pending + 1 >= stepLog.capacity
     );
   }
@@ -263,7 +356,8 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
    * counted).
    */
   function readSteps(): StepRecord | null {
-    for (const r of stepLog.read()) {
+    const reduce = ranks > 1 ? (losses: Float64Array) => group.allReduce(losses, 'sum') : undefined;
+    for (const r of stepLog.read(reduce)) {
       if (!Number.isFinite(r.loss) || (r.gradNorm !== null && !Number.isFinite(r.gradNorm))) return r;
       st.logWindow.lossSum += r.loss;
       st.logWindow.steps++;
@@ -312,6 +406,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
         padTokenId: run.padId,
         batchSize: cfg.eval_batch_size ?? cfg.batch_size,
         maxNewTokens: cfg.generation_max_new_tokens,
+        group,
       });
       return { bleu: s.bleu, rouge_l: s.rouge_l, nist: s.nist, cider: s.cider };
     } finally {
@@ -328,6 +423,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
       backend: run.backend,
       modelType: model.modelType,
       ...(run.labelNames ? { numLabels: run.labelNames.length } : {}),
+      group,
     });
     if (run.generation) Object.assign(ev.metrics, generationMetrics());
     lastEval = Object.fromEntries(Object.entries(ev.metrics).map(([k, v]) => [`eval_${k}`, v]));
@@ -341,10 +437,11 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
       st.best = { metric, value, step: st.step };
       st.badEvals = 0;
       const results = `${JSON.stringify({ step: st.step, ...lastEval }, null, 2)}\n`;
-      writeDirAtomic(join(out, 'best'), (tmp) => {
-        writeTrainable(tmp);
-        writeFileAtomic(join(tmp, 'eval_results.json'), results);
-      });
+      if (lead)
+        writeDirAtomic(join(out, 'best'), (tmp) => {
+          writeTrainable(tmp);
+          writeFileAtomic(join(tmp, 'eval_results.json'), results);
+        });
     } else st.badEvals++;
     log.append({ type: 'eval', step: st.step, epoch: round(epochOf(st.sampler), 4), ...lastEval, best: better });
     const shown = Object.entries(ev.metrics).map(([k, v]) => `${k} ${fmt(v)}`);
@@ -361,8 +458,12 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
   // ---- the loop
   while (st.step < totalSteps && stopped === null) {
     const { batches, after } = nextMicroBatches(st.sampler);
-    const { items, tokens } = forwardBackward(batches); // gradients accumulate in the optimizer's arena
-    const reads = readsAt(st.step + 1);
+    const dropoutFrom = dropoutStream.state();
+    if (group.rank > 0) dropoutStream.seed = rankDropoutSeed(dropoutFrom.seed, group.rank);
+    const fb = forwardBackward(batches); // gradients accumulate in the optimizer's arena
+    const { tokens, stop } = reduceStep(fb.tokens, dropoutFrom);
+    const items = fb.items;
+    const reads = readsAt(st.step + 1, stop);
     // The norm is computed when it clips, or when this step reads it for the log.
     const norm =
       cfg.max_grad_norm > 0 ? clipGradNorm(trainable, cfg.max_grad_norm) : reads ? gradNorm(trainable) : null;
@@ -388,7 +489,7 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
     const last = st.step === totalSteps;
     logStep(run.baseLrs[0]! * lr, st.step % cfg.logging_steps === 0 || last);
     if (run.validation && (st.step % evalEvery === 0 || last)) evaluateAndSelect();
-    const interrupted = opts.signal?.aborted === true;
+    const interrupted = anyRank(opts.signal?.aborted === true);
     if (st.step % saveEvery === 0 || last || stopped !== null || interrupted) {
       // Read points come before these steps' updates; an abort from onStep may still leave steps unread.
       const bad = readSteps();
@@ -410,7 +511,9 @@ async function trainLocked(opts: TrainOptions, atExit: (fn: () => void) => void)
   const finalDir = join(out, peft ? 'adapter' : 'model');
   const bestDir = join(out, 'best');
   const fromBest = cfg.load_best_model_at_end && st.best !== null && existsSync(bestDir);
-  if (fromBest) writeDirAtomic(finalDir, (tmp) => cpSync(bestDir, tmp, { recursive: true }));
+  if (!lead) {
+    // rank 0 writes it
+  } else if (fromBest) writeDirAtomic(finalDir, (tmp) => cpSync(bestDir, tmp, { recursive: true }));
   else writeDirAtomic(finalDir, writeTrainable);
   plot();
   const status = stopped ?? 'completed';
@@ -546,7 +649,12 @@ function listOld(out: string): string[] {
     : [];
 }
 
-function describeRun(run: Run, resumedAt: number | null): string {
+/** Rank r's Philox key for dropout masks (rank 0 keeps the run's: one rank draws what a single process does). */
+function rankDropoutSeed(seed: number, rank: number): number {
+  return (seed ^ Math.imul(rank, 0x9e3779b9)) >>> 0;
+}
+
+function describeRun(run: Run, resumedAt: number | null, ranks: number): string {
   const n = run.params.reduce((s, [, p]) => s + p.numel, 0);
   const all = run.model.numParameters();
   const what = run.peft
@@ -554,7 +662,11 @@ function describeRun(run: Run, resumedAt: number | null): string {
     : `trainable params: ${n.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')}`;
   const data = `${run.train.length} training examples${run.validation ? `, ${run.validation.length} validation` : ''}`;
   const head = resumedAt === null ? 'training' : `resuming at step ${resumedAt} of`;
-  return `${head} ${run.model.architecture} (${run.cfg.method}, ${run.task}) for ${run.totalSteps} steps; ${data}; ${what}`;
+  const dp =
+    ranks > 1
+      ? `; ${ranks} data-parallel ranks share each global batch of ${run.cfg.batch_size * run.cfg.gradient_accumulation_steps}`
+      : '';
+  return `${head} ${run.model.architecture} (${run.cfg.method}, ${run.task}) for ${run.totalSteps} steps; ${data}; ${what}${dp}`;
 }
 
 function round(v: number, digits: number): number {
