@@ -4,6 +4,10 @@
 #include <node_api.h>
 #include <omp.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -218,6 +222,37 @@ KERNEL(SetThreads, "setThreads", {
   return nullptr;
 })
 
+// Lowers the scheduling priority (raises the nice value) of the calling thread and of every thread of
+// the OpenMP pool, which persist and which threads created later inherit: a server whose model runs in
+// a worker thread keeps its HTTP thread ahead of the kernels on a busy machine. Linux only (elsewhere
+// false); nice values only go up without privileges, so a lower one than the current is kept.
+#ifdef __linux__
+// True when the calling thread's nice value is at least n afterwards.
+static bool lower_this_thread(int n) {
+  const pid_t tid = (pid_t)syscall(SYS_gettid);
+  errno = 0;
+  const int cur = getpriority(PRIO_PROCESS, tid);
+  return (errno == 0 && cur >= n) || setpriority(PRIO_PROCESS, tid, n) == 0;
+}
+
+static bool lower_pool(int n) {
+  int failed = lower_this_thread(n) ? 0 : 1;
+#pragma omp parallel reduction(+ : failed)
+  failed += lower_this_thread(n) ? 0 : 1;
+  return failed == 0;
+}
+#else
+static bool lower_pool(int) { return false; }
+#endif
+
+KERNEL(LowerPriority, "lowerPriority", {
+  const double n = arg_number(a, 0, "nice value");
+  if (!(n >= 0 && n <= 19 && std::floor(n) == n)) fail(a.kernel, "nice value must be an integer in 0..19, got %g", n);
+  napi_value r;
+  napi_get_boolean(a.env, lower_pool((int)n), &r);
+  return r;
+})
+
 // ---- module setup -----------------------------------------------------------------------------------
 
 int default_threads() {
@@ -249,6 +284,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"emptyCache", EmptyCache},
       {"getThreads", GetThreads},
       {"setThreads", SetThreads},
+      {"lowerPriority", LowerPriority},
       {"bf16GemmImpl", Bf16GemmImpl},
   };
   for (const Fn& f : fns) {

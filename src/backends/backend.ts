@@ -255,6 +255,12 @@ export interface Backend {
   /** Optional (CPU backends with a worker pool): number of worker threads used by kernels. */
   getThreads?(): number;
   setThreads?(n: number): void;
+  /**
+   * Optional (CPU backends with a worker pool): raises the nice value of the calling thread and of the
+   * kernel threads to `nice` (0..19), so other threads of the process (a server's HTTP thread) run first
+   * on a busy machine. Returns false where the system does not allow it.
+   */
+  lowerPriority?(nice: number): boolean;
 
   // ---- data movement ------------------------------------------------------------------------
   /** out[i] = cast(a[i]) elementwise over out.shape == a.shape; both views may be strided. */

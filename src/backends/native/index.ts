@@ -24,6 +24,10 @@ export class NativeBackend extends AddonBackend {
   setThreads(n: number): void {
     this.#n.setThreads(n);
   }
+
+  lowerPriority(nice: number): boolean {
+    return this.#n.lowerPriority(nice);
+  }
 }
 
 /** The native backend, or an Error explaining why it is unavailable (not built, failed to load). */

@@ -9,6 +9,9 @@ import { LocalEngine } from './local.js';
 import { type FromWorker, type ToWorker, type WorkerInit, fromWire, toWire } from './protocol.js';
 import type { AdapterRef, AdapterSource } from './types.js';
 
+/** The nice value of the engine's threads (the main thread stays at the process's). */
+const WORKER_NICE = 5;
+
 async function main(init: WorkerInit): Promise<void> {
   const port = parentPort!;
   const send = (m: FromWorker) => port.postMessage(m);
@@ -89,6 +92,9 @@ async function main(init: WorkerInit): Promise<void> {
     port.close();
     return;
   }
+  // The model's kernels yield to the HTTP thread: /health and new connections stay prompt when the
+  // machine is saturated (the kernels still take every core nobody else wants).
+  engine.model.parameters()[0]?.backend.lowerPriority?.(WORKER_NICE);
   send({ type: 'ready', info: engine.info, stats: engine.stats() });
   for (const m of early.splice(0)) handle(m);
 }

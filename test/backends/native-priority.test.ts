@@ -1,0 +1,52 @@
+// NativeBackend.lowerPriority: a worker thread lowers its own and its kernel threads' priority (the
+// serve engine does, so the HTTP thread runs first); the main thread's stays; bad values are refused.
+
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { getBackend } from '../../src/backends/registry.js';
+import { nativeSkip } from '../helpers/backends.js';
+
+const skip = process.platform !== 'linux' ? 'Linux only' : nativeSkip();
+
+/** Nice values of this process's threads (field 19 of /proc/self/task/TID/stat). */
+function threadNices(): number[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+test('lowerPriority in a worker: its threads at nice 7, the main thread unchanged', { skip }, async () => {
+  const before = getPriority();
+  const url = new URL('../../src/backends/registry.js', import.meta.url).href;
+  const w = new Worker(
+    `import(${JSON.stringify(url)}).then(async (r) => {
+       const b = r.getBackend('native');
+       b.setThreads(2);
+       const ok = b.lowerPriority(7);
+       require('node:worker_threads').parentPort.postMessage(ok);
+       await new Promise((res) => setTimeout(res, 2000));
+     });`,
+    { eval: true },
+  );
+  const ok = await new Promise<boolean>((res, rej) => {
+    w.once('message', res);
+    w.once('error', rej);
+  });
+  try {
+    assert.equal(ok, true);
+    assert.equal(getPriority(), before, 'the main thread keeps its priority');
+    assert.ok(threadNices().filter((n) => n === 7).length >= 2, `thread nice values ${threadNices().join(' ')}`);
+  } finally {
+    await w.terminate();
+  }
+});
+
+test('lowerPriority refuses a value outside 0..19, naming it', { skip }, () => {
+  const b = getBackend('native');
+  assert.throws(() => b.lowerPriority!(25), /nice value must be an integer in 0\.\.19, got 25/);
+  assert.throws(() => b.lowerPriority!(-1), /got -1/);
+});
