@@ -19,13 +19,21 @@ interface Owner {
 /** Output directories this process holds (a second train() on one of them in-process is refused too). */
 const held = new Set<string>();
 
-/** Whether the process `pid` on this host still runs (EPERM: it runs, as another user). */
+/**
+ * Whether the process `pid` on this host still runs (EPERM: it runs, as another user). A zombie — ended,
+ * not yet reaped, as a killed MPI rank can stay for a while once mpirun is gone — does not (Linux /proc).
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return true; // no /proc: kill(pid, 0) is all we know
   }
 }
 

@@ -5,7 +5,7 @@
 // which in one line.
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { mpiUnavailable } from './mpi.js';
@@ -33,6 +33,35 @@ function which(cmd: string): string | null {
     }
   }
   return null;
+}
+
+/** The pids whose parent is `pid` (Linux /proc; empty elsewhere). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(p));
+      } catch {
+        // gone
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return out;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^\S+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** mpirun's arguments for `nproc` ranks of `command` on this host. */
@@ -77,13 +106,19 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
   });
   let dead: string | null = null;
   let tail = '';
+  // The ranks still running when one died: mpirun ends them, and the launcher returns once they are
+  // gone, so a --resume right after finds the output directory's lock released.
+  let survivors: number[] = [];
   child.stderr!.on('data', (d: Buffer) => {
     process.stderr.write(d);
     tail = (tail + d.toString('utf8')).slice(-8192);
     const m = /process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+)(?: \(([^)]*)\))?/.exec(tail);
-    if (m && !dead) dead = `rank ${m[1]} (pid ${m[2]} on ${m[3]}) died of signal ${m[4]}${m[5] ? ` (${m[5]})` : ''}`;
+    // (Open MPI 4.1 may report PID 0.)
+    if (m && !dead)
+      dead = `rank ${m[1]} (${m[2] !== '0' ? `pid ${m[2]} ` : ''}on ${m[3]}) died of signal ${m[4]}${m[5] ? ` (${m[5]})` : ''}`;
     const a = /MPI_ABORT was invoked on rank (\d+)/.exec(tail);
     if (a && !dead) dead = `rank ${a[1]} failed (its message is above) and aborted the job`;
+    if (dead && survivors.length === 0 && child.pid !== undefined) survivors = childrenOf(child.pid);
   });
   let interrupts = 0;
   const onSigint = () => {
@@ -104,6 +139,8 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
       child.on('close', (c, s) => res([c, s]));
     });
     if (code === 0) return 0;
+    for (const t0 = Date.now(); survivors.some(isAlive) && Date.now() - t0 < 10_000;)
+      await new Promise((r) => setTimeout(r, 20));
     if (dead) say(`vera: ${dead}; the run stopped: continue it with --resume (the last checkpoint is intact)`);
     else if (signal) say(`vera: mpirun ended by ${signal}`);
     return code ?? 1;
