@@ -10,26 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { PeftModel } from '../../src/adapters/index.js';
 import { noGrad } from '../../src/autograd/graph.js';
-import type { Backend } from '../../src/backends/backend.js';
-import { getBackend } from '../../src/backends/registry.js';
 import { generate } from '../../src/generate/generate.js';
 import { loadModel } from '../../src/models/auto.js';
 import type { ModelInputs } from '../../src/models/pretrained.js';
 import { scope } from '../../src/tensor/scope.js';
 import { assertClose, caseDir, manifest, refInputs, refsOf } from '../models/fixtures.js';
+import { cudaOrSkip } from '../helpers/cuda.js';
 
 const ADAPTERS = fileURLToPath(new URL('../../../test/parity/fixtures/adapters/', import.meta.url));
-
-/** The cuda backend, or the reason it is unavailable (thrown under VERA_REQUIRE_CUDA=1). */
-export function cudaOrSkip(): { backend: Backend | null; skip: string | false } {
-  try {
-    return { backend: getBackend('cuda'), skip: false };
-  } catch (e) {
-    const why = (e as Error).message;
-    if (process.env['VERA_REQUIRE_CUDA'] === '1') throw new Error(`${why} (VERA_REQUIRE_CUDA=1)`, { cause: e });
-    return { backend: null, skip: why };
-  }
-}
 
 const { backend, skip } = cudaOrSkip();
 
