@@ -8,37 +8,16 @@
 // Env: VERA_MPICXX (the compiler wrapper), VERA_MPI_HOME (a prefix with include/mpi.h and lib/libmpi.so),
 //      VERA_NODE_INCLUDE (a directory holding node_api.h), VERA_REQUIRE_MPI=1 (a skip is an error).
 
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mtime, which } from './paths.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const MPI_ADDON = join(ROOT, 'build', 'Release', 'vera_mpi.node');
 const SRC = join(ROOT, 'native', 'mpi');
 const log = (m) => console.log(`[build-mpi] ${m}`);
-
-function which(cmd) {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-function mtime(p) {
-  try {
-    return statSync(p).mtimeMs;
-  } catch {
-    return -Infinity;
-  }
-}
 
 function findNodeInclude() {
   const c = [

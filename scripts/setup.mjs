@@ -21,11 +21,12 @@
 //      VERA_SETUP_ASSUME_NONROOT=1 takes the non-root path even as root (for testing).
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCuda } from './build-cuda.mjs';
 import { buildMpi, findMpi } from './build-mpi.mjs';
+import { mtime, which } from './paths.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -52,14 +53,6 @@ const fail = (msg) => {
 };
 
 /** mtime in ms, or -Infinity when the path does not exist. */
-function mtime(p) {
-  try {
-    return statSync(p).mtimeMs;
-  } catch {
-    return -Infinity;
-  }
-}
-
 /** Newest mtime of the files under `dir` (recursive), -Infinity when empty or missing. */
 function newestUnder(dir) {
   let newest = -Infinity;
@@ -79,21 +72,6 @@ function newestUnder(dir) {
 function touch(p) {
   mkdirSync(dirname(p), { recursive: true });
   writeFileSync(p, `${new Date().toISOString()}\n`);
-}
-
-/** Full path of an executable on PATH, or null. */
-function which(cmd) {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return null;
 }
 
 /** Runs a command with inherited stdio; returns its exit status (null when it could not start). */
