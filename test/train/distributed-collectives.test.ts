@@ -5,6 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { SingleProcess, allGatherJson, shardRange } from '../../src/train/distributed/collective.js';
@@ -80,6 +82,8 @@ describe('process group', () => {
     assert.ok(args.includes('--oversubscribe') && args.includes('VERA_NUM_THREADS=2'));
     assert.equal(args[args.indexOf('-np') + 1], '3');
     assert.equal(args.includes('--allow-run-as-root'), process.getuid?.() === 0);
+    assert.ok(!args.some((a) => a.startsWith('VERA_LAUNCH_DIR')));
+    assert.ok(mpirunArgs(2, ['x'], 1, '/tmp/d').includes('VERA_LAUNCH_DIR=/tmp/d'));
   });
 
   test('launchRanks refuses a bad rank count and a missing MPI addon, naming --nproc', async () => {
@@ -151,5 +155,31 @@ describe('MPI collectives on 2 ranks', () => {
     });
     assert.notEqual(code, 0);
     assert.match(lines.join('\n'), /vera: rank 1 failed \(its message is above\) and aborted the job/);
+  });
+
+  mpiTest('a rank that aborts is named from its file when mpirun prints no report', async () => {
+    // Open MPI 4.1 can fail to print its MPI_ABORT report ("Data unpack would read past end of
+    // buffer"): a launcher that stands in for such an mpirun leaves only rank 1's abort file.
+    const dir = mkdtempSync(join(tmpdir(), 'vera-fake-mpirun-'));
+    const fake = join(dir, 'mpirun');
+    writeFileSync(
+      fake,
+      '#!/bin/sh\nfor a; do case "$a" in VERA_LAUNCH_DIR=*) echo gives up > "${a#VERA_LAUNCH_DIR=}/abort-1";; esac; done\nexit 3\n',
+    );
+    chmodSync(fake, 0o755);
+    const lines: string[] = [];
+    try {
+      const code = await launchRanks({
+        nproc: 2,
+        command: ['true'],
+        threadsPerRank: 1,
+        env: { ...process.env, VERA_MPIRUN: fake },
+        say: (l) => lines.push(l),
+      });
+      assert.equal(code, 3);
+      assert.match(lines.join('\n'), /vera: rank 1 failed \(its message is above\) and aborted the job/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

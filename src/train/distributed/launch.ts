@@ -5,10 +5,10 @@
 // which in one line.
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, readdirSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { accessSync, constants, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { mpiUnavailable } from './mpi.js';
+import { LAUNCH_DIR_ENV, mpiUnavailable } from './mpi.js';
 
 export interface LaunchOptions {
   nproc: number;
@@ -64,8 +64,22 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The first rank that left an abort file in the launch folder, described, or null. */
+function abortedRank(dir: string): string | null {
+  try {
+    const ranks = readdirSync(dir)
+      .map((f) => /^abort-(\d+)$/.exec(f)?.[1])
+      .filter((r): r is string => r !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    return ranks.length ? `rank ${ranks[0]} failed (its message is above) and aborted the job` : null;
+  } catch {
+    return null;
+  }
+}
+
 /** mpirun's arguments for `nproc` ranks of `command` on this host. */
-export function mpirunArgs(nproc: number, command: string[], threadsPerRank: number): string[] {
+export function mpirunArgs(nproc: number, command: string[], threadsPerRank: number, launchDir?: string): string[] {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   return [
     ...(root ? ['--allow-run-as-root'] : []),
@@ -79,6 +93,7 @@ export function mpirunArgs(nproc: number, command: string[], threadsPerRank: num
     `VERA_NUM_THREADS=${threadsPerRank}`,
     '-x',
     'OMP_WAIT_POLICY',
+    ...(launchDir ? ['-x', `${LAUNCH_DIR_ENV}=${launchDir}`] : []),
     ...command,
   ];
 }
@@ -90,15 +105,16 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
     throw new Error(`--nproc must be an integer ≥ 1, got ${JSON.stringify(o.nproc)}`);
   const why = mpiUnavailable();
   if (why) throw new Error(`--nproc ${o.nproc} starts MPI ranks, but ${why}`);
-  const mpirun = process.env['VERA_MPIRUN'] || which('mpirun') || which('mpiexec');
+  const mpirun = (o.env ?? process.env)['VERA_MPIRUN'] || which('mpirun') || which('mpiexec');
   if (!mpirun)
     throw new Error(
       `--nproc ${o.nproc} starts ranks with mpirun, which is not on PATH (sudo apt-get install -y openmpi-bin, or set VERA_MPIRUN)`,
     );
   const threads = o.threadsPerRank ?? Math.max(1, Math.floor(availableParallelism() / o.nproc));
   // OpenMP's idle threads spin by default; beside MPI's own polling they take the cores a rank waits on.
+  const launchDir = mkdtempSync(join(tmpdir(), 'vera-launch-'));
   const env = { OMP_WAIT_POLICY: 'passive', ...(o.env ?? process.env) };
-  const child = spawn(mpirun, mpirunArgs(o.nproc, o.command, threads), {
+  const child = spawn(mpirun, mpirunArgs(o.nproc, o.command, threads, launchDir), {
     stdio: ['ignore', 'inherit', 'pipe'],
     env,
     // Its own process group: a terminal's Ctrl-C reaches the launcher only, which passes it on.
@@ -141,10 +157,13 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
     if (code === 0) return 0;
     for (const t0 = Date.now(); survivors.some(isAlive) && Date.now() - t0 < 10_000;)
       await new Promise((r) => setTimeout(r, 20));
+    dead ??= abortedRank(launchDir);
     if (dead) say(`vera: ${dead}; the run stopped: continue it with --resume (the last checkpoint is intact)`);
     else if (signal) say(`vera: mpirun ended by ${signal}`);
+    else say(`vera: the job ended with exit status ${code} and mpirun named no rank (its messages are above)`);
     return code ?? 1;
   } finally {
     process.off('SIGINT', onSigint);
+    rmSync(launchDir, { recursive: true, force: true });
   }
 }
