@@ -75,6 +75,11 @@ Options:
   --max-loaded N         Most adapters in memory; the least recently used are unloaded (default 64)
   --max-queued N         Most requests waiting; more get 503 (default 1024)
   --cors ORIGIN          Let browsers on ORIGIN call the server ('*': any origin; default: none)
+  --headers-timeout-ms N Most ms to receive a request's headers (also a connection that sends nothing);
+                         beyond, 408 and the connection is closed (default 10000)
+  --request-timeout-ms N Most ms to receive a whole request, headers and body (an upload); beyond, 408
+                         and the connection is closed (default 300000)
+  --keep-alive-timeout-ms N  How long an idle keep-alive connection is kept (default 5000)
   --label_names A,B      Class names in id order (default: config.json's id2label)
 ${dtypeHelp(25)}  --verbose              Log adapter loads on stderr
 ${backendHelp(25)}${deviceHelp(25)}${threadsHelp(25)}`;
@@ -109,6 +114,9 @@ export async function serveCommand(args: string[]): Promise<number> {
         'max-loaded': s,
         'max-queued': s,
         cors: s,
+        'headers-timeout-ms': s,
+        'request-timeout-ms': s,
+        'keep-alive-timeout-ms': s,
         label_names: s,
         dtype: s,
         verbose: flag,
@@ -150,6 +158,15 @@ export async function serveCommand(args: string[]): Promise<number> {
     ...(values.engine === undefined ? {} : { engine: oneOf('engine', values.engine, ['worker', 'local'] as const) }),
     ...(values.label_names === undefined ? {} : { labelNames: values.label_names.split(',').map((x) => x.trim()) }),
     ...(values.cors === undefined ? {} : { cors: values.cors }),
+    ...(values['headers-timeout-ms'] === undefined
+      ? {}
+      : { headersTimeoutMs: intFlag('headers-timeout-ms', values['headers-timeout-ms'], 1) }),
+    ...(values['request-timeout-ms'] === undefined
+      ? {}
+      : { requestTimeoutMs: intFlag('request-timeout-ms', values['request-timeout-ms'], 1) }),
+    ...(values['keep-alive-timeout-ms'] === undefined
+      ? {}
+      : { keepAliveTimeoutMs: intFlag('keep-alive-timeout-ms', values['keep-alive-timeout-ms'], 1) }),
     ...(values['model-name'] === undefined ? {} : { modelName: values['model-name'] }),
     ...(values.dtype === undefined ? {} : { dtype: dtypeFlag(values.dtype) }),
     ...(rate === undefined ? {} : { rateLimit: { perMinute: rate, ...(burst === undefined ? {} : { burst }) } }),

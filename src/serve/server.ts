@@ -18,7 +18,7 @@
 // {"error": {message, type, param, code}} on the others, with the status (429/503 with retry-after).
 
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { defaultBackend } from '../backends/registry.js';
 import { readJsonFile } from '../io/json.js';
@@ -114,6 +114,18 @@ export interface ServeOptions {
   /** Bounds of adapter uploads (POST /v1/adapters). */
   uploadLimits?: UploadLimits;
   /**
+   * Most ms from a connection's first byte (or from its previous request) to a request's last header
+   * (default 10 000): beyond, 408 and the connection closed. A connection that sends nothing is bounded too.
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Most ms to receive a whole request, headers and body (default 300 000: an upload of the largest
+   * adapter over a slow link): beyond, 408 and the connection closed. Answering takes what it takes.
+   */
+  requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection is kept after an answer, in ms (default 5000). */
+  keepAliveTimeoutMs?: number;
+  /**
    * Replaces the key check: called before every route but /health, returns who the request is, or
    * throws an error with a status (401, 403, 429) to refuse it.
    */
@@ -128,6 +140,16 @@ export function isLoopback(host: string): boolean {
 
 const OPEN_ROUTES = new Set(['/health']);
 
+/** The defaults of the bounds on receiving a request (ServeOptions: headersTimeoutMs, …). */
+export const TIMEOUTS = { headersMs: 10_000, requestMs: 300_000, keepAliveMs: 5_000 } as const;
+
+/** The requests whose headers a socket has sent and whose answer is not complete (see #clientError). */
+interface InFlight {
+  res: ServerResponse;
+  family: Family;
+  timedOut: boolean;
+}
+
 export class AdapterServer {
   readonly engine: Engine;
   readonly store: AdapterStore;
@@ -140,6 +162,7 @@ export class AdapterServer {
   #server: Server | null = null;
   #authRequired: boolean;
   #authCheckedAt = 0;
+  readonly #inFlight = new WeakMap<Socket, InFlight>();
 
   /**
    * A server over a running engine and an opened store; open() makes both. `authRequired`: whether
@@ -306,8 +329,25 @@ export class AdapterServer {
             '--admin) or set VERA_ADMIN_KEY, listen on 127.0.0.1, or pass --insecure-no-auth',
         ),
       );
-    // #handle answers every error itself; a failure to answer (the client went away) ends that socket only.
-    const server = createServer((req, res) => void this.#handle(req, res).catch(() => res.destroy()));
+    // Bounds on receiving a request: a client that drips its headers or body, or sends part of a request
+    // and goes silent, gets 408 and is cut off (#clientError). Node checks them every
+    // connectionsCheckingInterval (30 s by default, which would let a bound of 1 s run 30 s): a fifth of
+    // the shortest bound, at most 1 s.
+    const requestMs = this.#opts.requestTimeoutMs ?? TIMEOUTS.requestMs;
+    const headersMs = Math.min(this.#opts.headersTimeoutMs ?? TIMEOUTS.headersMs, requestMs);
+    const server = createServer(
+      {
+        headersTimeout: headersMs,
+        requestTimeout: requestMs,
+        keepAliveTimeout: this.#opts.keepAliveTimeoutMs ?? TIMEOUTS.keepAliveMs,
+        connectionsCheckingInterval: Math.max(20, Math.min(1000, Math.floor(headersMs / 5))),
+      },
+      // #handle answers every error itself; a failure to answer (the client went away) ends that socket only.
+      (req, res) => void this.#handle(req, res).catch(() => res.destroy()),
+    );
+    server.on('clientError', (e: NodeJS.ErrnoException, socket: Socket) =>
+      this.#clientError(e, socket, { headersMs, requestMs }),
+    );
     this.#server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -328,6 +368,41 @@ export class AdapterServer {
     await this.engine.close();
     if (this.#owned.store) await this.store.close();
     this.#owned.close?.();
+  }
+
+  /**
+   * A connection's error outside any handler: a request not received within its bound (408), headers
+   * beyond Node's limit (431) or that do not parse (400). Answered as Node would, with an error body in
+   * the shape of the route's family (OpenAI's before the route is known), when nothing of an answer has
+   * been written yet; then the connection is closed (the rest of a dripping request is never read).
+   */
+  #clientError(e: NodeJS.ErrnoException, socket: Socket, bounds: { headersMs: number; requestMs: number }): void {
+    const flight = this.#inFlight.get(socket);
+    if (e.code === 'ECONNRESET' || !socket.writable || flight?.res.headersSent) {
+      socket.destroy();
+      return;
+    }
+    let status = 400;
+    let message = `bad HTTP request: ${e.message}`;
+    if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      message = flight
+        ? `the request was not received whole within ${bounds.requestMs} ms (--request-timeout-ms)`
+        : `the request's headers were not received within ${bounds.headersMs} ms (--headers-timeout-ms)`;
+      if (flight) flight.timedOut = true;
+    } else if (e.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      message = 'the request headers are too large';
+    }
+    const text = `${JSON.stringify(errorBody(new HttpError(status, message), flight?.family ?? 'openai'))}\n`;
+    const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+      () => socket.destroy(),
+    );
+    // A client that never reads its answer is not waited for.
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   /** The admin routes (auth/admin-routes.ts), with GET /v1/adapters saying which adapters are loaded. */
@@ -379,7 +454,9 @@ export class AdapterServer {
       const now = Date.now();
       if (now - this.#authCheckedAt > 2000) {
         this.#authCheckedAt = now;
-        this.#authRequired = await this.keys.any();
+        // A store that cannot answer (a database restarting) has no new key either: serve on as before,
+        // so that requests needing nothing of the store (the base) keep being answered.
+        this.#authRequired = await this.keys.any().catch(() => false);
       }
       if (!this.#authRequired) return LOCAL_ADMIN;
     }
@@ -413,7 +490,11 @@ export class AdapterServer {
     const label = route?.label ?? (allowed ? path : 'unmatched');
     // The client going away before the answer is complete cancels the request.
     const abort = new AbortController();
+    const flight: InFlight = { res, family, timedOut: false };
+    const socket = req.socket;
+    this.#inFlight.set(socket, flight);
     res.on('close', () => {
+      if (this.#inFlight.get(socket) === flight) this.#inFlight.delete(socket);
       if (!res.writableFinished) abort.abort();
     });
     let status = 500;
@@ -446,9 +527,14 @@ export class AdapterServer {
     } catch (e) {
       const err = e instanceof StoreError ? toApiError(e) : e;
       status = isAbort(err) && abort.signal.aborted ? 499 : statusOf(err);
+      // The request cut off before it was received whole: timed out (answered 408 by #clientError), or
+      // the client went away; either way no fault of the server's, and nothing to answer.
+      if (flight.timedOut) status = 408;
+      else if (!req.complete && (req.destroyed || socket.destroyed)) status = 499;
       if (status === 500)
         this.#opts.log?.(`${method} ${path}: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
-      if (!res.headersSent && !res.destroyed) sendJson(res, status, errorBody(err, family), errorHeaders(err));
+      if (!flight.timedOut && !res.headersSent && !res.destroyed)
+        sendJson(res, status, errorBody(err, family), errorHeaders(err));
       // A request body nobody read (a refused upload, say) is drained, so the client gets the answer.
       if (!req.complete) req.resume();
     } finally {

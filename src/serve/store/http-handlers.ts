@@ -110,6 +110,9 @@ export function readAdapterUpload(req: IncomingMessage, limits: UploadLimits = {
       else fields[name] = value;
     });
     bb.on('file', (field, stream, info) => {
+      // A body that ends inside a file part destroys that part's stream with "Unexpected end of form";
+      // busboy reports the same error below (a 400). Unheard here, it would end the server's process.
+      stream.on('error', () => undefined);
       const file = isAdapterFile(field) ? field : isAdapterFile(info.filename) ? info.filename : null;
       if (file === null || chunks[file]) {
         fail(

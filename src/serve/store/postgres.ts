@@ -91,6 +91,12 @@ export class PostgresDriver implements SqlDriver {
     } catch (e) {
       throw wrap(this.spec, e);
     }
+    // pg-pool takes its 'error' listener off a client it lends: the connection dying between two
+    // statements of the transaction (the database restarting) would be an unhandled 'error' ending the
+    // process. The next statement fails instead (a StoreError 'unavailable'), and the client is dropped.
+    let lost: Error | undefined;
+    const onError = (e: Error) => (lost = e);
+    client.on('error', onError);
     const tx: SqlRunner = {
       query: async (sql, params = []) => {
         try {
@@ -114,7 +120,8 @@ export class PostgresDriver implements SqlDriver {
       }
       throw e;
     } finally {
-      client.release(broken instanceof Error ? broken : undefined);
+      client.off('error', onError);
+      client.release(broken instanceof Error ? broken : lost);
     }
   }
 
