@@ -74,6 +74,24 @@ function findCublas(nvcc) {
   return null;
 }
 
+/**
+ * libnccl.so.2 for data-parallel training, or null: $VERA_NCCL_LIB, pip's nvidia-nccl wheels (PyTorch's
+ * environment), the toolkit's and the system's library folders. Only its path is baked in: the addon
+ * opens NCCL with dlopen when a process group asks for it (native/cuda/nccl.cu), so NCCL is not needed
+ * to build or load the addon.
+ */
+function findNccl(nvcc) {
+  if (process.env.VERA_NCCL_LIB) return process.env.VERA_NCCL_LIB;
+  const dirs = [];
+  const r = spawnSync('python3', ['-c', 'import site; print("\\n".join(site.getsitepackages()))'], {
+    encoding: 'utf8',
+  });
+  for (const sp of (r.stdout ?? '').split('\n').filter(Boolean)) dirs.push(join(sp, 'nvidia', 'nccl', 'lib'));
+  const cuda = resolve(dirname(nvcc), '..');
+  dirs.push(join(cuda, 'lib64'), join(cuda, 'lib'), '/usr/lib/x86_64-linux-gnu', '/usr/local/cuda/lib64');
+  return dirs.map((d) => join(d, 'libnccl.so.2')).find((f) => existsSync(f)) ?? null;
+}
+
 function findNodeInclude() {
   const c = [
     process.env.VERA_NODE_INCLUDE,
@@ -168,6 +186,7 @@ export async function buildCuda({ quiet = false } = {}) {
     if (!quiet) log('cuda: up to date');
     return 'up-to-date';
   }
+  const ncclLib = findNccl(nvcc);
   const arch = process.env.VERA_CUDA_ARCH ?? 'sm_90';
   const cc = arch.replace(/^sm_/, '');
   const flags = [
@@ -176,6 +195,7 @@ export async function buildCuda({ quiet = false } = {}) {
     `-gencode=arch=compute_${cc},code=[sm_${cc},compute_${cc}]`,
     '-DVERA_TAG="cuda"',
     '-DNAPI_VERSION=8',
+    `-DVERA_NCCL_DEFAULT=${JSON.stringify(ncclLib ?? '')}`,
     '-Xcompiler=-fPIC,-Wall',
     '-I',
     join(ROOT, 'native', 'src'),
@@ -193,7 +213,7 @@ export async function buildCuda({ quiet = false } = {}) {
     .filter(([s, o]) => mtime(o) < Math.max(mtime(s), headerTime, mtime(fileURLToPath(import.meta.url))))
     .map(([s, o]) => [nvcc, [...flags, '-x', s.endsWith('.cu') ? 'cu' : 'c++', '-c', s, '-o', o], basename(s)]);
   log(
-    `cuda: nvcc ${ver.join('.')} for ${arch}: compiling ${jobs.length} of ${sources.length} files (cuBLASLt from ${cublas.lib})`,
+    `cuda: nvcc ${ver.join('.')} for ${arch}: compiling ${jobs.length} of ${sources.length} files (cuBLASLt from ${cublas.lib}; NCCL ${ncclLib ? `from ${ncclLib}` : 'not found: data-parallel training on cuda will look for libnccl.so.2 at run time'})`,
   );
   const failed = await runAll(jobs, Math.max(1, Math.min(cpus().length, 16)));
   if (failed) {
@@ -210,6 +230,7 @@ export async function buildCuda({ quiet = false } = {}) {
       OUT,
       ...cublasLinkDirs(cublas.lib).map((d) => `-L${d}`),
       '-lcublasLt',
+      '-ldl',
       `-Xlinker=-rpath=${cublas.lib}`,
     ],
     { cwd: ROOT, encoding: 'utf8' },

@@ -19,6 +19,10 @@
 
 using namespace vera;
 
+namespace vera {
+void export_nccl(napi_env env, napi_value exports);  // nccl.cu
+}
+
 namespace {
 
 // ---- buffers -------------------------------------------------------------------------------------
@@ -417,6 +421,7 @@ napi_value Init(napi_env env, napi_value exports) {
     set_prop(env, exports, f.name, fn);
   }
   export_kernels(env, exports);
+  export_nccl(env, exports);
   export_tables(env, exports, desc, kernel_names(env));
   return exports;
 }

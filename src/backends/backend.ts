@@ -150,6 +150,29 @@ export interface AdamWParams {
   step: number;
 }
 
+/**
+ * A device backend's collectives between processes (NCCL on cuda): one communicator per process,
+ * joined by every rank with the same id (made by rank 0, handed to the others out of band). Device
+ * collectives are queued on the backend's stream like kernels; host ones wait for their result.
+ */
+export interface DeviceCommunicator {
+  /** The library and its version, e.g. "NCCL 2.28.9 (/…/libnccl.so.2)". Throws where it is missing. */
+  library(): string;
+  /** A fresh id for a new communicator (rank 0 calls this). */
+  uniqueId(): Uint8Array;
+  join(id: Uint8Array, size: number, rank: number): void;
+  /** In place over a contiguous view of this backend. */
+  allReduce(v: View, op: 'sum' | 'max' | 'min'): void;
+  broadcast(v: View, root: number): void;
+  /** In place over a host array, through the device. */
+  allReduceHost(data: Float32Array | Float64Array, op: 'sum' | 'max' | 'min'): void;
+  broadcastHost(data: Float32Array | Float64Array | Uint8Array, root: number): void;
+  /** recv (send.length × size bytes) gets every rank's send bytes in rank order. */
+  allGatherHost(send: Uint8Array, recv: Uint8Array): void;
+  /** Leaves the communicator; `abort` skips waiting for the other ranks (a failing rank). */
+  leave(abort: boolean): void;
+}
+
 export interface MemoryStats {
   /** Bytes held by live buffers. */
   allocated: number;
@@ -261,6 +284,8 @@ export interface Backend {
    * on a busy machine. Returns false where the system does not allow it.
    */
   lowerPriority?(nice: number): boolean;
+  /** Optional (device backends): collectives between processes for data-parallel training. */
+  readonly communicator?: DeviceCommunicator;
 
   // ---- data movement ------------------------------------------------------------------------
   /** out[i] = cast(a[i]) elementwise over out.shape == a.shape; both views may be strided. */

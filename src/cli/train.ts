@@ -13,9 +13,21 @@ import {
   trainUsage,
 } from '../train/config.js';
 import { train } from '../train/trainer.js';
+import { getBackend } from '../backends/registry.js';
+import type { Collective } from '../train/distributed/collective.js';
 import { launchRanks } from '../train/distributed/launch.js';
+import { joinNccl } from '../train/distributed/nccl.js';
+import { spawnRanks } from '../train/distributed/spawn-ranks.js';
 import { processGroup, worldFromEnv } from '../train/distributed/world.js';
 import { selectBackend, writeOut } from './common.js';
+
+/** Whether the run computes on the GPU (flags first, then VERA_BACKEND / VERA_DEVICE), without loading it. */
+function onCuda(cfg: TrainConfig): boolean {
+  if (cfg.backend !== null) return cfg.backend === 'cuda';
+  if (cfg.device !== null) return cfg.device === 'cuda';
+  const forced = process.env['VERA_BACKEND'];
+  return forced ? forced === 'cuda' : process.env['VERA_DEVICE'] === 'cuda';
+}
 
 /** Exit status per outcome: finished (or stopped early by patience) 0, diverged 1, interrupted 130. */
 const EXIT = { completed: 0, 'early-stopped': 0, diverged: 1, interrupted: 130 } as const;
@@ -62,6 +74,19 @@ export async function trainCommand(argv: string[]): Promise<number> {
       process.stderr.write(`vera: no checkpoint in ${outputDir} yet; starting the run from the beginning\n`);
   }
   const cfg = resolveConfig(...layers);
+  const cuda = onCuda(cfg);
+  const self = [process.execPath, ...process.execArgv, process.argv[1]!, 'train', ...args];
+  // GPU ranks: one process per GPU, started here as torchrun starts them (NCCL; no MPI needed).
+  if (nproc !== null && cuda) {
+    if (world.launcher !== null)
+      throw new ConfigError(
+        `--nproc ${nproc} starts its own ranks, but this process is already rank ${world.rank} of ${world.size} (${world.source}); leave --nproc out`,
+      );
+    return spawnRanks({ nproc, command: self });
+  }
+  // A rank started by torchrun (or another launcher setting LOCAL_RANK) drives the GPU of its local rank.
+  if (cuda && world.launcher === 'env' && !process.env['VERA_CUDA_DEVICE'])
+    process.env['VERA_CUDA_DEVICE'] = String(world.localRank);
   // The backend loads now, so one that cannot (--device cuda without a GPU) fails as one line, before the run starts.
   selectBackend(cfg.backend ?? undefined, undefined, cfg.device ?? undefined);
 
@@ -70,14 +95,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
       throw new ConfigError(
         `--nproc ${nproc} starts its own ranks, but this process is already rank ${world.rank} of ${world.size} (${world.source}); under mpirun leave --nproc out`,
       );
-    if (cfg.device === 'cuda' || cfg.backend === 'cuda')
-      throw new ConfigError(`--nproc ${nproc} with --device cuda needs NCCL, which is not built yet; CPU ranks only`);
-    const self = [process.execPath, ...process.execArgv, process.argv[1]!, 'train', ...args];
     return launchRanks({ nproc, command: self, ...(cfg.threads !== null ? { threadsPerRank: cfg.threads } : {}) });
   }
-  const group = processGroup();
-  if (group.size > 1 && (cfg.device === 'cuda' || cfg.backend === 'cuda'))
-    throw new ConfigError(`${group.size} ranks on --device cuda need NCCL, which is not built yet; CPU ranks only`);
+  let group: Collective;
+  if (cuda && world.launcher === 'env') group = await joinNccl(getBackend('cuda'), world);
+  else {
+    group = processGroup();
+    if (group.size > 1 && cuda)
+      throw new ConfigError(
+        `${group.size} MPI ranks on --device cuda: GPU ranks join through NCCL; start them with vera train --nproc ${group.size} --device cuda or torchrun-style RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT`,
+      );
+  }
 
   const stop = new AbortController();
   const onSigint = () => {

@@ -182,7 +182,7 @@ async function trainLocked(
   const log: Pick<MetricsLog, 'records' | 'append'> = lead
     ? new MetricsLog(join(out, 'metrics.jsonl'), resumeFrom ? st.step : null)
     : { records: [], append: () => {} };
-  say(describeRun(run, resumeFrom ? st.step : null, ranks));
+  say(describeRun(run, resumeFrom ? st.step : null, group));
   if (resumeFrom) log.append({ type: 'event', step: st.step, event: 'resume', checkpoint: resumeFrom.dir });
 
   const t0 = performance.now();
@@ -315,7 +315,8 @@ async function trainLocked(
     dropoutFrom: { seed: number; offset: number },
   ): { tokens: number; stop: boolean } {
     const stop = opts.signal?.aborted === true;
-    if (ranks === 1) return { tokens, stop };
+    // A device group (NCCL) reduces even alone, so one GPU runs the code path that several do.
+    if (ranks === 1 && !group.allReduceViewSum) return { tokens, stop };
     const n = arena.params.length;
     for (let i = 0; i < n; i++) if (!arena.hasGrad(i)) run.backend.fill(arena.span('grad', i, i + 1, 'reduce'), 0);
     allReduceViewSum(group, run.backend, arena.span('grad', 0, n, 'reduce'));
@@ -654,7 +655,8 @@ function rankDropoutSeed(seed: number, rank: number): number {
   return (seed ^ Math.imul(rank, 0x9e3779b9)) >>> 0;
 }
 
-function describeRun(run: Run, resumedAt: number | null, ranks: number): string {
+function describeRun(run: Run, resumedAt: number | null, group: Collective): string {
+  const ranks = group.size;
   const n = run.params.reduce((s, [, p]) => s + p.numel, 0);
   const all = run.model.numParameters();
   const what = run.peft
@@ -663,8 +665,8 @@ function describeRun(run: Run, resumedAt: number | null, ranks: number): string 
   const data = `${run.train.length} training examples${run.validation ? `, ${run.validation.length} validation` : ''}`;
   const head = resumedAt === null ? 'training' : `resuming at step ${resumedAt} of`;
   const dp =
-    ranks > 1
-      ? `; ${ranks} data-parallel ranks share each global batch of ${run.cfg.batch_size * run.cfg.gradient_accumulation_steps}`
+    ranks > 1 || group.kind === 'nccl'
+      ? `; ${ranks} data-parallel rank${ranks > 1 ? 's share' : ' takes'} each global batch of ${run.cfg.batch_size * run.cfg.gradient_accumulation_steps} (${group.kind === 'nccl' ? 'NCCL' : 'MPI'})`
       : '';
   return `${head} ${run.model.architecture} (${run.cfg.method}, ${run.task}) for ${run.totalSteps} steps; ${data}; ${what}${dp}`;
 }

@@ -9,7 +9,13 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type Addon, AddonBackend, type Handle, packageRoot } from '../addon-binding.js';
-import { FUSED_KERNELS, type FusedKernelName, type MemoryStats, type View } from '../backend.js';
+import {
+  type DeviceCommunicator,
+  FUSED_KERNELS,
+  type FusedKernelName,
+  type MemoryStats,
+  type View,
+} from '../backend.js';
 import { type HostArray, hostArray } from '../dtype.js';
 
 /** vera_cuda's exports beyond the shared kernels. */
@@ -20,7 +26,18 @@ export interface CudaAddon extends Addon {
   fusedKernels(): string[];
   resetPeakMemory(): void;
   profileReport(): string;
+  ncclVersion(): { version: number; library: string };
+  ncclUniqueId(): Uint8Array;
+  ncclInit(id: Uint8Array, size: number, rank: number): void;
+  ncclAllReduce(h: Handle, op: number): void;
+  ncclBroadcast(h: Handle, root: number): void;
+  ncclAllReduceHost(data: Float32Array | Float64Array, op: number): void;
+  ncclBroadcastHost(data: Float32Array | Float64Array | Uint8Array, root: number): void;
+  ncclAllGatherHost(send: Uint8Array, recv: Uint8Array): void;
+  ncclFinalize(abort: boolean): void;
 }
+
+const REDUCE_OPS = { sum: 0, max: 1, min: 2 } as const;
 
 /** Totals of one label of the kernel profile (VERA_CUDA_PROFILE=1). */
 export interface ProfileEntry {
@@ -100,6 +117,23 @@ export class CudaBackend extends AddonBackend {
   profileReport(): Record<string, ProfileEntry> | null {
     return JSON.parse(this.#c.profileReport()) as Record<string, ProfileEntry> | null;
   }
+
+  /** NCCL between the processes of a data-parallel run (native/cuda/nccl.cu opens it on first use). */
+  readonly communicator: DeviceCommunicator = {
+    library: () => {
+      const { version: v, library } = this.#c.ncclVersion();
+      // NCCL ≥ 2.9 encodes 2.28.9 as 22809 (major·10000 + minor·100 + patch).
+      return `NCCL ${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100} (${library})`;
+    },
+    uniqueId: () => this.#c.ncclUniqueId(),
+    join: (id, size, rank) => this.#c.ncclInit(id, size, rank),
+    allReduce: (v, op) => this.#c.ncclAllReduce(this.packed(v), REDUCE_OPS[op]),
+    broadcast: (v, root) => this.#c.ncclBroadcast(this.packed(v), root),
+    allReduceHost: (data, op) => this.#c.ncclAllReduceHost(data, REDUCE_OPS[op]),
+    broadcastHost: (data, root) => this.#c.ncclBroadcastHost(data, root),
+    allGatherHost: (send, recv) => this.#c.ncclAllGatherHost(send, recv),
+    leave: (abort) => this.#c.ncclFinalize(abort),
+  };
 
   async downloadAsync(v: View): Promise<HostArray> {
     let n = 1;

@@ -1,15 +1,15 @@
 // The process group of data-parallel training: every rank runs the same run on its shard of each
 // global batch, and these collectives keep the ranks in step. Two implementations: SingleProcess (a
 // group of one, where every collective is the identity) and MpiCollective (mpi.ts, CPU ranks over the
-// system's MPI). An NCCL group for --device cuda implements the same interface, reducing backend views
-// on the device (`allReduceViewSum`) instead of staging them through host memory.
+// system's MPI); NcclCollective (nccl.ts, GPU ranks) implements the same interface, reducing backend
+// views on the device (`allReduceViewSum`) instead of staging them through host memory.
 
 import type { Backend, View } from '../../backends/backend.js';
 
 export type ReduceOp = 'sum' | 'max' | 'min';
 
 export interface Collective {
-  /** 'single', 'mpi' (a future 'nccl'). */
+  /** 'single', 'mpi' or 'nccl'. */
   readonly kind: string;
   readonly rank: number;
   readonly size: number;
@@ -51,8 +51,9 @@ export class SingleProcess implements Collective {
 
 /** Sums a contiguous f32 backend view over the ranks, in place (through the host unless the group reduces views itself). */
 export function allReduceViewSum(group: Collective, backend: Backend, view: View): void {
-  if (group.size === 1) return;
+  // A device group reduces even alone (NCCL's one-rank all-reduce), so one GPU runs the path many do.
   if (group.allReduceViewSum) return group.allReduceViewSum(backend, view);
+  if (group.size === 1) return;
   const host = backend.download(view);
   if (!(host instanceof Float32Array) && !(host instanceof Float64Array))
     throw new TypeError(`[distributed] allReduceViewSum: ${view.dtype} views are not reduced (f32 or f64 only)`);

@@ -13,3 +13,6 @@ export {
 export { MpiCollective, mpiAddonPath, mpiUnavailable } from './mpi.js';
 export { type WorldEnv, processGroup, worldFromEnv } from './world.js';
 export { type LaunchOptions, launchRanks, mpirunArgs } from './launch.js';
+export { NcclCollective, joinNccl } from './nccl.js';
+export { exchangeId } from './rendezvous.js';
+export { type SpawnOptions, freePort, rankEnv, spawnRanks } from './spawn-ranks.js';

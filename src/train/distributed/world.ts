@@ -1,8 +1,8 @@
 // Which process group this process belongs to, from its environment: under mpirun/mpiexec (Open MPI's
 // OMPI_COMM_WORLD_*, MPICH/PMIx's PMI_* / PMIX_RANK) it joins MPI_COMM_WORLD; the torchrun-style
-// RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT variables name a group too, whose CPU
-// ranks must be started by mpirun (NCCL's rendezvous over MASTER_ADDR is the cuda backend's, not
-// built yet); otherwise the process trains alone.
+// RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT variables name a group too: GPU ranks
+// join it through NCCL (nccl.ts, joinNccl), CPU ranks must be started by mpirun; otherwise the process
+// trains alone.
 
 import type { Collective } from './collective.js';
 import { SingleProcess } from './collective.js';
@@ -59,7 +59,7 @@ export function processGroup(env: NodeJS.ProcessEnv = process.env): Collective {
     joined = new MpiCollective();
   } else if (w.launcher === 'env' && w.size > 1) {
     throw new Error(
-      `[distributed] RANK=${w.rank} WORLD_SIZE=${w.size} name a group of ${w.size} processes, but CPU ranks join through MPI: start them with mpirun -np ${w.size} (or vera train --nproc ${w.size}); the MASTER_ADDR/MASTER_PORT rendezvous belongs to NCCL on --device cuda, which is not built yet`,
+      `[distributed] RANK=${w.rank} WORLD_SIZE=${w.size} name a group of ${w.size} processes, but CPU ranks join through MPI: start them with mpirun -np ${w.size} (or vera train --nproc ${w.size}); the MASTER_ADDR/MASTER_PORT rendezvous is for GPU ranks (--device cuda, NCCL)`,
     );
   } else joined = new SingleProcess();
   return joined;
