@@ -86,7 +86,8 @@ function findNccl(nvcc) {
   const r = spawnSync('python3', ['-c', 'import site; print("\\n".join(site.getsitepackages()))'], {
     encoding: 'utf8',
   });
-  for (const sp of (r.stdout ?? '').split('\n').filter(Boolean)) dirs.push(join(sp, 'nvidia', 'nccl', 'lib'));
+  for (const sp of (r.stdout ?? '').split('\n').filter(Boolean))
+    dirs.push(join(sp, 'nvidia', 'nccl', 'lib'), join(sp, 'nvidia', 'cu13', 'lib'));
   const cuda = resolve(dirname(nvcc), '..');
   dirs.push(join(cuda, 'lib64'), join(cuda, 'lib'), '/usr/lib/x86_64-linux-gnu', '/usr/local/cuda/lib64');
   return dirs.map((d) => join(d, 'libnccl.so.2')).find((f) => existsSync(f)) ?? null;
