@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #endif
@@ -227,29 +228,36 @@ KERNEL(SetThreads, "setThreads", {
 // a worker thread keeps its HTTP thread ahead of the kernels on a busy machine. Linux only (elsewhere
 // false); nice values only go up without privileges, so a lower one than the current is kept.
 #ifdef __linux__
-// True when the calling thread's nice value is at least n afterwards.
-static bool lower_this_thread(int n) {
+// True when the calling thread's nice value is at least n afterwards (and, with `idle`, it runs under
+// SCHED_IDLE: any other runnable thread of normal policy preempts it at once).
+static bool lower_this_thread(int n, bool idle) {
   const pid_t tid = (pid_t)syscall(SYS_gettid);
   errno = 0;
   const int cur = getpriority(PRIO_PROCESS, tid);
-  return (errno == 0 && cur >= n) || setpriority(PRIO_PROCESS, tid, n) == 0;
+  const bool niced = (errno == 0 && cur >= n) || setpriority(PRIO_PROCESS, tid, n) == 0;
+  if (!idle) return niced;
+  sched_param p{};
+  p.sched_priority = 0;
+  return niced && sched_setscheduler(tid, SCHED_IDLE, &p) == 0;
 }
 
-static bool lower_pool(int n) {
-  int failed = lower_this_thread(n) ? 0 : 1;
+static bool lower_pool(int n, bool idle) {
+  int failed = lower_this_thread(n, idle) ? 0 : 1;
 #pragma omp parallel reduction(+ : failed)
-  failed += lower_this_thread(n) ? 0 : 1;
+  failed += lower_this_thread(n, idle) ? 0 : 1;
   return failed == 0;
 }
 #else
-static bool lower_pool(int) { return false; }
+static bool lower_pool(int, bool) { return false; }
 #endif
 
 KERNEL(LowerPriority, "lowerPriority", {
   const double n = arg_number(a, 0, "nice value");
   if (!(n >= 0 && n <= 19 && std::floor(n) == n)) fail(a.kernel, "nice value must be an integer in 0..19, got %g", n);
+  bool idle = false;
+  if (a.argc > 1) napi_get_value_bool(a.env, a.argv[1], &idle);
   napi_value r;
-  napi_get_boolean(a.env, lower_pool((int)n), &r);
+  napi_get_boolean(a.env, lower_pool((int)n, idle), &r);
   return r;
 })
 

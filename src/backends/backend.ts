@@ -281,9 +281,10 @@ export interface Backend {
   /**
    * Optional (CPU backends with a worker pool): raises the nice value of the calling thread and of the
    * kernel threads to `nice` (0..19), so other threads of the process (a server's HTTP thread) run first
-   * on a busy machine. Returns false where the system does not allow it.
+   * on a busy machine; `idle` also puts them under SCHED_IDLE (Linux), where any thread of normal
+   * policy that wakes up preempts them at once. Returns false where the system does not allow it.
    */
-  lowerPriority?(nice: number): boolean;
+  lowerPriority?(nice: number, idle?: boolean): boolean;
   /** Optional (device backends): collectives between processes for data-parallel training. */
   readonly communicator?: DeviceCommunicator;
 

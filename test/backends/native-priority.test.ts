@@ -11,13 +11,53 @@ import { nativeSkip } from '../helpers/backends.js';
 
 const skip = process.platform !== 'linux' ? 'Linux only' : nativeSkip();
 
-/** Nice values of this process's threads (field 19 of /proc/self/task/TID/stat). */
-function threadNices(): number[] {
+/** Field `field` (1-based, as proc(5) numbers them) of each of this process's threads' stat. */
+function threadStat(field: number): number[] {
   return readdirSync('/proc/self/task').map((tid) => {
     const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[field - 3]);
   });
 }
+/** Nice values of this process's threads (field 19). */
+const threadNices = () => threadStat(19);
+/** Scheduling policies of this process's threads (field 41; SCHED_IDLE is 5). */
+const threadPolicies = () => threadStat(41);
+
+async function inWorker(call: string, check: (ok: boolean) => void): Promise<void> {
+  const url = new URL('../../src/backends/registry.js', import.meta.url).href;
+  const w = new Worker(
+    `import(${JSON.stringify(url)}).then(async (r) => {
+       const b = r.getBackend('native');
+       b.setThreads(2);
+       const ok = ${call};
+       require('node:worker_threads').parentPort.postMessage(ok);
+       await new Promise((res) => setTimeout(res, 2000));
+     });`,
+    { eval: true },
+  );
+  const ok = await new Promise<boolean>((res, rej) => {
+    w.once('message', res);
+    w.once('error', rej);
+  });
+  try {
+    check(ok);
+  } finally {
+    await w.terminate();
+  }
+}
+
+test('lowerPriority(nice, idle) in a worker: its threads under SCHED_IDLE, the main thread not', { skip }, async () => {
+  const idleBefore = threadPolicies().filter((p) => p === 5).length;
+  await inWorker('b.lowerPriority(3, true)', (ok) => {
+    assert.equal(ok, true);
+    assert.ok(
+      threadPolicies().filter((p) => p === 5).length >= idleBefore + 2,
+      `policies ${threadPolicies().join(' ')}`,
+    );
+    const main = readFileSync('/proc/self/stat', 'utf8');
+    assert.equal(Number(main.slice(main.lastIndexOf(')') + 2).split(' ')[38]), 0, 'the main thread stays SCHED_OTHER');
+  });
+});
 
 test('lowerPriority in a worker: its threads at nice 7, the main thread unchanged', { skip }, async () => {
   const before = getPriority();

@@ -10,7 +10,7 @@ import { type Addon, packageRoot } from '../addon-binding.js';
 export interface NativeAddon extends Addon {
   getThreads(): number;
   setThreads(n: number): void;
-  lowerPriority(nice: number): boolean;
+  lowerPriority(nice: number, idle: boolean): boolean;
   bf16GemmImpl(): string;
 }
 

@@ -25,8 +25,8 @@ export class NativeBackend extends AddonBackend {
     this.#n.setThreads(n);
   }
 
-  lowerPriority(nice: number): boolean {
-    return this.#n.lowerPriority(nice);
+  lowerPriority(nice: number, idle = false): boolean {
+    return this.#n.lowerPriority(nice, idle);
   }
 }
 

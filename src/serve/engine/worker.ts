@@ -11,6 +11,8 @@ import type { AdapterRef, AdapterSource } from './types.js';
 
 /** The nice value of the engine's threads (the main thread stays at the process's). */
 const WORKER_NICE = 5;
+/** Whether the engine's kernels also run under SCHED_IDLE (VERA_SERVE_IDLE_KERNELS=0 turns it off). */
+const WORKER_IDLE = process.env['VERA_SERVE_IDLE_KERNELS'] !== '0';
 
 async function main(init: WorkerInit): Promise<void> {
   const port = parentPort!;
@@ -94,7 +96,7 @@ async function main(init: WorkerInit): Promise<void> {
   }
   // The model's kernels yield to the HTTP thread: /health and new connections stay prompt when the
   // machine is saturated (the kernels still take every core nobody else wants).
-  engine.model.parameters()[0]?.backend.lowerPriority?.(WORKER_NICE);
+  engine.model.parameters()[0]?.backend.lowerPriority?.(WORKER_NICE, WORKER_IDLE);
   send({ type: 'ready', info: engine.info, stats: engine.stats() });
   for (const m of early.splice(0)) handle(m);
 }
