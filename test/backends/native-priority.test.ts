@@ -46,6 +46,15 @@ async function inWorker(call: string, check: (ok: boolean) => void): Promise<voi
   }
 }
 
+test('lowerPriority in a worker: its threads at nice 7, the main thread unchanged', { skip }, async () => {
+  const before = getPriority();
+  await inWorker('b.lowerPriority(7)', (ok) => {
+    assert.equal(ok, true);
+    assert.equal(getPriority(), before, 'the main thread keeps its priority');
+    assert.ok(threadNices().filter((n) => n === 7).length >= 2, `thread nice values ${threadNices().join(' ')}`);
+  });
+});
+
 test('lowerPriority(nice, idle) in a worker: its threads under SCHED_IDLE, the main thread not', { skip }, async () => {
   const idleBefore = threadPolicies().filter((p) => p === 5).length;
   await inWorker('b.lowerPriority(3, true)', (ok) => {
@@ -57,32 +66,6 @@ test('lowerPriority(nice, idle) in a worker: its threads under SCHED_IDLE, the m
     const main = readFileSync('/proc/self/stat', 'utf8');
     assert.equal(Number(main.slice(main.lastIndexOf(')') + 2).split(' ')[38]), 0, 'the main thread stays SCHED_OTHER');
   });
-});
-
-test('lowerPriority in a worker: its threads at nice 7, the main thread unchanged', { skip }, async () => {
-  const before = getPriority();
-  const url = new URL('../../src/backends/registry.js', import.meta.url).href;
-  const w = new Worker(
-    `import(${JSON.stringify(url)}).then(async (r) => {
-       const b = r.getBackend('native');
-       b.setThreads(2);
-       const ok = b.lowerPriority(7);
-       require('node:worker_threads').parentPort.postMessage(ok);
-       await new Promise((res) => setTimeout(res, 2000));
-     });`,
-    { eval: true },
-  );
-  const ok = await new Promise<boolean>((res, rej) => {
-    w.once('message', res);
-    w.once('error', rej);
-  });
-  try {
-    assert.equal(ok, true);
-    assert.equal(getPriority(), before, 'the main thread keeps its priority');
-    assert.ok(threadNices().filter((n) => n === 7).length >= 2, `thread nice values ${threadNices().join(' ')}`);
-  } finally {
-    await w.terminate();
-  }
 });
 
 test('lowerPriority refuses a value outside 0..19, naming it', { skip }, () => {

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { LAUNCH_DIR_ENV, mpiUnavailable } from './mpi.js';
+import { LAUNCH_DIR_ENV, firstAbort } from './launch-dir.js';
+import { mpiUnavailable } from './mpi.js';
 
 export interface LaunchOptions {
   nproc: number;
@@ -61,20 +62,6 @@ function isAlive(pid: number): boolean {
     return !/^\S+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
-  }
-}
-
-/** The first rank that left an abort file in the launch folder, described, or null. */
-function abortedRank(dir: string): string | null {
-  try {
-    const ranks = readdirSync(dir)
-      .map((f) => /^abort-(\d+)$/.exec(f)?.[1])
-      .filter((r): r is string => r !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
-    return ranks.length ? `rank ${ranks[0]} failed (its message is above) and aborted the job` : null;
-  } catch {
-    return null;
   }
 }
 
@@ -157,7 +144,8 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
     if (code === 0) return 0;
     for (const t0 = Date.now(); survivors.some(isAlive) && Date.now() - t0 < 10_000;)
       await new Promise((r) => setTimeout(r, 20));
-    dead ??= abortedRank(launchDir);
+    const aborted = firstAbort(launchDir);
+    dead ??= aborted ? `rank ${aborted.rank} failed (its message is above) and aborted the job` : null;
     if (dead) say(`vera: ${dead}; the run stopped: continue it with --resume (the last checkpoint is intact)`);
     else if (signal) say(`vera: mpirun ended by ${signal}`);
     else say(`vera: the job ended with exit status ${code} and mpirun named no rank (its messages are above)`);

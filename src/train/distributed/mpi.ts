@@ -4,11 +4,12 @@
 // completes. MPI's default error handler stays: a failed collective, or a rank that dies, ends the
 // job, and mpirun names the rank.
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../io/package-root.js';
 import type { Collective, ReduceOp } from './collective.js';
+import { leaveAbortFile } from './launch-dir.js';
 
 interface MpiAddon {
   init(): { rank: number; size: number; threadLevel: number; library: string };
@@ -20,9 +21,6 @@ interface MpiAddon {
   abort(code: number, message?: string): never;
   state(): { initialized: boolean; finalized: boolean };
 }
-
-/** The folder, set by `launchRanks`, where a rank that aborts the job leaves a file naming itself. */
-export const LAUNCH_DIR_ENV = 'VERA_LAUNCH_DIR';
 
 /** Where the MPI addon is expected (VERA_MPI_ADDON overrides it). */
 export function mpiAddonPath(): string {
@@ -91,15 +89,8 @@ export class MpiCollective implements Collective {
 
   abort(code: number, message: string): never {
     // mpirun's own "MPI_ABORT was invoked on rank N" report can be lost (Open MPI 4.1 may fail to
-    // unpack its help text), so the launcher also learns the rank from a file in its folder.
-    const dir = process.env[LAUNCH_DIR_ENV];
-    if (dir) {
-      try {
-        writeFileSync(join(dir, `abort-${this.rank}`), message);
-      } catch {
-        // the launcher still has mpirun's report and the exit status
-      }
-    }
+    // unpack its help text), so the launcher also learns the rank from its abort file.
+    leaveAbortFile(this.rank, message);
     return this.#mpi.abort(code, message);
   }
 

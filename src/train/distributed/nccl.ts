@@ -5,11 +5,9 @@
 // NCCL leaves handing its id from rank 0 to the others to the caller: rendezvous.ts does that over
 // MASTER_ADDR:MASTER_PORT.
 
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Backend, DeviceCommunicator, View } from '../../backends/backend.js';
 import type { Collective, ReduceOp } from './collective.js';
-import { LAUNCH_DIR_ENV } from './mpi.js';
+import { leaveAbortFile } from './launch-dir.js';
 import { exchangeId } from './rendezvous.js';
 import type { WorldEnv } from './world.js';
 
@@ -71,14 +69,7 @@ export class NcclCollective implements Collective {
   abort(code: number, message: string): never {
     process.stderr.write(`${message}\n`);
     // The launcher names this rank from its file (the other ranks may be waiting inside NCCL for ever).
-    const dir = process.env[LAUNCH_DIR_ENV];
-    if (dir) {
-      try {
-        writeFileSync(join(dir, `abort-${this.rank}`), message);
-      } catch {
-        // the launcher still sees this exit status
-      }
-    }
+    leaveAbortFile(this.rank, message);
     if (!this.#left) {
       this.#left = true;
       this.#c.leave(true);

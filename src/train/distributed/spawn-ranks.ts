@@ -7,11 +7,11 @@
 // stops after its step with a checkpoint); a second Ctrl-C ends the ranks.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LAUNCH_DIR_ENV } from './mpi.js';
+import { LAUNCH_DIR_ENV, firstAbort } from './launch-dir.js';
 
 export interface SpawnOptions {
   nproc: number;
@@ -53,19 +53,6 @@ export function rankEnv(
     VERA_CUDA_DEVICE: String(rank),
     [LAUNCH_DIR_ENV]: launchDir,
   };
-}
-
-function abortedRank(dir: string): number | null {
-  try {
-    const ranks = readdirSync(dir)
-      .map((f) => /^abort-(\d+)$/.exec(f)?.[1])
-      .filter((r): r is string => r !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
-    return ranks[0] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 /** Runs the ranks and resolves with the job's exit status (0 when every rank exits 0). */
@@ -130,17 +117,13 @@ export async function spawnRanks(o: SpawnOptions): Promise<number> {
       say('vera: every rank stopped with a checkpoint: continue the run with --resume');
       return 130;
     }
-    const aborted = abortedRank(dir);
+    const aborted = firstAbort(dir);
     const pid = ranks[f.rank]?.pid;
-    if (aborted !== null) {
-      let why = '';
-      try {
-        why = readFileSync(join(dir, `abort-${aborted}`), 'utf8').trim();
-      } catch {
-        // named without its message
-      }
-      say(`vera: rank ${aborted} failed${why ? ` (${why})` : ' (its message is above)'} and stopped the job`);
-    } else
+    if (aborted)
+      say(
+        `vera: rank ${aborted.rank} failed${aborted.message ? ` (${aborted.message})` : ' (its message is above)'} and stopped the job`,
+      );
+    else
       say(
         `vera: rank ${f.rank}${pid ? ` (pid ${pid})` : ''} ${f.signal ? `died of signal ${f.signal}` : `exited with status ${f.code}`}; the other ranks were stopped`,
       );
