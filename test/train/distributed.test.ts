@@ -3,7 +3,8 @@
 // batch (within 1e-6 when the ranks take whole micro-batches; within rounding when each micro-batch is
 // split); SIGKILL of one rank stops the run naming it, with the last checkpoint intact, and the run
 // resumed on 2 ranks ends byte-identical to the uninterrupted 2-rank run; resumed on 1 process from the
-// 2-rank checkpoint it keeps the global batch. Bad --nproc values are refused naming the flag.
+// 2-rank checkpoint it keeps the global batch; Ctrl-C stops every rank with a checkpoint, and the
+// resumed run is byte-identical too. Bad --nproc values are refused naming the flag.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -195,6 +196,39 @@ describe('vera train --nproc 2 (MPI ranks on localhost)', () => {
         assert.equal(state(join(alone, 'checkpoint-240'))[k], state(join(one(), 'checkpoint-240'))[k], k);
       const d = maxDiff(alone, one());
       assert.ok(d <= 1e-6, `max |Δ| ${d}`);
+    },
+  );
+});
+
+describe('vera train --nproc 2: Ctrl-C', () => {
+  mpiTest(
+    'Ctrl-C stops every rank after its step with a checkpoint; resumed: the uninterrupted adapter, byte for byte',
+    async () => {
+      const two = join(root, 'two');
+      if (!existsSync(join(two, 'adapter')))
+        assert.equal(vera([...base, ...WHOLE, '--output_dir', two, '--nproc', '2']).status, 0);
+      const out = join(root, 'interrupted');
+      let stderr = '';
+      // A terminal's Ctrl-C reaches the launcher (the ranks run in mpirun's own process group).
+      const child = spawn(process.execPath, [BIN, ...base, ...WHOLE, '--output_dir', out, '--nproc', '2'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000 && child.exitCode === null && !existsSync(join(out, 'latest'))) await sleep(20);
+      assert.ok(existsSync(join(out, 'latest')), `no checkpoint yet; ${stderr}`);
+      child.kill('SIGINT');
+      await exited(child);
+      assert.equal(child.exitCode, 130, stderr);
+      assert.match(stderr, /vera: stopping every rank after this step with a checkpoint/);
+      assert.doesNotMatch(stderr, /died of signal/);
+      const saved = assertCheckpointsComplete(out);
+      assert.ok(saved.at(-1)! < 240, `checkpoints ${saved}`);
+      assert.equal(readFileSync(join(out, 'latest'), 'utf8').trim(), `checkpoint-${saved.at(-1)}`);
+      const rest = vera([...base, ...WHOLE, '--output_dir', out, '--resume', '--nproc', '2']);
+      assert.equal(rest.status, 0, rest.stderr);
+      assert.match(rest.stderr, new RegExp(`resuming at step ${saved.at(-1)} of`));
+      assert.ok(adapterBytes(out).equals(adapterBytes(two)), 'byte-identical to the uninterrupted 2-rank run');
     },
   );
 });
