@@ -1,6 +1,7 @@
 // Pieces every family uses: activations by their HF names, the key-padding mask, token pooling for
 // classification heads, and a generator that skips random initialisation when weights will be loaded.
 
+import type { UnaryGradOp, UnaryOp } from '../backends/backend.js';
 import { full } from '../tensor/creation.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { Generator } from '../tensor/random.js';
@@ -24,6 +25,22 @@ const ACTIVATIONS: Record<string, Activation> = {
   tanh: ops.tanh,
   sigmoid: ops.sigmoid,
 };
+
+/** The activations with a fused derivative kernel, by function, for gatedMul. */
+const FUSED_ACTIVATION = new Map<Activation, UnaryOp & UnaryGradOp>([
+  [ops.silu, 'silu'],
+  [ops.gelu, 'gelu'],
+  [ops.geluTanh, 'gelu_tanh'],
+  [ops.relu, 'relu'],
+  [ops.tanh, 'tanh'],
+  [ops.sigmoid, 'sigmoid'],
+]);
+
+/** act(gate) ⊙ up, saving only gate and up where act has a fused derivative (ops.gatedActivation). */
+export function gatedMul(act: Activation, gate: Tensor, up: Tensor): Tensor {
+  const op = FUSED_ACTIVATION.get(act);
+  return op ? ops.gatedActivation(op, gate, up) : ops.mul(act(gate), up);
+}
 
 /** The activation a config field names (transformers' ACT2FN keys); errors name the field. */
 export function activation(cfg: ConfigReader, field: string, def?: string): Activation {

@@ -5,7 +5,7 @@
 import type { BinaryOp, ScalarOp, UnaryGradOp, UnaryOp, View } from '../backends/backend.js';
 import { record, recordReads } from '../autograd/graph.js';
 import { type DType, isComputeFloat } from '../backends/dtype.js';
-import { DTypeError } from '../tensor/errors.js';
+import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { broadcastShapes, broadcastStrides } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -36,6 +36,33 @@ function unaryGradRaw(op: UnaryGradOp, x: Tensor, dy: Tensor): Tensor {
 function activation(op: UnaryOp & UnaryGradOp, a: Tensor): Tensor {
   const out = unaryRaw(op, a);
   return recordReads(op, out, [a], (dy) => [unaryGradRaw(op, a, dy)], [a]);
+}
+
+/**
+ * act(gate) ⊙ up (SwiGLU and the other gated MLPs), the same values as mul(act(gate), up) but saving
+ * only gate and up: the backward recomputes act(gate) for up's gradient, where the two-op form keeps
+ * act(gate) too — one [tokens, intermediate] tensor per layer less (Llama-2-7B at 4×512: 2.7 GiB).
+ * gate and up have one shape; the gradients are bit-identical to the two-op form's.
+ */
+export function gatedActivation(op: UnaryOp & UnaryGradOp, gate: Tensor, up: Tensor): Tensor {
+  if (gate.shape.length !== up.shape.length || gate.shape.some((d, i) => d !== up.shape[i]))
+    throw new ShapeError(`[gatedActivation] gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} differ in shape`);
+  const dtype = floatDType('mul', gate, up);
+  const a = unaryRaw(op, gate);
+  const y = binaryRaw('mul', a, up, dtype);
+  a.dispose();
+  return recordReads(
+    `gated ${op}`,
+    y,
+    [gate, up],
+    (dy, needs) =>
+      scope(() => {
+        const dg = needs[0] ? unaryGradRaw(op, gate, binaryRaw('mul', dy, up, dy.dtype)) : null;
+        const du = needs[1] ? binaryRaw('mul', dy, unaryRaw(op, gate), dy.dtype) : null;
+        return [dg, du];
+      }),
+    [gate.requiresGrad && up, gate, up.requiresGrad && gate],
+  );
 }
 
 export const tanh = (a: Tensor): Tensor => activation('tanh', a);

@@ -8,7 +8,7 @@ import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
+import { gatedMul, idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { DeviceConstant } from '../positions.js';
@@ -87,7 +87,7 @@ export class LlamaMLP extends Module {
 
   forward(x: Tensor): Tensor {
     return scope(() => {
-      const gated = ops.mul(this.cfg.hiddenAct(this.gate_proj.forward(x)), this.up_proj.forward(x)); // (B, T, M)
+      const gated = gatedMul(this.cfg.hiddenAct, this.gate_proj.forward(x), this.up_proj.forward(x)); // (B, T, M)
       return this.down_proj.forward(gated); // (B, T, C)
     });
   }
