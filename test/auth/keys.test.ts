@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { ApiError, errorReply } from '../../src/serve/auth/errors.js';
 import { ApiKeys, hashKey } from '../../src/serve/auth/keys.js';
 import { type AdapterStore, openStore } from '../../src/serve/store/index.js';
+import { StoreError } from '../../src/serve/store/types.js';
 import { type PgCluster, startPostgres } from '../helpers/postgres.js';
 import { scratch } from '../train/helpers.js';
 
@@ -135,6 +136,36 @@ for (const kind of ['folder', 'sqlite', 'postgres'] as const) {
       assert.equal((await a.authenticate(`Bearer ${made.key}`)).tenant, 'acme', 'still cached');
       now += 1500;
       await rejects401(a.authenticate(`Bearer ${made.key}`), 'revoked_api_key', /revoked/);
+    });
+
+    test('while the store is unavailable a key checked before keeps working; an unknown one gets 503', async () => {
+      const { store } = await open();
+      let now = 1_000_000;
+      let down = false;
+      const table = new Proxy(store.keys, {
+        get(t, k) {
+          const v = Reflect.get(t, k, t) as unknown;
+          if (k === 'byHash')
+            return async (h: string) => {
+              if (down) throw new StoreError('unavailable', 'store x: database unavailable: connection refused');
+              return (v as (h: string) => Promise<unknown>).call(t, h);
+            };
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+        },
+      });
+      const keys = new ApiKeys(table, { cacheMs: 2000, now: () => now });
+      const made = await keys.create({ tenant: 'acme', role: 'tenant' });
+      const other = await keys.create({ tenant: 'beta', role: 'tenant' });
+      assert.equal((await keys.authenticate(`Bearer ${made.key}`)).tenant, 'acme');
+      down = true;
+      now += 60_000; // long past the cache time
+      assert.equal((await keys.authenticate(`Bearer ${made.key}`)).tenant, 'acme');
+      await assert.rejects(
+        keys.authenticate(`Bearer ${other.key}`),
+        (e: Error) => e instanceof StoreError && e.status === 503,
+      );
+      down = false;
+      assert.equal((await keys.authenticate(`Bearer ${other.key}`)).tenant, 'beta');
     });
 
     test('VERA_ADMIN_KEY seeds the first admin key once', async () => {

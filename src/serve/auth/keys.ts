@@ -5,7 +5,8 @@
 // authenticate(header) looks the bearer token's hash up (a hash look-up: the time taken says nothing
 // about the secret) and answers 401 in OpenAI's shape when it is missing, unknown or revoked. Keys found
 // are cached for `cacheMs` (default 2 s), so a key revoked through another server stops working within
-// that time; one revoked through this object stops at once.
+// that time; one revoked through this object stops at once. While the store is unavailable, a key
+// found before keeps its last known state (a database restart does not lock out every client).
 //
 // VERA_ADMIN_KEY seeds the first admin key: seedAdmin() stores its hash (tenant "admin") unless it is
 // there already; any text of 20+ characters works (a `vera-…` key keeps its id).
@@ -122,7 +123,15 @@ export class ApiKeys {
     const now = this.#now();
     const hit = this.#cache.get(hash);
     if (hit && now - hit.at < this.#cacheMs) return hit.record;
-    const record = await this.table.byHash(hash);
+    let record: KeyRecord | null;
+    try {
+      record = await this.table.byHash(hash);
+    } catch (e) {
+      // The store is down (a database restarting): a key this server checked before keeps working as
+      // it was until the store answers again; an unknown key still gets the store's 503.
+      if (hit && e instanceof StoreError && e.code === 'unavailable') return hit.record;
+      throw e;
+    }
     if (record && this.#cacheMs > 0) {
       if (this.#cache.size >= 10_000) this.#cache.clear(); // a bound, not an LRU: refills cost one look-up each
       this.#cache.set(hash, { record, at: now });
