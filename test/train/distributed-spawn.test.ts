@@ -10,8 +10,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { cudaOrSkip } from '../helpers/cuda.js';
 import { exchangeId } from '../../src/train/distributed/rendezvous.js';
 import { freePort, spawnRanks } from '../../src/train/distributed/spawn-ranks.js';
+import { BIN, fixtureModel, keywordCsv, scratch } from './helpers.js';
 
 const id = Uint8Array.from({ length: 128 }, (_, i) => (i * 37 + 11) % 256);
 
@@ -97,4 +100,33 @@ describe('spawnRanks (vera train --nproc N --device cuda)', () => {
   test('a bad rank count is refused', async () => {
     await assert.rejects(spawnRanks({ nproc: 0, command: ['true'] }), /--nproc must be an integer ≥ 1, got 0/);
   });
+});
+
+describe('vera train --nproc 2 --device cuda without a GPU', () => {
+  // Where the cuda backend loads, the GPU tests (test/cuda/nccl.test.ts) train instead.
+  const { skip } = cudaOrSkip();
+  test(
+    'each rank says why cuda is unavailable; the launcher names the first that failed',
+    { skip: skip === false ? 'a GPU is here' : false },
+    () => {
+      const { dir, cleanup } = scratch('spawn-cli');
+      try {
+        const r = spawnSync(
+          process.execPath,
+          [
+            BIN,
+            ...['train', '--model', fixtureModel(dir, 'gpt2-lm'), '--train_file', keywordCsv(join(dir, 'k.csv'))],
+            ...['--method', 'vera', '--r', '8', '--max_steps', '2', '--output_dir', join(dir, 'out')],
+            ...['--device', 'cuda', '--nproc', '2'],
+          ],
+          { encoding: 'utf8', env: { ...process.env, VERA_REQUIRE_CUDA: '' } },
+        );
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /cuda backend is unavailable/);
+        assert.match(r.stderr, /vera: rank [01] \(pid \d+\) exited with status 1; the other ranks were stopped/);
+      } finally {
+        cleanup();
+      }
+    },
+  );
 });
