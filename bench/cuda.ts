@@ -33,6 +33,7 @@ import { empty, tensor } from '../src/tensor/creation.js';
 import { Generator } from '../src/tensor/random.js';
 import { keep, scope } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { type Collective, allReduceViewSum } from '../src/train/distributed/collective.js';
 import { summedLoss } from '../src/train/heads.js';
 import { type BenchRow, PEER_PYTHON, emit, note, runPeer } from './lib.js';
 
@@ -281,7 +282,11 @@ interface Measured {
 }
 
 /** Our training step on case `c`: the mean of `steps` timed steps after `warmup` untimed ones. */
-export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup: number): Measured {
+/**
+ * `group` (data-parallel ranks, bench/cuda-dp.ts): the step's gradients are all-reduced over it
+ * between the backward and the update, as the trainer reduces them.
+ */
+export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup: number, group?: Collective): Measured {
   const model = randomModel(c.shape, backend);
   const vocab = c.shape['vocab_size'] as number;
   const config =
@@ -302,6 +307,7 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
       const logits = peft.forward({ inputIds: ids });
       const loss = ops.mulScalar(summedLoss(logits, ids, 'causal-lm'), 1 / tokens);
       backward(loss);
+      if (group) allReduceViewSum(group, backend, opt.arena!.span('grad', 0, opt.arena!.params.length, 'bench'));
       opt.step();
       opt.zeroGrad();
       return keep(loss);

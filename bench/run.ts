@@ -57,6 +57,12 @@ const BENCHES: readonly { name: string; title: string; load: () => Promise<Bench
     load: () => import('./cuda.js'),
   },
   {
+    name: 'cuda-dp',
+    title:
+      'Data-parallel scaling on the GPUs of one host: the Llama-2-7B-shaped VeRA r=1024 step (4×512 tokens per GPU) on 1, 2, 4 and 8 ranks through NCCL, tokens/s per GPU against one GPU',
+    load: () => import('./cuda-dp.js'),
+  },
+  {
     name: 'serve',
     title:
       '`vera serve` on loopback (the command in a child process; the model in its worker thread, continuous batching for generation), 64 concurrent clients, a random one of 1,000 VeRA adapters of the shipped base per request against the same load on one adapter: generation (/v1/completions) and classification (/classify); then continuous against static batching on a mixed load of short and long generations',

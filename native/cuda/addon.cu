@@ -354,7 +354,7 @@ KERNEL(Sync, "sync", {
   return nullptr;
 })
 
-// deviceInfo() -> { name, computeCapability, memory, multiprocessors, driver, runtime, cublasLt }:
+// deviceInfo() -> { name, device, deviceCount, computeCapability, memory, multiprocessors, driver, runtime, cublasLt }:
 // initialises the device, so a machine without one fails here, at load, with CUDA's reason.
 KERNEL(DeviceInfo, "deviceInfo", {
   const int dev = cu::device();
@@ -373,6 +373,9 @@ KERNEL(DeviceInfo, "deviceInfo", {
   auto ver = [](int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); };
   str("name", p.name);
   str("device", std::to_string(dev));
+  int count = 0;
+  cudaGetDeviceCount(&count);
+  str("deviceCount", std::to_string(count));
   str("computeCapability", std::to_string(p.major) + "." + std::to_string(p.minor));
   str("memory", std::to_string(p.totalGlobalMem >> 20) + " MiB");
   str("multiprocessors", std::to_string(p.multiProcessorCount));
