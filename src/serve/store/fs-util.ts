@@ -1,7 +1,8 @@
 // File-system helpers of the folder store: durable writes, directory fsync, and a lock that several
 // processes sharing one store folder respect.
 
-import { closeSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { threadId } from 'node:worker_threads';
 import { writeAll } from '../../io/atomic.js';
 import { StoreError } from './types.js';
 
@@ -57,18 +58,30 @@ export class FileLock {
   hold<T>(fn: () => T): T {
     if (this.#depth > 0) return this.#run(fn);
     const deadline = Date.now() + this.timeoutMs;
+    // The pid is written to a file of our own first and linked into place (link fails if the lock
+    // exists), so the lock file always names its owner: a process killed while taking the lock leaves
+    // no empty lock behind.
+    const mine = `${this.path}.${process.pid}.${threadId}`;
     for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+      writeFileSync(mine, String(process.pid));
       try {
-        const fd = openSync(this.path, 'wx', 0o644);
-        writeSync(fd, String(process.pid));
-        closeSync(fd);
+        linkSync(mine, this.path);
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      } finally {
+        try {
+          unlinkSync(mine);
+        } catch {
+          // gone already
+        }
       }
-      const pid = Number(readQuietly(this.path));
-      // Another handle of this process holding it would be a bug (holds are synchronous), so ours is stale too.
-      if (Number.isInteger(pid) && pid > 0 && (!alive(pid) || pid === process.pid)) {
+      const text = readQuietly(this.path);
+      const pid = Number(text);
+      const named = /^\d+$/.test(text) && pid > 0;
+      // Another handle of this process holding it would be a bug (holds are synchronous), so ours is
+      // stale too; a lock naming nobody (written by an older version killed mid-write) is stale after 1 s.
+      if ((named && (!alive(pid) || pid === process.pid)) || (!named && ageMs(this.path) > 1000)) {
         try {
           unlinkSync(this.path);
         } catch {
@@ -98,6 +111,15 @@ export class FileLock {
     } finally {
       this.#depth--;
     }
+  }
+}
+
+/** How long ago `path` was last modified (0 when it is gone). */
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
   }
 }
 
