@@ -65,6 +65,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The launcher's words for a rank that aborted the job (named by mpirun or by its abort file). */
+const abortedJob = (rank: number | string): string => `rank ${rank} failed (its message is above) and aborted the job`;
+
 /** mpirun's arguments for `nproc` ranks of `command` on this host. */
 export function mpirunArgs(nproc: number, command: string[], threadsPerRank: number, launchDir?: string): string[] {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -120,7 +123,7 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
     if (m && !dead)
       dead = `rank ${m[1]} (${m[2] !== '0' ? `pid ${m[2]} ` : ''}on ${m[3]}) died of signal ${m[4]}${m[5] ? ` (${m[5]})` : ''}`;
     const a = /MPI_ABORT was invoked on rank (\d+)/.exec(tail);
-    if (a && !dead) dead = `rank ${a[1]} failed (its message is above) and aborted the job`;
+    if (a && !dead) dead = abortedJob(a[1]!);
     if (dead && survivors.length === 0 && child.pid !== undefined) survivors = childrenOf(child.pid);
   });
   let interrupts = 0;
@@ -145,7 +148,7 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
     for (const t0 = Date.now(); survivors.some(isAlive) && Date.now() - t0 < 10_000;)
       await new Promise((r) => setTimeout(r, 20));
     const aborted = firstAbort(launchDir);
-    dead ??= aborted ? `rank ${aborted.rank} failed (its message is above) and aborted the job` : null;
+    dead ??= aborted ? abortedJob(aborted.rank) : null;
     if (dead) say(`vera: ${dead}; the run stopped: continue it with --resume (the last checkpoint is intact)`);
     else if (signal) say(`vera: mpirun ended by ${signal}`);
     else say(`vera: the job ended with exit status ${code} and mpirun named no rank (its messages are above)`);
