@@ -406,6 +406,29 @@ KERNEL(FusedKernels, "fusedKernels", {
   return arr;
 })
 
+// Kernels that take bf16 views themselves (backend.ts, "bf16 activations"); every other kernel reaches
+// bf16 views through the widening fallback of src/backends/bf16-views.ts. VERA_CUDA_BF16_FALLBACK=
+// name,name,... hides some, so they take the fallback (for measurements and debugging).
+KERNEL(Bf16Kernels, "bf16Kernels", {
+  static const char* const names[] = {"matmul",    "unary",        "scalar",      "binary",
+                                      "unaryGrad", "where",        "reduce",      "argmax",
+                                      "topk",      "embedding",    "embeddingBackward", "gather",
+                                      "layerNorm", "layerNormBackward", "rmsNorm", "rmsNormBackward",
+                                      "rope",      "dropout",      "attention",   "attentionBackward"};
+  const char* hide = std::getenv("VERA_CUDA_BF16_FALLBACK");
+  const std::string hidden = std::string(",") + (hide ? hide : "") + ",";
+  napi_value arr;
+  napi_create_array(a.env, &arr);
+  uint32_t n = 0;
+  for (const char* name : names) {
+    if (hidden.find(std::string(",") + name + ",") != std::string::npos) continue;
+    napi_value s;
+    napi_create_string_utf8(a.env, name, NAPI_AUTO_LENGTH, &s);
+    napi_set_element(a.env, arr, n++, s);
+  }
+  return arr;
+})
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value desc;
   if (!init_instance(env, desc)) return nullptr;
@@ -417,6 +440,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"alloc", Alloc},   {"free", Free},         {"upload", Upload},         {"readFile", ReadFile},
       {"download", Download}, {"downloadAsync", DownloadAsync}, {"memory", Memory}, {"resetPeakMemory", ResetPeakMemory}, {"profileReport", ProfileReport}, {"emptyCache", EmptyCache},
       {"sync", Sync},     {"deviceInfo", DeviceInfo}, {"fusedKernels", FusedKernels},
+      {"bf16Kernels", Bf16Kernels},
   };
   for (const Fn& f : fns) {
     napi_value fn;

@@ -44,6 +44,7 @@
 #include <cstdint>
 
 #include "attention_common.cuh"
+#include "bf16.cuh"
 #include "device.cuh"
 #include "kernels.h"
 
@@ -172,10 +173,10 @@ __global__ void __launch_bounds__(kNT)
   int jlo, jhi;
   key_range(p, i0, i0 + nq, jlo, jhi);
   const int dlen = (p.d + 3) & ~3;
-  const float* kb = p.k + b * p.ks0 + g * p.ks2;
-  const float* vb = p.v + b * p.vs0 + g * p.vs2;
+  const float* kb = p.kp<float>() + b * p.ks0 + g * p.ks2;
+  const float* vb = p.vp<float>() + b * p.vs0 + g * p.vs2;
 
-  load_rows<BR, DMAX>(Qs, p.q + b * p.qs0 + i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
+  load_rows<BR, DMAX>(Qs, p.qp<float>() + b * p.qs0 + i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
 
   float m[RM], l[RM], acc[RM][DN];
 #pragma unroll
@@ -254,18 +255,19 @@ __global__ void __launch_bounds__(kNT)
 // ---- backward ------------------------------------------------------------------------------------
 
 // delta[(b·Hq + h)·Tq + i] = Σ_c dO[b, i, h, c] · O[b, i, h, c]: one warp per row, fixed order.
+template <class T>
 __global__ void __launch_bounds__(kNT)
-    attention_delta_kernel(const float* __restrict__ o, long long os0, long long os1, long long os2,
-                           const float* __restrict__ g, long long gs0, long long gs1, long long gs2,
+    attention_delta_kernel(const T* __restrict__ o, long long os0, long long os1, long long os2,
+                           const T* __restrict__ g, long long gs0, long long gs1, long long gs2,
                            float* __restrict__ delta, int tq, int hq, int d, long long rows) {
   const int lane = threadIdx.x & 31;
   const long long warps = (long long)gridDim.x * (kNT / 32);
   for (long long row = (long long)blockIdx.x * (kNT / 32) + threadIdx.x / 32; row < rows; row += warps) {
     const long long i = row % tq, bh = row / tq, h = bh % hq, b = bh / hq;
-    const float* orow = o + b * os0 + i * os1 + h * os2;
-    const float* grow = g + b * gs0 + i * gs1 + h * gs2;
+    const T* orow = o + b * os0 + i * os1 + h * os2;
+    const T* grow = g + b * gs0 + i * gs1 + h * gs2;
     float s = 0.0f;
-    for (int c = lane; c < d; c += 32) s = fmaf(__ldg(grow + c), __ldg(orow + c), s);
+    for (int c = lane; c < d; c += 32) s = fmaf(cu::ld(grow, c), cu::ld(orow, c), s);
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
     if (lane == 0) delta[row] = s;
@@ -277,8 +279,8 @@ __global__ void __launch_bounds__(kNT)
 template <int BR, int DMAX>
 __device__ __forceinline__ void load_query_side(float* Qs, float* Gs, float* ls, float* ds, const Params& p, const Grad& gr,
                                                 int b, int h, int i0, int nq) {
-  load_rows<BR, DMAX>(Qs, p.q + b * p.qs0 + i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
-  load_rows<BR, DMAX>(Gs, gr.dout + b * gr.gs0 + i0 * gr.gs1 + h * gr.gs2, gr.gs1, nq, p.d);
+  load_rows<BR, DMAX>(Qs, p.qp<float>() + b * p.qs0 + i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
+  load_rows<BR, DMAX>(Gs, gr.gp<float>() + b * gr.gs0 + i0 * gr.gs1 + h * gr.gs2, gr.gs1, nq, p.d);
   const long long base = ((long long)b * p.hq + h) * p.tq + i0;
   for (int r = threadIdx.x; r < BR; r += kNT) {
     ls[r] = r < nq ? __ldg(gr.lse + base + r) : kNegInf;
@@ -312,8 +314,8 @@ __global__ void __launch_bounds__(kNT, 1)
   query_range(p, j0, j0 + nk, ilo, ihi);
   const int dlen = (p.d + 3) & ~3;
 
-  load_rows<BC, DMAX>(Ks, p.k + b * p.ks0 + j0 * p.ks1 + g * p.ks2, p.ks1, nk, p.d);
-  load_rows<BC, DMAX>(Vs, p.v + b * p.vs0 + j0 * p.vs1 + g * p.vs2, p.vs1, nk, p.d);
+  load_rows<BC, DMAX>(Ks, p.kp<float>() + b * p.ks0 + j0 * p.ks1 + g * p.ks2, p.ks1, nk, p.d);
+  load_rows<BC, DMAX>(Vs, p.vp<float>() + b * p.vs0 + j0 * p.vs1 + g * p.vs2, p.vs1, nk, p.d);
   load_key_vis<BC>(kvis, p, b, j0, nk);
 
   float adk[RK][DN], adv[RK][DN];
@@ -395,8 +397,8 @@ __global__ void __launch_bounds__(kNT)
   int jlo, jhi;
   key_range(p, i0, i0 + nq, jlo, jhi);
   const int dlen = (p.d + 3) & ~3;
-  const float* kb = p.k + b * p.ks0 + g * p.ks2;
-  const float* vb = p.v + b * p.vs0 + g * p.vs2;
+  const float* kb = p.kp<float>() + b * p.ks0 + g * p.ks2;
+  const float* vb = p.vp<float>() + b * p.vs0 + g * p.vs2;
 
   load_query_side<BR, DMAX>(Qs, Gs, ls, dls, p, gr, b, h, i0, nq);
 
@@ -460,7 +462,7 @@ struct Dims {
 
 // Row access checks of a [B, T, H, D] view with last stride 1 (attention.cc's check_head_view).
 void check_head_view(const char* k, const char* what, const View& v, int64_t d) {
-  need_f32(k, what, v);
+  need_float(k, what, v);
   if (v.ndim != 4) fail(k, "%s must be 4-D [B, T, H, D], got shape %s", what, v.shape_str().c_str());
   if (d > 1 && v.strides[3] != 1) fail(k, "the head axis (last) of %s must be contiguous", what);
   if (v.shape[1] > 1 && d > 0 && v.strides[1] < d)
@@ -498,9 +500,10 @@ Dims check_qkv(const char* k, const View& q, const View& kk, const View& v, cons
 
 Params make_params(const Dims& d, const View& q, const View& k, const View& v, const AttentionOpts& o) {
   Params p;
-  p.q = q.f();
-  p.k = k.f();
-  p.v = v.f();
+  const int es = dtype_bytes(q.dtype);
+  p.q = static_cast<const char*>(q.base) + q.offset * es;
+  p.k = static_cast<const char*>(k.base) + k.offset * es;
+  p.v = static_cast<const char*>(v.base) + v.offset * es;
   p.qs0 = q.strides[0], p.qs1 = q.strides[1], p.qs2 = q.strides[2];
   p.ks0 = k.strides[0], p.ks1 = k.strides[1], p.ks2 = k.strides[2];
   p.vs0 = v.strides[0], p.vs1 = v.strides[1], p.vs2 = v.strides[2];
@@ -563,18 +566,53 @@ void launch_backward(const Params& p, const Grad& gr, float* dq, float* dk, floa
   }
 }
 
+// Every data view of the call has q's dtype (f32 or bf16): mixing them is an error naming the view.
+void need_like_q(const char* k, const char* what, const View& v, const View& q) {
+  need_float(k, what, v);
+  if (v.dtype != q.dtype)
+    fail(k, "%s is %s but q is %s (q, k, v, out and their gradients must share one dtype)", what, dtype_name(v.dtype),
+         dtype_name(q.dtype));
+}
+
+void* data_of(const View& v) { return static_cast<char*>(v.base) + v.offset * dtype_bytes(v.dtype); }
+
+// An f32 temporary holding a widened copy of v (dense over v's shape) when `fill`, else uninitialised.
+struct Widened {
+  cu::DeviceTemp mem;
+  View view;
+  Widened(const View& v, bool fill, const char* k)
+      : mem((size_t)v.numel() * sizeof(float), k), view(dense_like(v, DType::F32, mem.p, fill)) {}
+};
+
 }  // namespace
 
+// bf16 views (bf16 activations): with lowPrecision the tensor-core kernels read and write them as they
+// are; otherwise (or where those kernels cannot take the call: head size above 128, no tensor cores)
+// they are widened into f32 temporaries, the f32 kernels run, and the outputs are rounded once.
 void attention(const View& out, const View& lse, const View& q, const View& k, const View& v, const AttentionOpts& o) {
   const char* kn = "attention";
   const Dims d = check_qkv(kn, q, k, v, o);
-  need_f32_contig(kn, "output", out);
+  need_float_contig(kn, "output", out);
   need_same_shape(kn, "output", out, q);
+  need_like_q(kn, "k", k, q);
+  need_like_q(kn, "v", v, q);
+  need_like_q(kn, "output", out, q);
   need_f32_contig(kn, "lse", lse);
   need_numel(kn, "lse", lse, d.b * d.hq * d.tq);
   if (d.b * d.hq * d.tq == 0) return;  // nothing to write
+  const bool bf16 = q.dtype == DType::BF16;
   const Params p = make_params(d, q, k, v, o);
-  if (o.low_precision && tc_forward(p, out.f(), lse.f(), d.b, kn)) return;
+  if (o.low_precision && tc_forward(p, data_of(out), bf16, lse.f(), d.b, kn)) {
+    if (bf16 && cu::profiling()) cu::profile_label("attention (bf16 views, tensor cores)");
+    return;
+  }
+  if (bf16) {
+    const Widened q32(q, true, kn), k32(k, true, kn), v32(v, true, kn), o32(out, false, kn);
+    attention(o32.view, lse, q32.view, k32.view, v32.view, o);
+    copy(out, o32.view);
+    if (cu::profiling()) cu::profile_label("attention (bf16 views widened to f32)");
+    return;
+  }
   with_head_size(d.d, [&](auto dm) { launch_forward<decltype(dm)::value>(p, out.f(), lse.f(), d.b, kn); });
 }
 
@@ -586,27 +624,58 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
   check_head_view(kn, "dout", dout, d.d);
   need_same_shape(kn, "out", out, q);
   need_same_shape(kn, "dout", dout, q);
-  need_f32_contig(kn, "dq", dq);
-  need_f32_contig(kn, "dk", dk);
-  need_f32_contig(kn, "dv", dv);
+  need_float_contig(kn, "dq", dq);
+  need_float_contig(kn, "dk", dk);
+  need_float_contig(kn, "dv", dv);
   need_same_shape(kn, "dq", dq, q);
   need_same_shape(kn, "dk", dk, k);
   need_same_shape(kn, "dv", dv, v);
+  const View* const same[] = {&k, &v, &out, &dout, &dq, &dk, &dv};
+  const char* const names[] = {"k", "v", "out", "dout", "dq", "dk", "dv"};
+  for (int i = 0; i < 7; i++) need_like_q(kn, names[i], *same[i], q);
   need_f32_contig(kn, "lse", lse);
   need_numel(kn, "lse", lse, d.b * d.hq * d.tq);
   if (d.d == 0) return;  // dq, dk, dv are empty
+  const bool bf16 = q.dtype == DType::BF16;
   const Params p = make_params(d, q, k, v, o);
   const int64_t rows = d.b * d.hq * d.tq;
+  auto delta_of = [&](float* delta) {
+    cu::with_float(q.dtype, [&](auto t) {
+      using T = decltype(t);
+      attention_delta_kernel<T><<<cu::grid_for(rows * 32), kNT, 0, cu::stream()>>>(
+          cu::at<const T>(out), out.strides[0], out.strides[1], out.strides[2], cu::at<const T>(dout), dout.strides[0],
+          dout.strides[1], dout.strides[2], delta, (int)d.tq, (int)d.hq, (int)d.d, (long long)rows);
+    });
+    cu::launched(kn);
+  };
+  if (bf16 && !o.low_precision) {
+    // Widened: the f32 kernels, outputs rounded once.
+    const Widened q32(q, true, kn), k32(k, true, kn), v32(v, true, kn), o32(out, true, kn), g32(dout, true, kn);
+    const Widened dq32(dq, false, kn), dk32(dk, false, kn), dv32(dv, false, kn);
+    attention_backward(dq32.view, dk32.view, dv32.view, g32.view, q32.view, k32.view, v32.view, o32.view, lse, o);
+    copy(dq, dq32.view);
+    copy(dk, dk32.view);
+    copy(dv, dv32.view);
+    if (cu::profiling()) cu::profile_label("attentionBackward (bf16 views widened to f32)");
+    return;
+  }
   float* delta = nullptr;
   if (rows > 0) {
     delta = static_cast<float*>(cu::scratch((size_t)rows * sizeof(float), 0));
-    attention_delta_kernel<<<cu::grid_for(rows * 32), kNT, 0, cu::stream()>>>(
-        out.f(), out.strides[0], out.strides[1], out.strides[2], dout.f(), dout.strides[0], dout.strides[1],
-        dout.strides[2], delta, (int)d.tq, (int)d.hq, (int)d.d, (long long)rows);
-    cu::launched(kn);
+    delta_of(delta);
   }
-  const Grad gr{dout.f(), dout.strides[0], dout.strides[1], dout.strides[2], lse.f(), delta};
-  if (o.low_precision && tc_backward(p, gr, dq.f(), dk.f(), dv.f(), d.b, kn)) return;
+  const Grad gr{data_of(dout), dout.strides[0], dout.strides[1], dout.strides[2], lse.f(), delta};
+  if (o.low_precision && tc_backward(p, gr, data_of(dq), data_of(dk), data_of(dv), bf16, d.b, kn)) {
+    if (bf16 && cu::profiling()) cu::profile_label("attentionBackward (bf16 views, tensor cores)");
+    return;
+  }
+  if (bf16) {
+    // lowPrecision, but no tensor-core kernel for this call: widened, as without lowPrecision.
+    AttentionOpts o2 = o;
+    o2.low_precision = false;
+    attention_backward(dq, dk, dv, dout, q, k, v, out, lse, o2);
+    return;
+  }
   with_head_size(d.d, [&](auto dm) { launch_backward<decltype(dm)::value>(p, gr, dq.f(), dk.f(), dv.f(), d.b, kn); });
 }
 

@@ -1,6 +1,8 @@
 // What the attention kernels share: the f32 FlashAttention-2 kernels (attention.cu) and the bf16
 // tensor-core ones (attention_tc.cu) address q, k, v, decide visibility and draw dropout identically, so
-// the two paths differ only in the precision of their tile products.
+// the two paths differ only in the precision of their tile products. q, k, v, dO (and out, dq, dk, dv)
+// are f32 or, on the tensor-core path, bf16 (bf16 activations): Params holds untyped pointers and each
+// kernel reads them as its element type T.
 #pragma once
 #include <climits>
 #include <cmath>
@@ -16,9 +18,9 @@ constexpr float kNegInf = -INFINITY;
 
 // Everything a kernel needs to address q, k, v and to decide visibility and dropout.
 struct Params {
-  const float* q;
-  const float* k;
-  const float* v;
+  const void* q;  // of the kernel's element type (f32, or bf16 on the tensor-core path)
+  const void* k;
+  const void* v;
   long long qs0, qs1, qs2, ks0, ks1, ks2, vs0, vs1, vs2;  // batch, time, head strides (elements)
   const uint8_t* mask;                                     // keyMask [B, Tk] or null
   int tq, tk, hq, hkv, group, d;
@@ -31,14 +33,22 @@ struct Params {
   uint64_t seed, offset;
   float keep_scale;     // 1/(1 − p) in f32 (backward)
   double keep_scale_d;  // 1/(1 − p) in double (forward's final multiplier, as attention.cc)
+  template <class T>
+  __device__ __forceinline__ const T* qp() const { return static_cast<const T*>(q); }
+  template <class T>
+  __device__ __forceinline__ const T* kp() const { return static_cast<const T*>(k); }
+  template <class T>
+  __device__ __forceinline__ const T* vp() const { return static_cast<const T*>(v); }
 };
 
 // The backward's extra inputs: dO (strided like q), lse and Δ (both [B, Hq, Tq] contiguous).
 struct Grad {
-  const float* dout;
+  const void* dout;  // q's element type
   long long gs0, gs1, gs2;
   const float* lse;
   const float* delta;
+  template <class T>
+  __device__ __forceinline__ const T* gp() const { return static_cast<const T*>(dout); }
 };
 
 // Row stride (bytes) of a tile's keep bytes: BC + 4 puts the rows of one column in distinct banks (the
@@ -142,9 +152,10 @@ inline void allow_smem(Kernel kernel, size_t bytes, const char* kn) {
 }
 
 // The bf16 tensor-core kernels (attention_tc.cu), for head sizes up to 128 on sm_80 and later; false
-// when they cannot take the call (the caller then runs the f32 kernels). b is the batch size.
-bool tc_forward(const Params& p, float* out, float* lse, int64_t b, const char* kn);
-bool tc_backward(const Params& p, const Grad& gr, float* dq, float* dk, float* dv, int64_t b, const char* kn);
+// when they cannot take the call (the caller then runs the f32 kernels). b is the batch size. With
+// `bf16` q, k, v, dO and out, dq, dk, dv are bf16 (read as they are, written rounded), else f32.
+bool tc_forward(const Params& p, void* out, bool bf16, float* lse, int64_t b, const char* kn);
+bool tc_backward(const Params& p, const Grad& gr, void* dq, void* dk, void* dv, bool bf16, int64_t b, const char* kn);
 
 }  // namespace attn
 }  // namespace vera

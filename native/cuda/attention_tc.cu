@@ -1,7 +1,9 @@
 // FlashAttention-2 on bf16 tensor cores (mma.sync m16n8k16, f32 accumulation): the attention of the
 // mixed-precision policy (AttentionOpts.low_precision, set when a model's weights are bf16, as under
-// torch.autocast, whose SDPA runs on bf16 q, k and v). q, k and v (f32 in memory) are rounded to bf16 as
-// their tiles enter shared memory, and so are P and dS before their products with V, dO, K and Q, as
+// torch.autocast, whose SDPA runs on bf16 q, k and v). q, k and v (and dO) are rounded to bf16 as their
+// tiles enter shared memory when they are f32 in memory, read as they are when they are bf16 views (bf16
+// activations, whose out, dq, dk and dv are then written rounded to bf16), and so are P and dS before
+// their products with V, dO, K and Q, as
 // FlashAttention does; the softmax statistics, lse, Δ and every accumulator stay f32. Visibility, key
 // masks, dropout (the same Philox keep bits), empty rows and NaN follow the f32 kernels
 // (attention_common.cuh), so the two paths differ by rounding only.
@@ -24,6 +26,7 @@
 #include <type_traits>
 
 #include "attention_common.cuh"
+#include "bf16.cuh"
 
 namespace vera {
 namespace attn {
@@ -39,10 +42,6 @@ using bf16 = uint16_t;  // the bits of a bfloat16
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
   return *reinterpret_cast<const uint32_t*>(&v);
-}
-__device__ __forceinline__ bf16 to_bf16(float x) {
-  const __nv_bfloat16 v = __float2bfloat16_rn(x);
-  return *reinterpret_cast<const bf16*>(&v);
 }
 __device__ __forceinline__ uint32_t ld32(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
@@ -122,6 +121,33 @@ __device__ __forceinline__ void load_tile(bf16* dst, const float* __restrict__ s
   }
 }
 
+// The same from a bf16 source (a bf16 view): the bits as they are, eight columns per thread (16-byte
+// loads) where rows start 16-byte aligned and d is a multiple of 8, else two.
+template <int ROWS, int DMAX, int LD>
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* __restrict__ src, long long rs, int n, int d) {
+  if ((d & 7) == 0 && (rs & 7) == 0 && (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+    constexpr int OCT = DMAX / 8;
+    for (int t = threadIdx.x; t < ROWS * OCT; t += kThreads) {
+      const int r = t / OCT, c = 8 * (t - r * OCT);
+      uint4 x = make_uint4(0u, 0u, 0u, 0u);
+      if (r < n && c < d) x = __ldg(reinterpret_cast<const uint4*>(src + r * rs + c));
+      *reinterpret_cast<uint4*>(dst + r * LD + c) = x;
+    }
+    return;
+  }
+  constexpr int HALF = DMAX / 2;
+  for (int t = threadIdx.x; t < ROWS * HALF; t += kThreads) {
+    const int r = t / HALF, c = 2 * (t - r * HALF);
+    uint32_t x0 = 0, x1 = 0;
+    if (r < n) {
+      const bf16* s = src + r * rs + c;
+      if (c < d) x0 = __ldg(s);
+      if (c + 1 < d) x1 = __ldg(s + 1);
+    }
+    *reinterpret_cast<uint32_t*>(dst + r * LD + c) = x0 | (x1 << 16);
+  }
+}
+
 // Max / sum over the 4 lanes of a quad (one row's fragment), the same value in all of them.
 __device__ __forceinline__ float quad_max(float x) {
   x = nan_max(x, __shfl_xor_sync(0xffffffffu, x, 1));
@@ -150,9 +176,9 @@ struct Smem {
 // ---- forward ---------------------------------------------------------------------------------------
 
 // One block per (batch, query head, query tile), heaviest tile first (as the f32 forward).
-template <int DMAX>
+template <int DMAX, class T>
 __global__ void __launch_bounds__(kThreads)
-    tc_forward_kernel(const Params p, float* __restrict__ out, float* __restrict__ lse, int ntiles) {
+    tc_forward_kernel(const Params p, T* __restrict__ out, float* __restrict__ lse, int ntiles) {
   using S = Smem<DMAX>;
   constexpr int LD = S::LD, NT = kBC / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -169,10 +195,10 @@ __global__ void __launch_bounds__(kThreads)
   const int r0 = warp * 16 + (lane >> 2);  // this thread's rows of the tile: r0 and r0 + 8
   int jlo, jhi;
   key_range(p, i0, i0 + nq, jlo, jhi);
-  const float* kb = p.k + b * p.ks0 + kvh * p.ks2;
-  const float* vb = p.v + b * p.vs0 + kvh * p.vs2;
+  const T* kb = p.kp<T>() + b * p.ks0 + kvh * p.ks2;
+  const T* vb = p.vp<T>() + b * p.vs0 + kvh * p.vs2;
 
-  load_tile<kBR, DMAX, LD>(Qs, p.q + b * p.qs0 + (long long)i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
+  load_tile<kBR, DMAX, LD>(Qs, p.qp<T>() + b * p.qs0 + (long long)i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
 
   float m[2] = {kNegInf, kNegInf}, l[2] = {0.0f, 0.0f}, o[DT][4];
 #pragma unroll
@@ -259,15 +285,15 @@ __global__ void __launch_bounds__(kThreads)
     const int row = r0 + 8 * half;
     if (row >= nq) continue;
     const int i = i0 + row;
-    float* orow = out + (((long long)b * p.tq + i) * p.hq + h) * p.d;
+    T* orow = out + (((long long)b * p.tq + i) * p.hq + h) * p.d;
     const bool empty = m[half] == kNegInf;
     // 1/(1 − p) joins 1/l, formed in double as the f32 kernel does.
     const float inv = empty ? 0.0f : p.drop ? (float)(p.keep_scale_d / (double)l[half]) : 1.0f / l[half];
 #pragma unroll
     for (int dt = 0; dt < DT; dt++) {
       const int c = dt * 8 + t2;
-      if (c < p.d) orow[c] = empty ? 0.0f : o[dt][2 * half] * inv;
-      if (c + 1 < p.d) orow[c + 1] = empty ? 0.0f : o[dt][2 * half + 1] * inv;
+      if (c < p.d) cu::st(orow, c, empty ? 0.0f : o[dt][2 * half] * inv);
+      if (c + 1 < p.d) cu::st(orow, c + 1, empty ? 0.0f : o[dt][2 * half + 1] * inv);
     }
     if ((lane & 3) == 0)
       lse[((long long)b * p.hq + h) * p.tq + i] = empty ? kNegInf : (float)((double)m[half] + log((double)l[half]));
@@ -277,9 +303,9 @@ __global__ void __launch_bounds__(kThreads)
 // ---- backward --------------------------------------------------------------------------------------
 
 // dQ of (batch, query head, query tile): loops over the key tiles the tile may see.
-template <int DMAX>
+template <int DMAX, class T>
 __global__ void __launch_bounds__(kThreads)
-    tc_dq_kernel(const Params p, const Grad gr, float* __restrict__ dq, int ntiles) {
+    tc_dq_kernel(const Params p, const Grad gr, T* __restrict__ dq, int ntiles) {
   using S = Smem<DMAX>;
   constexpr int LD = S::LD, NT = kBC / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -299,11 +325,11 @@ __global__ void __launch_bounds__(kThreads)
   const int r0 = warp * 16 + (lane >> 2);
   int jlo, jhi;
   key_range(p, i0, i0 + nq, jlo, jhi);
-  const float* kb = p.k + b * p.ks0 + kvh * p.ks2;
-  const float* vb = p.v + b * p.vs0 + kvh * p.vs2;
+  const T* kb = p.kp<T>() + b * p.ks0 + kvh * p.ks2;
+  const T* vb = p.vp<T>() + b * p.vs0 + kvh * p.vs2;
 
-  load_tile<kBR, DMAX, LD>(Qs, p.q + b * p.qs0 + (long long)i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
-  load_tile<kBR, DMAX, LD>(Gs, gr.dout + b * gr.gs0 + (long long)i0 * gr.gs1 + h * gr.gs2, gr.gs1, nq, p.d);
+  load_tile<kBR, DMAX, LD>(Qs, p.qp<T>() + b * p.qs0 + (long long)i0 * p.qs1 + h * p.qs2, p.qs1, nq, p.d);
+  load_tile<kBR, DMAX, LD>(Gs, gr.gp<T>() + b * gr.gs0 + (long long)i0 * gr.gs1 + h * gr.gs2, gr.gs1, nq, p.d);
   const long long base = ((long long)b * p.hq + h) * p.tq + i0;
   for (int r = threadIdx.x; r < kBR; r += kThreads) {
     ls[r] = r < nq ? __ldg(gr.lse + base + r) : kNegInf;
@@ -370,12 +396,12 @@ __global__ void __launch_bounds__(kThreads)
   for (int half = 0; half < 2; half++) {
     const int row = r0 + 8 * half;
     if (row >= nq) continue;
-    float* o = dq + (((long long)b * p.tq + i0 + row) * p.hq + h) * p.d;
+    T* o = dq + (((long long)b * p.tq + i0 + row) * p.hq + h) * p.d;
 #pragma unroll
     for (int dt = 0; dt < DT; dt++) {
       const int c = dt * 8 + t2;
-      if (c < p.d) o[c] = acc[dt][2 * half];
-      if (c + 1 < p.d) o[c + 1] = acc[dt][2 * half + 1];
+      if (c < p.d) cu::st(o, c, acc[dt][2 * half]);
+      if (c + 1 < p.d) cu::st(o, c + 1, acc[dt][2 * half + 1]);
     }
   }
 }
@@ -383,9 +409,9 @@ __global__ void __launch_bounds__(kThreads)
 // dK, dV of (batch, kv head, key tile): loops over the group's query heads and the query tiles that may
 // see the key tile; K and V stay in shared memory, dK and dV in registers. Deterministic: each output is
 // one thread's, its sum in a fixed order.
-template <int DMAX>
+template <int DMAX, class T>
 __global__ void __launch_bounds__(kThreads, 1)
-    tc_dkdv_kernel(const Params p, const Grad gr, float* __restrict__ dk, float* __restrict__ dv, int ntiles) {
+    tc_dkdv_kernel(const Params p, const Grad gr, T* __restrict__ dk, T* __restrict__ dv, int ntiles) {
   using S = Smem<DMAX>;
   constexpr int LD = S::LD, NT = kQB / 8, DT = DMAX / 8, KC = DMAX / 16, KLD = S::KLD;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -406,8 +432,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   int ilo, ihi;
   query_range(p, j0, j0 + nk, ilo, ihi);
 
-  load_tile<kBC, DMAX, LD>(Ks, p.k + b * p.ks0 + (long long)j0 * p.ks1 + kvh * p.ks2, p.ks1, nk, p.d);
-  load_tile<kBC, DMAX, LD>(Vs, p.v + b * p.vs0 + (long long)j0 * p.vs1 + kvh * p.vs2, p.vs1, nk, p.d);
+  load_tile<kBC, DMAX, LD>(Ks, p.kp<T>() + b * p.ks0 + (long long)j0 * p.ks1 + kvh * p.ks2, p.ks1, nk, p.d);
+  load_tile<kBC, DMAX, LD>(Vs, p.vp<T>() + b * p.vs0 + (long long)j0 * p.vs1 + kvh * p.vs2, p.vs1, nk, p.d);
   load_key_vis<kBC, kThreads>(kvis, p, b, j0, nk);
 
   float adk[DT][4], adv[DT][4];
@@ -420,8 +446,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i0 = ilo; i0 < ihi; i0 += kQB) {
       const int nq = min(kQB, ihi - i0);
       __syncthreads();  // the previous tile's readers are done
-      const float* qrow = p.q + b * p.qs0 + (long long)i0 * p.qs1 + h * p.qs2;
-      const float* grow = gr.dout + b * gr.gs0 + (long long)i0 * gr.gs1 + h * gr.gs2;
+      const T* qrow = p.qp<T>() + b * p.qs0 + (long long)i0 * p.qs1 + h * p.qs2;
+      const T* grow = gr.gp<T>() + b * gr.gs0 + (long long)i0 * gr.gs1 + h * gr.gs2;
       load_tile<kQB, DMAX, LD>(Qs, qrow, p.qs1, nq, p.d);
       load_tile<kQB, DMAX, LD>(Gs, grow, gr.gs1, nq, p.d);
       const long long base = ((long long)b * p.hq + h) * p.tq + i0;
@@ -490,12 +516,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int dt = 0; dt < DT; dt++) {
       const int c = dt * 8 + t2;
       if (c < p.d) {
-        dk[row + c] = adk[dt][2 * half];
-        dv[row + c] = adv[dt][2 * half];
+        cu::st(dk, row + c, adk[dt][2 * half]);
+        cu::st(dv, row + c, adv[dt][2 * half]);
       }
       if (c + 1 < p.d) {
-        dk[row + c + 1] = adk[dt][2 * half + 1];
-        dv[row + c + 1] = adv[dt][2 * half + 1];
+        cu::st(dk, row + c + 1, adk[dt][2 * half + 1]);
+        cu::st(dv, row + c + 1, adv[dt][2 * half + 1]);
       }
     }
   }
@@ -526,39 +552,46 @@ bool with_tc_head(int d, F&& f) {
 
 }  // namespace
 
-bool tc_forward(const Params& p, float* out, float* lse, int64_t b, const char* kn) {
+bool tc_forward(const Params& p, void* out, bool bf16v, float* lse, int64_t b, const char* kn) {
   if (!tensor_cores()) return false;
   return with_tc_head(p.d, [&](auto dm) {
     constexpr int DMAX = decltype(dm)::value;
-    constexpr size_t smem = Smem<DMAX>::forward;
-    auto kernel = tc_forward_kernel<DMAX>;
-    static const bool ready = (allow_smem(kernel, smem, kn), true);
-    (void)ready;
-    const int64_t ntiles = (p.tq + kBR - 1) / kBR;
-    kernel<<<grid_of(kn, b * p.hq * ntiles), kThreads, smem, cu::stream()>>>(p, out, lse, (int)ntiles);
-    cu::launched(kn);
+    cu::with_float(bf16v ? DType::BF16 : DType::F32, [&](auto t) {
+      using T = decltype(t);
+      constexpr size_t smem = Smem<DMAX>::forward;
+      auto kernel = tc_forward_kernel<DMAX, T>;
+      static const bool ready = (allow_smem(kernel, smem, kn), true);
+      (void)ready;
+      const int64_t ntiles = (p.tq + kBR - 1) / kBR;
+      kernel<<<grid_of(kn, b * p.hq * ntiles), kThreads, smem, cu::stream()>>>(p, static_cast<T*>(out), lse, (int)ntiles);
+      cu::launched(kn);
+    });
   });
 }
 
-bool tc_backward(const Params& p, const Grad& gr, float* dq, float* dk, float* dv, int64_t b, const char* kn) {
+bool tc_backward(const Params& p, const Grad& gr, void* dq, void* dk, void* dv, bool bf16v, int64_t b, const char* kn) {
   if (!tensor_cores()) return false;
   return with_tc_head(p.d, [&](auto dm) {
     constexpr int DMAX = decltype(dm)::value;
-    constexpr size_t kv_smem = Smem<DMAX>::dkdv, q_smem = Smem<DMAX>::dq;
-    auto kv_kernel = tc_dkdv_kernel<DMAX>;
-    auto q_kernel = tc_dq_kernel<DMAX>;
-    static const bool ready = (allow_smem(kv_kernel, kv_smem, kn), allow_smem(q_kernel, q_smem, kn), true);
-    (void)ready;
-    const int64_t kv_tiles = (p.tk + kBC - 1) / kBC;
-    if (b * p.hkv * kv_tiles > 0) {
-      kv_kernel<<<grid_of(kn, b * p.hkv * kv_tiles), kThreads, kv_smem, cu::stream()>>>(p, gr, dk, dv, (int)kv_tiles);
-      cu::launched(kn);
-    }
-    const int64_t q_tiles = (p.tq + kBR - 1) / kBR;
-    if (b * p.hq * q_tiles > 0) {
-      q_kernel<<<grid_of(kn, b * p.hq * q_tiles), kThreads, q_smem, cu::stream()>>>(p, gr, dq, (int)q_tiles);
-      cu::launched(kn);
-    }
+    cu::with_float(bf16v ? DType::BF16 : DType::F32, [&](auto t) {
+      using T = decltype(t);
+      constexpr size_t kv_smem = Smem<DMAX>::dkdv, q_smem = Smem<DMAX>::dq;
+      auto kv_kernel = tc_dkdv_kernel<DMAX, T>;
+      auto q_kernel = tc_dq_kernel<DMAX, T>;
+      static const bool ready = (allow_smem(kv_kernel, kv_smem, kn), allow_smem(q_kernel, q_smem, kn), true);
+      (void)ready;
+      const int64_t kv_tiles = (p.tk + kBC - 1) / kBC;
+      if (b * p.hkv * kv_tiles > 0) {
+        kv_kernel<<<grid_of(kn, b * p.hkv * kv_tiles), kThreads, kv_smem, cu::stream()>>>(p, gr, static_cast<T*>(dk),
+                                                                                           static_cast<T*>(dv), (int)kv_tiles);
+        cu::launched(kn);
+      }
+      const int64_t q_tiles = (p.tq + kBR - 1) / kBR;
+      if (b * p.hq * q_tiles > 0) {
+        q_kernel<<<grid_of(kn, b * p.hq * q_tiles), kThreads, q_smem, cu::stream()>>>(p, gr, static_cast<T*>(dq), (int)q_tiles);
+        cu::launched(kn);
+      }
+    });
   });
 }
 

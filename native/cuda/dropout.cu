@@ -2,7 +2,9 @@
 // u(seed, offset + i) >= p and scaled by 1/(1 − p), the product formed in double and rounded to f32
 // (as native/src/dropout.cc and the js backend). The CUDA twin of dropout.cc: one thread per Philox
 // block (4 consecutive absolute indices, one counter), grid-stride, so each block's 10 rounds run once
-// for its 4 words rather than once per element.
+// for its 4 words rather than once per element. a and out may be f32 or bf16 each (bf16 activations):
+// the same mask, a bf16 a widened exactly, a bf16 out the f32 product rounded once more.
+#include "bf16.cuh"
 #include "device.cuh"
 #include "kernels.h"
 
@@ -32,8 +34,9 @@ __device__ inline uint4 philox4(uint64_t b, uint64_t seed) {
 }
 
 // Philox blocks b0 .. b0 + blocks − 1 cover absolute indices [offset, offset + n).
+template <class TO, class TA>
 __global__ void __launch_bounds__(cu::kThreads)
-    dropout_kernel(float* __restrict__ out, const float* __restrict__ a, int64_t n, uint64_t seed, uint64_t offset,
+    dropout_kernel(TO* __restrict__ out, const TA* __restrict__ a, int64_t n, uint64_t seed, uint64_t offset,
                    uint64_t b0, int64_t blocks, uint32_t thresh, double scale) {
   const uint64_t end = offset + (uint64_t)n;
   for (int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; q < blocks; q += (int64_t)gridDim.x * blockDim.x) {
@@ -45,7 +48,7 @@ __global__ void __launch_bounds__(cu::kThreads)
       const uint64_t j = 4 * b + (uint64_t)c;
       if (j < offset || j >= end) continue;
       const uint64_t i = j - offset;
-      out[i] = (words[c] >> 8) >= thresh ? (float)((double)a[i] * scale) : 0.0f;
+      cu::st(out, i, (words[c] >> 8) >= thresh ? (float)((double)cu::ld(a, i) * scale) : 0.0f);
     }
   }
 }
@@ -54,8 +57,8 @@ __global__ void __launch_bounds__(cu::kThreads)
 
 void dropout(const View& out, const View& a, double p, uint64_t seed, uint64_t offset) {
   const char* k = "dropout";
-  need_f32_contig(k, "input", a);
-  need_f32_contig(k, "output", out);
+  need_float_contig(k, "input", a);
+  need_float_contig(k, "output", out);
   need_same_shape(k, "output", out, a);
   if (!(p >= 0 && p < 1)) fail(k, "p = %g must be in [0, 1)", p);
   const int64_t n = a.numel();
@@ -64,8 +67,14 @@ void dropout(const View& out, const View& a, double p, uint64_t seed, uint64_t o
   const uint32_t thresh = cu::dropout_threshold(p);
   const uint64_t b0 = offset >> 2, b1 = (offset + (uint64_t)n - 1) >> 2;
   const int64_t blocks = (int64_t)(b1 - b0 + 1);
-  dropout_kernel<<<cu::grid_for(blocks), cu::kThreads, 0, cu::stream()>>>(out.f(), a.f(), n, seed, offset, b0, blocks,
-                                                                         thresh, scale);
+  cu::with_float(out.dtype, [&](auto to) {
+    cu::with_float(a.dtype, [&](auto ta) {
+      using TO = decltype(to);
+      using TA = decltype(ta);
+      dropout_kernel<TO, TA><<<cu::grid_for(blocks), cu::kThreads, 0, cu::stream()>>>(cu::at<TO>(out), cu::at<const TA>(a), n, seed,
+                                                                                     offset, b0, blocks, thresh, scale);
+    });
+  });
   cu::launched(k);
 }
 

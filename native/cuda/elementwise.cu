@@ -1,7 +1,11 @@
 // Elementwise kernels: unary, scalar, binary (broadcast through 0 strides), the fused activation
 // derivatives and where. Each element is computed in double and stored with the js backend's writer
 // semantics, so results equal the reference's f64 arithmetic rounded once (these kernels are memory-
-// bound: the double arithmetic is hidden behind the loads on the GPUs we target).
+// bound: the double arithmetic is hidden behind the loads on the GPUs we target). Float views may be
+// f32 or bf16 in any mix (bf16 activations): typed kernels over the element types of out and inputs
+// widen bf16 loads exactly and store (float)(double result), rounded to bf16 where out is bf16 — the
+// f32 kernel's value rounded once, as the widening fallback defines it.
+#include "bf16.cuh"
 #include "kernels.h"
 #include "strided.cuh"
 
@@ -118,10 +122,17 @@ struct Operand {
   DType d;
 };
 
-// f32 in and out (every activation in a model): typed loads, no dtype switch.
-__global__ void unary_kernel(Layout<2> L, int op, float* o, const float* a) {
+// Float views (f32 or bf16 each, every activation of a model): typed loads, no dtype switch.
+template <class TO, class TA>
+__global__ void unary_kernel(Layout<2> L, int op, TO* o, const TA* a) {
   using namespace cu;
-  VERA_FOR_EACH(L, 2, off, { o[off[0]] = (float)unary_op(op, a[off[1]]); })
+  VERA_FOR_EACH(L, 2, off, { st(o, off[0], (float)unary_op(op, ld(a, off[1]))); })
+}
+
+template <class TO, class TA>
+__global__ void scalar_float_kernel(Layout<2> L, int op, TO* o, const TA* a, double s) {
+  using namespace cu;
+  VERA_FOR_EACH(L, 2, off, { st(o, off[0], (float)scalar_op(op, ld(a, off[1]), s)); })
 }
 
 __global__ void scalar_kernel(Layout<2> L, int op, void* o, DType od, Operand a, double s) {
@@ -129,9 +140,10 @@ __global__ void scalar_kernel(Layout<2> L, int op, void* o, DType od, Operand a,
   VERA_FOR_EACH(L, 2, off, { store_from_double(o, off[0], od, scalar_op(op, load_as_double(a.p, off[1], a.d), s)); })
 }
 
-__global__ void binary_f32_kernel(Layout<3> L, int op, float* o, const float* a, const float* b) {
+template <class TO, class TA, class TB>
+__global__ void binary_float_kernel(Layout<3> L, int op, TO* o, const TA* a, const TB* b) {
   using namespace cu;
-  VERA_FOR_EACH(L, 3, off, { o[off[0]] = (float)binary_op(op, a[off[1]], b[off[2]]); })
+  VERA_FOR_EACH(L, 3, off, { st(o, off[0], (float)binary_op(op, ld(a, off[1]), ld(b, off[2]))); })
 }
 
 __global__ void binary_kernel(Layout<3> L, int op, void* o, DType od, Operand a, Operand b) {
@@ -141,9 +153,10 @@ __global__ void binary_kernel(Layout<3> L, int op, void* o, DType od, Operand a,
   })
 }
 
-__global__ void unary_grad_kernel(Layout<3> L, int op, float* dx, const float* x, const float* dy) {
+template <class TO, class TX, class TD>
+__global__ void unary_grad_kernel(Layout<3> L, int op, TO* dx, const TX* x, const TD* dy) {
   using namespace cu;
-  VERA_FOR_EACH(L, 3, off, { dx[off[0]] = (float)((double)dy[off[2]] * grad_op(op, x[off[1]])); })
+  VERA_FOR_EACH(L, 3, off, { st(dx, off[0], (float)((double)ld(dy, off[2]) * grad_op(op, ld(x, off[1])))); })
 }
 
 __global__ void where_kernel(Layout<4> L, void* o, DType od, const uint8_t* c, Operand a, Operand b) {
@@ -159,7 +172,7 @@ void check_same(const char* k, const View& out, const View& v, const char* what)
 }
 
 void no_f64(const char* k, const View& v) {
-  if (v.dtype == DType::F64) fail(k, "f64 is not supported by the cuda backend (use f32)");
+  if (v.dtype == DType::F64) fail(k, "f64 is not supported by the cuda backend (use f32 or bf16)");
 }
 
 bool is_cmp_s(int op) { return op >= S_EQ; }
@@ -176,13 +189,19 @@ void unary(int op, const View& out, const View& a) {
   if (op < 0 || op >= U_COUNT) fail("unary", "unknown op code %d", op);
   const char* k = kUnaryNames[op];
   check_same(k, out, a, "input");
-  need_f32(k, "output", out);
-  need_f32(k, "input", a);
+  need_float(k, "output", out);
+  need_float(k, "input", a);
   need_no_broadcast(k, "output", out);
   if (out.numel() == 0) return;
   const View* vs[2] = {&out, &a};
   const Layout<2> L = make_layout<2>(k, vs);
-  unary_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<float*>(out.base), static_cast<const float*>(a.base));
+  cu::with_float(out.dtype, [&](auto to) {
+    cu::with_float(a.dtype, [&](auto ta) {
+      using TO = decltype(to);
+      using TA = decltype(ta);
+      unary_kernel<TO, TA><<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<TO*>(out.base), static_cast<const TA*>(a.base));
+    });
+  });
   cu::launched(k);
 }
 
@@ -194,13 +213,24 @@ void scalar(int op, const View& out, const View& a, double s) {
   no_f64(k, a);
   if (a.dtype == DType::Bool) fail(k, "input must not be bool");
   if (is_cmp_s(op) && out.dtype != DType::Bool) fail(k, "a comparison writes bool, got output dtype %s", dtype_name(out.dtype));
-  if (!is_cmp_s(op) && out.dtype != DType::F32 && out.dtype != DType::I32)
-    fail(k, "output must be f32 or i32, got %s", dtype_name(out.dtype));
+  if (!is_cmp_s(op) && out.dtype != DType::F32 && out.dtype != DType::BF16 && out.dtype != DType::I32)
+    fail(k, "output must be f32, bf16 or i32, got %s", dtype_name(out.dtype));
   need_no_broadcast(k, "output", out);
   if (out.numel() == 0) return;
   const View* vs[2] = {&out, &a};
   const Layout<2> L = make_layout<2>(k, vs);
-  scalar_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, out.base, out.dtype, Operand{a.base, a.dtype}, s);
+  if (cu::is_float(out.dtype) && cu::is_float(a.dtype)) {
+    cu::with_float(out.dtype, [&](auto to) {
+      cu::with_float(a.dtype, [&](auto ta) {
+        using TO = decltype(to);
+        using TA = decltype(ta);
+        scalar_float_kernel<TO, TA><<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<TO*>(out.base),
+                                                                               static_cast<const TA*>(a.base), s);
+      });
+    });
+  } else {
+    scalar_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, out.base, out.dtype, Operand{a.base, a.dtype}, s);
+  }
   cu::launched(k);
 }
 
@@ -213,15 +243,24 @@ void binary(int op, const View& out, const View& a, const View& b) {
   no_f64(k, a);
   no_f64(k, b);
   if (is_cmp_b(op) && out.dtype != DType::Bool) fail(k, "a comparison writes bool, got output dtype %s", dtype_name(out.dtype));
-  if (!is_cmp_b(op) && out.dtype != DType::F32 && out.dtype != DType::I32)
-    fail(k, "output must be f32 or i32, got %s", dtype_name(out.dtype));
+  if (!is_cmp_b(op) && out.dtype != DType::F32 && out.dtype != DType::BF16 && out.dtype != DType::I32)
+    fail(k, "output must be f32, bf16 or i32, got %s", dtype_name(out.dtype));
   need_no_broadcast(k, "output", out);
   if (out.numel() == 0) return;
   const View* vs[3] = {&out, &a, &b};
   const Layout<3> L = make_layout<3>(k, vs);
-  if (out.dtype == DType::F32 && a.dtype == DType::F32 && b.dtype == DType::F32) {
-    binary_f32_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<float*>(out.base),
-                                                                   static_cast<const float*>(a.base), static_cast<const float*>(b.base));
+  if (cu::is_float(out.dtype) && cu::is_float(a.dtype) && cu::is_float(b.dtype)) {
+    cu::with_float(out.dtype, [&](auto to) {
+      cu::with_float(a.dtype, [&](auto ta) {
+        cu::with_float(b.dtype, [&](auto tb) {
+          using TO = decltype(to);
+          using TA = decltype(ta);
+          using TB = decltype(tb);
+          binary_float_kernel<TO, TA, TB><<<grid(L), cu::kThreads, 0, cu::stream()>>>(
+              L, op, static_cast<TO*>(out.base), static_cast<const TA*>(a.base), static_cast<const TB*>(b.base));
+        });
+      });
+    });
   } else {
     binary_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, out.base, out.dtype, Operand{a.base, a.dtype},
                                                                Operand{b.base, b.dtype});
@@ -235,15 +274,24 @@ void unary_grad(int op, const View& dx, const View& x, const View& dy) {
   std::snprintf(k, sizeof k, "%s grad", kUnaryGradNames[op]);
   check_same(k, dx, x, "x");
   check_same(k, dx, dy, "dy");
-  need_f32(k, "dx", dx);
-  need_f32(k, "x", x);
-  need_f32(k, "dy", dy);
+  need_float(k, "dx", dx);
+  need_float(k, "x", x);
+  need_float(k, "dy", dy);
   need_no_broadcast(k, "dx", dx);
   if (dx.numel() == 0) return;
   const View* vs[3] = {&dx, &x, &dy};
   const Layout<3> L = make_layout<3>(k, vs);
-  unary_grad_kernel<<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<float*>(dx.base), static_cast<const float*>(x.base),
-                                                                static_cast<const float*>(dy.base));
+  cu::with_float(dx.dtype, [&](auto to) {
+    cu::with_float(x.dtype, [&](auto tx) {
+      cu::with_float(dy.dtype, [&](auto td) {
+        using TO = decltype(to);
+        using TX = decltype(tx);
+        using TD = decltype(td);
+        unary_grad_kernel<TO, TX, TD><<<grid(L), cu::kThreads, 0, cu::stream()>>>(
+            L, op, static_cast<TO*>(dx.base), static_cast<const TX*>(x.base), static_cast<const TD*>(dy.base));
+      });
+    });
+  });
   cu::launched(k);
 }
 

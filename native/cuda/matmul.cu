@@ -3,8 +3,13 @@
 // strides is 1, batch strides as given (0 broadcasts). Layouts cuBLASLt cannot take (overlapping rows)
 // are packed into dense scratch first. f32 × f32 computes in f32 (CUBLAS_COMPUTE_32F; VERA_CUDA_TF32=1
 // allows TF32 tensor cores); a bf16 operand makes the product bf16 on tensor cores with f32
-// accumulation and f32 output, the other operand rounded to bf16 (round to nearest even) into scratch,
-// as the contract's bf16 rule says. Algorithms come from cuBLASLt's heuristic, cached per shape.
+// accumulation, the other operand rounded to bf16 (round to nearest even) into scratch, as the
+// contract's bf16 rule says. out may be bf16 (bf16 activations): a bf16 product writes it directly
+// (cuBLASLt's C and D in bf16, the f32 accumulation rounded once; accumulate is beta = 1 on that C,
+// widened and added in f32 before the rounding); an f32 × f32 product is computed in f32 into a
+// stream-ordered temporary (out widened into it first when accumulating) and rounded into out, so it
+// keeps its f32 meaning. Algorithms come from cuBLASLt's heuristic, cached per shape, dtypes and
+// alignment.
 #include <cstdio>
 #include <cublasLt.h>
 
@@ -13,6 +18,7 @@
 #include <map>
 #include <tuple>
 
+#include "bf16.cuh"
 #include "gemm_operand.h"
 #include "kernels.h"
 #include "strided.cuh"
@@ -83,10 +89,12 @@ int alignment(const void* p) {
 
 // outᵀ (n × m, ld n) = op(B) (n × k) · op(A) (k × m) in column-major terms, batched.
 // Returns false when cuBLASLt has no algorithm for this layout (the caller packs and retries).
-bool lt_matmul(float* out, const void* a, const void* b, bool bf16, int64_t bt, int64_t m, int64_t n, int64_t k, const Operand& oa,
+// out is bf16 (out_bf16, only with bf16 operands) or f32.
+bool lt_matmul(void* out, bool out_bf16, const void* a, const void* b, bool bf16, int64_t bt, int64_t m, int64_t n, int64_t k, const Operand& oa,
                int64_t sa, const Operand& ob, int64_t sb, bool accumulate) {
   Lt& L = lt();
   const cudaDataType_t in = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t od = out_bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const cublasComputeType_t ct = bf16 ? CUBLAS_COMPUTE_32F : L.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   // Column-major view of b's slice: row-major [k, n] dense along n is col-major n × k (ld = ld_b), no op;
   // stored column-major it is col-major k × n, transposed.
@@ -94,7 +102,7 @@ bool lt_matmul(float* out, const void* a, const void* b, bool bf16, int64_t bt, 
   const cublasOperation_t opA = oa.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int64_t brows = ob.trans ? k : n, bcols = ob.trans ? n : k;
   const int64_t arows = oa.trans ? m : k, acols = oa.trans ? k : m;
-  const Key key{(int)bf16, (int)ob.trans, (int)oa.trans, bt, m, n, k, ob.ld, oa.ld, sb, sa, (int64_t)ct,
+  const Key key{(int)bf16 | ((int)out_bf16 << 1), (int)ob.trans, (int)oa.trans, bt, m, n, k, ob.ld, oa.ld, sb, sa, (int64_t)ct,
                 std::min(alignment(a), alignment(b)), alignment(out)};
 
   cublasLtMatmulDesc_t desc = nullptr;
@@ -110,7 +118,7 @@ bool lt_matmul(float* out, const void* a, const void* b, bool bf16, int64_t bt, 
   lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA), "set TRANSB");
   lt_check(cublasLtMatrixLayoutCreate(&lb, in, (uint64_t)brows, (uint64_t)bcols, ob.ld), "layout b");
   lt_check(cublasLtMatrixLayoutCreate(&la, in, (uint64_t)arows, (uint64_t)acols, oa.ld), "layout a");
-  lt_check(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, (uint64_t)n, (uint64_t)m, n), "layout out");
+  lt_check(cublasLtMatrixLayoutCreate(&lc, od, (uint64_t)n, (uint64_t)m, n), "layout out");
   if (bt > 1) {
     const int32_t count = (int32_t)bt;
     const int64_t so = m * n;
@@ -164,7 +172,7 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
     if (v->dtype == DType::F64) fail(k, "%s is f64, which the cuda backend does not support (use f32)", what);
     if (v->dtype != DType::F32 && v->dtype != DType::BF16) fail(k, "%s must be f32 or bf16, got %s", what, dtype_name(v->dtype));
   }
-  need_f32_contig(k, "output", out);
+  need_float_contig(k, "output", out);
   const int64_t bt = a.shape[0], m = a.shape[1], kk = a.shape[2], n = b.shape[2];
   if (b.shape[0] != bt || b.shape[1] != kk || out.shape[0] != bt || out.shape[1] != m || out.shape[2] != n)
     fail(k, "shapes %s · %s -> %s do not agree", a.shape_str().c_str(), b.shape_str().c_str(), out.shape_str().c_str());
@@ -175,12 +183,28 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
   }
   if (m > INT32_MAX || n > INT32_MAX || kk > INT32_MAX || bt > INT32_MAX) fail(k, "dimensions above 2^31 are not supported");
   const bool bf16 = a.dtype == DType::BF16 || b.dtype == DType::BF16;
+  const bool out_bf16 = out.dtype == DType::BF16;
+  if (out_bf16 && !bf16) {
+    // An f32 product keeps its meaning: the f32 GEMM into an f32 temporary, rounded once into out
+    // (with accumulate, out widened into the temporary first and added by the GEMM in f32).
+    cu::DeviceTemp t((size_t)out.numel() * sizeof(float), k);
+    const View o32 = dense_like(out, DType::F32, t.p, accumulate);
+    matmul(o32, a, b, accumulate);
+    copy(out, o32);
+    if (cu::profiling()) {
+      char label[128];
+      std::snprintf(label, sizeof label, "matmul f32 %lldx%lldx%lld%s (bf16 out%s)", (long long)m, (long long)n, (long long)kk,
+                    bt > 1 ? (" batch " + std::to_string(bt)).c_str() : "", accumulate ? ", accumulate" : "");
+      cu::profile_label(label);
+    }
+    return;
+  }
   const DType want = bf16 ? DType::BF16 : DType::F32;
   if (cu::profiling()) {
     char label[128];
-    std::snprintf(label, sizeof label, "matmul %s %lldx%lldx%lld%s%s%s", bf16 ? "bf16" : "f32", (long long)m, (long long)n,
+    std::snprintf(label, sizeof label, "matmul %s %lldx%lldx%lld%s%s%s%s", bf16 ? "bf16" : "f32", (long long)m, (long long)n,
                   (long long)kk, bt > 1 ? (" batch " + std::to_string(bt)).c_str() : "", a.dtype != want ? " (a rounded)" : "",
-                  b.dtype != want ? " (b rounded)" : "");
+                  b.dtype != want ? " (b rounded)" : "", out_bf16 ? " (bf16 out)" : "");
     cu::profile_label(label);
   }
   View va = a, vb = b;
@@ -197,15 +221,28 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
   }
   const int es = dtype_bytes(want);
   auto ptr = [es](const View& v) { return static_cast<const void*>(static_cast<const char*>(v.base) + v.offset * es); };
+  void* po = static_cast<char*>(out.base) + out.offset * dtype_bytes(out.dtype);
   const int64_t sa = bt > 1 ? va.strides[0] : 0, sb = bt > 1 ? vb.strides[0] : 0;
-  if (lt_matmul(out.f(), ptr(va), ptr(vb), bf16, bt, m, n, kk, oa, sa, ob, sb, accumulate)) return;
+  if (lt_matmul(po, out_bf16, ptr(va), ptr(vb), bf16, bt, m, n, kk, oa, sa, ob, sb, accumulate)) return;
   // No algorithm for these pointers or strides: dense, aligned copies always have one (slots 0 and 3:
   // va and vb may be slots 1 and 2 already).
   const View pa = dense_copy(va, want, 0), pb = dense_copy(vb, want, 3);
   const Operand da = classify(m, kk, pa.strides[1], pa.strides[2]), db = classify(kk, n, pb.strides[1], pb.strides[2]);
-  if (!lt_matmul(out.f(), ptr(pa), ptr(pb), bf16, bt, m, n, kk, da, bt > 1 ? pa.strides[0] : 0, db, bt > 1 ? pb.strides[0] : 0,
-                 accumulate))
-    fail(k, "cuBLASLt has no algorithm for %s · %s (%s)", a.shape_str().c_str(), b.shape_str().c_str(), bf16 ? "bf16" : "f32");
+  if (lt_matmul(po, out_bf16, ptr(pa), ptr(pb), bf16, bt, m, n, kk, da, bt > 1 ? pa.strides[0] : 0, db, bt > 1 ? pb.strides[0] : 0,
+                accumulate))
+    return;
+  if (out_bf16) {
+    // An out pointer cuBLASLt takes in no bf16 algorithm (odd alignment): the f32 product into a
+    // temporary, rounded into out once, as a bf16 D would be.
+    cu::DeviceTemp t((size_t)out.numel() * sizeof(float), k);
+    const View o32 = dense_like(out, DType::F32, t.p, accumulate);
+    if (lt_matmul(t.p, false, ptr(pa), ptr(pb), bf16, bt, m, n, kk, da, bt > 1 ? pa.strides[0] : 0, db, bt > 1 ? pb.strides[0] : 0,
+                  accumulate)) {
+      copy(out, o32);
+      return;
+    }
+  }
+  fail(k, "cuBLASLt has no algorithm for %s · %s (%s)", a.shape_str().c_str(), b.shape_str().c_str(), bf16 ? "bf16" : "f32");
 }
 
 std::string bf16_gemm_impl() { return "cuBLASLt (bf16 tensor cores, f32 accumulation)"; }

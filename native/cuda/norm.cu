@@ -4,10 +4,13 @@
 // fixed order. The weight/bias gradients accumulate (+=) into dw/db without atomics: a column kernel
 // sums each chunk of rows (16 or more, at most 256 chunks) per column into double partials
 // (cu::scratch), and a second kernel adds the partials, in chunk order, to dw/db. The chunking depends
-// on the shape only, so results are bit-identical run to run (and across devices).
+// on the shape only, so results are bit-identical run to run (and across devices). x, out, dy and dx
+// may be f32 or bf16 each (bf16 activations; w, b, dw, db, mean and rstd stay f32): bf16 elements are
+// widened exactly, the arithmetic is the f32 kernels', and a bf16 out or dx is its f32 value rounded once.
 #include <algorithm>
 #include <climits>
 
+#include "bf16.cuh"
 #include "device.cuh"
 #include "kernels.h"
 #include "rows.cuh"
@@ -18,23 +21,25 @@ namespace {
 
 // ---- forward ------------------------------------------------------------------------------------
 
-template <bool kBlock>
+template <bool kBlock, class TO, class TX>
 __global__ void __launch_bounds__(1024)
-    layernorm_kernel(float* __restrict__ out, float* __restrict__ mean, float* __restrict__ rstd,
-                     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int64_t r,
+    layernorm_kernel(TO* __restrict__ out, float* __restrict__ mean, float* __restrict__ rstd,
+                     const TX* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, int64_t r,
                      int64_t c, double eps) {
   using G = Row<kBlock>;
+  using cu::ld;
+  using cu::st;
   const int64_t i = G::index();
   if (!kBlock && i >= r) return;
-  const float* xr = x + i * c;
-  float* orow = out + i * c;
+  const TX* xr = x + i * c;
+  TO* orow = out + i * c;
   const int lane = G::lane(), step = G::size();
   double s = 0;
-  for (int64_t j = lane; j < c; j += step) s += (double)xr[j];
+  for (int64_t j = lane; j < c; j += step) s += (double)ld(xr, j);
   const double m = G::reduce(s, SumOp()) / (double)c;
   double v = 0;
   for (int64_t j = lane; j < c; j += step) {
-    const double t = (double)xr[j] - m;
+    const double t = (double)ld(xr, j) - m;
     v += t * t;
   }
   v = G::reduce(v, SumOp()) / (double)c;
@@ -45,58 +50,62 @@ __global__ void __launch_bounds__(1024)
   }
   const float mf = (float)m, rf = (float)rs;
   if (w && b) {
-    for (int64_t j = lane; j < c; j += step) orow[j] = (xr[j] - mf) * rf * w[j] + b[j];
+    for (int64_t j = lane; j < c; j += step) st(orow, j, (ld(xr, j) - mf) * rf * w[j] + b[j]);
   } else if (w) {
-    for (int64_t j = lane; j < c; j += step) orow[j] = (xr[j] - mf) * rf * w[j];
+    for (int64_t j = lane; j < c; j += step) st(orow, j, (ld(xr, j) - mf) * rf * w[j]);
   } else if (b) {
-    for (int64_t j = lane; j < c; j += step) orow[j] = (xr[j] - mf) * rf + b[j];
+    for (int64_t j = lane; j < c; j += step) st(orow, j, (ld(xr, j) - mf) * rf + b[j]);
   } else {
-    for (int64_t j = lane; j < c; j += step) orow[j] = (xr[j] - mf) * rf;
+    for (int64_t j = lane; j < c; j += step) st(orow, j, (ld(xr, j) - mf) * rf);
   }
 }
 
-template <bool kBlock>
-__global__ void __launch_bounds__(1024) rmsnorm_kernel(float* __restrict__ out, float* __restrict__ rstd,
-                                                       const float* __restrict__ x, const float* __restrict__ w,
+template <bool kBlock, class TO, class TX>
+__global__ void __launch_bounds__(1024) rmsnorm_kernel(TO* __restrict__ out, float* __restrict__ rstd,
+                                                       const TX* __restrict__ x, const float* __restrict__ w,
                                                        int64_t r, int64_t c, double eps) {
   using G = Row<kBlock>;
+  using cu::ld;
+  using cu::st;
   const int64_t i = G::index();
   if (!kBlock && i >= r) return;
-  const float* xr = x + i * c;
-  float* orow = out + i * c;
+  const TX* xr = x + i * c;
+  TO* orow = out + i * c;
   const int lane = G::lane(), step = G::size();
   double ss = 0;
-  for (int64_t j = lane; j < c; j += step) ss += (double)xr[j] * (double)xr[j];
+  for (int64_t j = lane; j < c; j += step) ss += (double)ld(xr, j) * (double)ld(xr, j);
   ss = G::reduce(ss, SumOp());
   const double rs = 1.0 / ::sqrt(ss / (double)c + eps);
   if (lane == 0) rstd[i] = (float)rs;
   const float rf = (float)rs;
   if (w) {
-    for (int64_t j = lane; j < c; j += step) orow[j] = xr[j] * rf * w[j];
+    for (int64_t j = lane; j < c; j += step) st(orow, j, ld(xr, j) * rf * w[j]);
   } else {
-    for (int64_t j = lane; j < c; j += step) orow[j] = xr[j] * rf;
+    for (int64_t j = lane; j < c; j += step) st(orow, j, ld(xr, j) * rf);
   }
 }
 
 // ---- backward: dx per row -----------------------------------------------------------------------
 
-template <bool kBlock>
+template <bool kBlock, class TO, class TD, class TX>
 __global__ void __launch_bounds__(1024)
-    layernorm_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x,
+    layernorm_dx_kernel(TO* __restrict__ dx, const TD* __restrict__ dy, const TX* __restrict__ x,
                         const float* __restrict__ w, const float* __restrict__ mean, const float* __restrict__ rstd,
                         int64_t r, int64_t c) {
   using G = Row<kBlock>;
+  using cu::ld;
+  using cu::st;
   const int64_t i = G::index();
   if (!kBlock && i >= r) return;
-  const float* xr = x + i * c;
-  const float* gr = dy + i * c;
-  float* dr = dx + i * c;
+  const TX* xr = x + i * c;
+  const TD* gr = dy + i * c;
+  TO* dr = dx + i * c;
   const int lane = G::lane(), step = G::size();
   const float m = mean[i], s = rstd[i];
   double sg = 0, sgx = 0;
   for (int64_t j = lane; j < c; j += step) {
-    const float xhat = (xr[j] - m) * s;
-    const float g = w ? gr[j] * w[j] : gr[j];
+    const float xhat = (ld(xr, j) - m) * s;
+    const float g = w ? ld(gr, j) * w[j] : ld(gr, j);
     sg += (double)g;
     sgx += (double)g * (double)xhat;
   }
@@ -104,33 +113,35 @@ __global__ void __launch_bounds__(1024)
   sgx = G::reduce(sgx, SumOp());
   const float mg = (float)(sg / (double)c), mgx = (float)(sgx / (double)c);
   for (int64_t j = lane; j < c; j += step) {
-    const float xhat = (xr[j] - m) * s;
-    const float g = w ? gr[j] * w[j] : gr[j];
-    dr[j] = s * (g - mg - xhat * mgx);
+    const float xhat = (ld(xr, j) - m) * s;
+    const float g = w ? ld(gr, j) * w[j] : ld(gr, j);
+    st(dr, j, s * (g - mg - xhat * mgx));
   }
 }
 
-template <bool kBlock>
+template <bool kBlock, class TO, class TD, class TX>
 __global__ void __launch_bounds__(1024)
-    rmsnorm_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x,
+    rmsnorm_dx_kernel(TO* __restrict__ dx, const TD* __restrict__ dy, const TX* __restrict__ x,
                       const float* __restrict__ w, const float* __restrict__ rstd, int64_t r, int64_t c) {
   using G = Row<kBlock>;
+  using cu::ld;
+  using cu::st;
   const int64_t i = G::index();
   if (!kBlock && i >= r) return;
-  const float* xr = x + i * c;
-  const float* gr = dy + i * c;
-  float* dr = dx + i * c;
+  const TX* xr = x + i * c;
+  const TD* gr = dy + i * c;
+  TO* dr = dx + i * c;
   const int lane = G::lane(), step = G::size();
   const float s = rstd[i];
   double sgx = 0;
   for (int64_t j = lane; j < c; j += step) {
-    const float g = w ? gr[j] * w[j] : gr[j];
-    sgx += (double)g * (double)(xr[j] * s);
+    const float g = w ? ld(gr, j) * w[j] : ld(gr, j);
+    sgx += (double)g * (double)(ld(xr, j) * s);
   }
   const float mgx = (float)(G::reduce(sgx, SumOp()) / (double)c);
   for (int64_t j = lane; j < c; j += step) {
-    const float g = w ? gr[j] * w[j] : gr[j];
-    dr[j] = s * (g - (xr[j] * s) * mgx);
+    const float g = w ? ld(gr, j) * w[j] : ld(gr, j);
+    st(dr, j, s * (g - (ld(xr, j) * s) * mgx));
   }
 }
 
@@ -142,10 +153,10 @@ __global__ void __launch_bounds__(1024)
 // row-by-row f32 += included).
 constexpr int kColTile = 32, kRowLanes = 8;
 
-template <bool kRms>
+template <bool kRms, class TD, class TX>
 __global__ void __launch_bounds__(kColTile* kRowLanes)
-    norm_param_partials(double* __restrict__ pw, double* __restrict__ pb, const float* __restrict__ dy,
-                        const float* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ rstd,
+    norm_param_partials(double* __restrict__ pw, double* __restrict__ pb, const TD* __restrict__ dy,
+                        const TX* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ rstd,
                         int64_t r, int64_t c, int64_t chunk_rows) {
   __shared__ double sw[kRowLanes][kColTile], sb[kRowLanes][kColTile];
   const int tx = threadIdx.x, ty = threadIdx.y;
@@ -155,8 +166,9 @@ __global__ void __launch_bounds__(kColTile* kRowLanes)
   double aw = 0, ab = 0;
   if (j < c) {
     for (int64_t i = lo + ty; i < hi; i += kRowLanes) {
-      const float g = dy[i * c + j];
-      const float xhat = kRms ? x[i * c + j] * rstd[i] : (x[i * c + j] - mean[i]) * rstd[i];
+      const float g = cu::ld(dy, i * c + j);
+      const float xv = cu::ld(x, i * c + j);
+      const float xhat = kRms ? xv * rstd[i] : (xv - mean[i]) * rstd[i];
       aw += (double)(g * xhat);
       if (!kRms) ab += (double)g;
     }
@@ -193,8 +205,8 @@ __global__ void add_partials_kernel(float* __restrict__ dw, const double* __rest
 }
 
 // dw (and db unless kRms) += column sums of dy·xhat (and dy) over r rows of c.
-template <bool kRms>
-void param_grads(const char* k, float* dw, float* db, const float* dy, const float* x, const float* mean,
+template <bool kRms, class TD, class TX>
+void param_grads(const char* k, float* dw, float* db, const TD* dy, const TX* x, const float* mean,
                  const float* rstd, int64_t r, int64_t c) {
   if (!dw && !db) return;
   // Chunks of at least 16 rows, at most 256 chunks: enough blocks to fill the device for training
@@ -207,7 +219,7 @@ void param_grads(const char* k, float* dw, float* db, const float* dy, const flo
   double* scratch = static_cast<double*>(cu::scratch(part * sizeof(double) * ((dw && db) ? 2 : 1), 0));
   double* pw = dw ? scratch : nullptr;
   double* pb = db ? (dw ? scratch + part : scratch) : nullptr;
-  norm_param_partials<kRms><<<dim3((unsigned)tiles, (unsigned)chunks), dim3(kColTile, kRowLanes), 0, cu::stream()>>>(
+  norm_param_partials<kRms, TD, TX><<<dim3((unsigned)tiles, (unsigned)chunks), dim3(kColTile, kRowLanes), 0, cu::stream()>>>(
       pw, pb, dy, x, mean, rstd, r, c, chunk_rows);
   cu::launched(k);
   add_partials_kernel<<<cu::grid_for(c), cu::kThreads, 0, cu::stream()>>>(dw, pw, db, pb, chunks, c);
@@ -221,7 +233,7 @@ struct Rows {
 };
 
 Rows check_x(const char* k, const View& x) {
-  need_f32_contig(k, "x", x);
+  need_float_contig(k, "x", x);
   Rows d;
   rows_of(x, d.r, d.c);
   return d;
@@ -235,13 +247,20 @@ void check_vec(const char* k, const char* what, const View& v, int64_t n) {
 
 void check_like(const char* k, const char* what, const View& v, const View& x) {
   if (!v.present) return;
-  need_f32_contig(k, what, v);
+  need_float_contig(k, what, v);
   need_same_shape(k, what, v, x);
 }
 
 inline float* opt(const View& v) { return v.present ? v.f() : nullptr; }
 
 }  // namespace
+
+// The three float element types of (a, b, c) views, as f(TA{}, TB{}, TC{}) (absent views: float).
+template <class F>
+void with_floats(const View& a, const View& b, const View& c, F&& f) {
+  auto dt = [](const View& v) { return v.present ? v.dtype : DType::F32; };
+  cu::with_float(dt(a), [&](auto ta) { cu::with_float(dt(b), [&](auto tb) { cu::with_float(dt(c), [&](auto tc) { f(ta, tb, tc); }); }); });
+}
 
 void layernorm(const View& out, const View& mean, const View& rstd, const View& x, const View& w, const View& b, double eps) {
   const char* k = "layerNorm";
@@ -252,8 +271,12 @@ void layernorm(const View& out, const View& mean, const View& rstd, const View& 
   check_vec(k, "weight", w, d.c);
   check_vec(k, "bias", b, d.c);
   if (d.c == 0) return;
-  launch_rows(k, d.r, d.c, layernorm_kernel<false>, layernorm_kernel<true>, out.f(), mean.f(), rstd.f(),
-              (const float*)x.f(), (const float*)opt(w), (const float*)opt(b), d.r, d.c, eps);
+  with_floats(out, x, x, [&](auto to, auto tx, auto) {
+    using TO = decltype(to);
+    using TX = decltype(tx);
+    launch_rows(k, d.r, d.c, layernorm_kernel<false, TO, TX>, layernorm_kernel<true, TO, TX>, cu::at<TO>(out), mean.f(), rstd.f(),
+                cu::at<const TX>(x), (const float*)opt(w), (const float*)opt(b), d.r, d.c, eps);
+  });
 }
 
 void layernorm_backward(const View& dx, const View& dw, const View& db, const View& dy, const View& x, const View& w,
@@ -269,10 +292,15 @@ void layernorm_backward(const View& dx, const View& dw, const View& db, const Vi
   check_vec(k, "rstd", rstd, d.r);
   const int64_t r = d.r, c = d.c;
   if (r == 0 || c == 0) return;
-  if (dx.present)
-    launch_rows(k, r, c, layernorm_dx_kernel<false>, layernorm_dx_kernel<true>, dx.f(), (const float*)dy.f(),
-                (const float*)x.f(), (const float*)opt(w), (const float*)mean.f(), (const float*)rstd.f(), r, c);
-  param_grads<false>(k, opt(dw), opt(db), dy.f(), x.f(), mean.f(), rstd.f(), r, c);
+  with_floats(dx, dy, x, [&](auto to, auto td, auto tx) {
+    using TO = decltype(to);
+    using TD = decltype(td);
+    using TX = decltype(tx);
+    if (dx.present)
+      launch_rows(k, r, c, layernorm_dx_kernel<false, TO, TD, TX>, layernorm_dx_kernel<true, TO, TD, TX>, cu::at<TO>(dx),
+                  cu::at<const TD>(dy), cu::at<const TX>(x), (const float*)opt(w), (const float*)mean.f(), (const float*)rstd.f(), r, c);
+    param_grads<false, TD, TX>(k, opt(dw), opt(db), cu::at<const TD>(dy), cu::at<const TX>(x), mean.f(), rstd.f(), r, c);
+  });
 }
 
 void rmsnorm(const View& out, const View& rstd, const View& x, const View& w, double eps) {
@@ -282,8 +310,12 @@ void rmsnorm(const View& out, const View& rstd, const View& x, const View& w, do
   check_vec(k, "rstd", rstd, d.r);
   check_vec(k, "weight", w, d.c);
   if (d.c == 0) return;
-  launch_rows(k, d.r, d.c, rmsnorm_kernel<false>, rmsnorm_kernel<true>, out.f(), rstd.f(), (const float*)x.f(),
-              (const float*)opt(w), d.r, d.c, eps);
+  with_floats(out, x, x, [&](auto to, auto tx, auto) {
+    using TO = decltype(to);
+    using TX = decltype(tx);
+    launch_rows(k, d.r, d.c, rmsnorm_kernel<false, TO, TX>, rmsnorm_kernel<true, TO, TX>, cu::at<TO>(out), rstd.f(),
+                cu::at<const TX>(x), (const float*)opt(w), d.r, d.c, eps);
+  });
 }
 
 void rmsnorm_backward(const View& dx, const View& dw, const View& dy, const View& x, const View& w, const View& rstd) {
@@ -296,10 +328,15 @@ void rmsnorm_backward(const View& dx, const View& dw, const View& dy, const View
   check_vec(k, "rstd", rstd, d.r);
   const int64_t r = d.r, c = d.c;
   if (r == 0 || c == 0) return;
-  if (dx.present)
-    launch_rows(k, r, c, rmsnorm_dx_kernel<false>, rmsnorm_dx_kernel<true>, dx.f(), (const float*)dy.f(),
-                (const float*)x.f(), (const float*)opt(w), (const float*)rstd.f(), r, c);
-  param_grads<true>(k, opt(dw), nullptr, dy.f(), x.f(), nullptr, rstd.f(), r, c);
+  with_floats(dx, dy, x, [&](auto to, auto td, auto tx) {
+    using TO = decltype(to);
+    using TD = decltype(td);
+    using TX = decltype(tx);
+    if (dx.present)
+      launch_rows(k, r, c, rmsnorm_dx_kernel<false, TO, TD, TX>, rmsnorm_dx_kernel<true, TO, TD, TX>, cu::at<TO>(dx),
+                  cu::at<const TD>(dy), cu::at<const TX>(x), (const float*)opt(w), (const float*)rstd.f(), r, c);
+    param_grads<true, TD, TX>(k, opt(dw), nullptr, cu::at<const TD>(dy), cu::at<const TX>(x), nullptr, rstd.f(), r, c);
+  });
 }
 
 }  // namespace vera

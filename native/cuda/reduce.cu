@@ -1,8 +1,11 @@
 // Reductions: sum/max/min over any set of axes of a strided view (sums accumulate in double, like the
 // js backend), argmax and top-k over rows. Every reduction runs in a fixed order (per-thread partials
-// combined by a fixed tree), so results are bit-identical run to run.
+// combined by a fixed tree), so results are bit-identical run to run. The input and out (and top-k's
+// values) may be f32 or bf16 (bf16 activations): bf16 elements are widened exactly, the accumulation
+// is the f32 path's (double for sums), and a bf16 out is the f32 result rounded once.
 #include <cmath>
 
+#include "bf16.cuh"
 #include "kernels.h"
 #include "strided.cuh"
 
@@ -39,31 +42,31 @@ struct Acc {
 };
 
 // One thread per output: short reductions (R below a warp's worth of work per output).
-template <int OP>
-__global__ void reduce_thread_kernel(float* o, const float* x, int64_t base, Space kept, Space red) {
+template <int OP, class TO, class TI>
+__global__ void reduce_thread_kernel(TO* o, const TI* x, int64_t base, Space kept, Space red) {
   using A = Acc<OP>;
   for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < kept.size; p += (int64_t)gridDim.x * blockDim.x) {
-    const float* row = x + base + space_offset(kept, p);
+    const TI* row = x + base + space_offset(kept, p);
     typename A::T acc = A::init();
-    for (int64_t r = 0; r < red.size; r++) acc = A::merge(acc, (typename A::T)row[space_offset(red, r)]);
-    o[p] = (float)acc;
+    for (int64_t r = 0; r < red.size; r++) acc = A::merge(acc, (typename A::T)cu::ld(row, space_offset(red, r)));
+    cu::st(o, p, (float)acc);
   }
 }
 
 // One block per output: long reductions. Threads take strided elements, then a fixed shared-memory tree.
-template <int OP>
-__global__ void reduce_block_kernel(float* o, const float* x, int64_t base, Space kept, Space red) {
+template <int OP, class TO, class TI>
+__global__ void reduce_block_kernel(TO* o, const TI* x, int64_t base, Space kept, Space red) {
   using A = Acc<OP>;
   using T = typename A::T;
   __shared__ T part[cu::kThreads];
   for (int64_t p = blockIdx.x; p < kept.size; p += gridDim.x) {
-    const float* row = x + base + space_offset(kept, p);
+    const TI* row = x + base + space_offset(kept, p);
     T acc = A::init();
     if (red.nd == 1) {
       const int64_t st = red.st[0];
-      for (int64_t r = threadIdx.x; r < red.size; r += blockDim.x) acc = A::merge(acc, (T)row[r * st]);
+      for (int64_t r = threadIdx.x; r < red.size; r += blockDim.x) acc = A::merge(acc, (T)cu::ld(row, r * st));
     } else {
-      for (int64_t r = threadIdx.x; r < red.size; r += blockDim.x) acc = A::merge(acc, (T)row[space_offset(red, r)]);
+      for (int64_t r = threadIdx.x; r < red.size; r += blockDim.x) acc = A::merge(acc, (T)cu::ld(row, space_offset(red, r)));
     }
     part[threadIdx.x] = acc;
     __syncthreads();
@@ -71,12 +74,12 @@ __global__ void reduce_block_kernel(float* o, const float* x, int64_t base, Spac
       if ((int)threadIdx.x < s) part[threadIdx.x] = A::merge(part[threadIdx.x], part[threadIdx.x + s]);
       __syncthreads();
     }
-    if (threadIdx.x == 0) o[p] = (float)part[0];
+    if (threadIdx.x == 0) cu::st(o, p, (float)part[0]);
     __syncthreads();
   }
 }
 
-template <int OP>
+template <int OP, class TO, class TI>
 void reduce_impl(const View& out, const View& a, const bool* red, const char* k) {
   Space kept, rsp;
   for (int d = 0; d < a.ndim; d++) {
@@ -93,17 +96,17 @@ void reduce_impl(const View& out, const View& a, const bool* red, const char* k)
     s.size *= a.shape[d];
   }
   if (kept.size == 0) return;
-  float* o = out.f();
-  const float* x = static_cast<const float*>(a.base);
+  TO* o = cu::at<TO>(out);
+  const TI* x = static_cast<const TI*>(a.base);
   if (rsp.size == 0) {  // an empty reduction: the identity (0, −∞, +∞)
     fill(out, OP == R_SUM ? 0.0 : OP == R_MAX ? -INFINITY : INFINITY);
     return;
   }
   if (rsp.size < 64) {
-    reduce_thread_kernel<OP><<<cu::grid_for(kept.size), cu::kThreads, 0, cu::stream()>>>(o, x, a.offset, kept, rsp);
+    reduce_thread_kernel<OP, TO, TI><<<cu::grid_for(kept.size), cu::kThreads, 0, cu::stream()>>>(o, x, a.offset, kept, rsp);
   } else {
     const int64_t blocks = kept.size < (int64_t)cu::sm_count() * 64 ? kept.size : (int64_t)cu::sm_count() * 64;
-    reduce_block_kernel<OP><<<(unsigned)blocks, cu::kThreads, 0, cu::stream()>>>(o, x, a.offset, kept, rsp);
+    reduce_block_kernel<OP, TO, TI><<<(unsigned)blocks, cu::kThreads, 0, cu::stream()>>>(o, x, a.offset, kept, rsp);
   }
   cu::launched(k);
 }
@@ -159,13 +162,14 @@ __device__ inline void block_best(float& v, int& i) {
   __syncthreads();
 }
 
-__global__ void argmax_kernel(int32_t* o, const float* x, int64_t rows, int n) {
+template <class TI>
+__global__ void argmax_kernel(int32_t* o, const TI* x, int64_t rows, int n) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float* row = x + r * n;
+    const TI* row = x + r * n;
     float v = 0.f;
     int i = -1;
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
-      const float xj = row[j];
+      const float xj = cu::ld(row, j);
       if (i < 0 || before(xj, j, v, i)) {
         v = xj;
         i = j;
@@ -177,16 +181,17 @@ __global__ void argmax_kernel(int32_t* o, const float* x, int64_t rows, int n) {
 }
 
 // Pass t picks the best element that comes after pick t−1 in the order: k passes over the row.
-__global__ void topk_kernel(float* vo, int32_t* io, const float* x, int64_t rows, int n, int k) {
+template <class TV, class TI>
+__global__ void topk_kernel(TV* vo, int32_t* io, const TI* x, int64_t rows, int n, int k) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float* row = x + r * n;
+    const TI* row = x + r * n;
     float pv = 0.f;
     int pi = -1;
     for (int t = 0; t < k; t++) {
       float v = 0.f;
       int i = -1;
       for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        const float xj = row[j];
+        const float xj = cu::ld(row, j);
         if (pi >= 0 && !before(pv, pi, xj, j)) continue;
         if (i < 0 || before(xj, j, v, i)) {
           v = xj;
@@ -195,7 +200,7 @@ __global__ void topk_kernel(float* vo, int32_t* io, const float* x, int64_t rows
       }
       block_best(v, i);
       if (threadIdx.x == 0) {
-        vo[r * k + t] = v;
+        cu::st(vo, r * k + t, v);
         io[r * k + t] = i;
       }
       pv = v;
@@ -215,8 +220,8 @@ void reduce(int op, const View& out, const View& a, const int* axes, int naxes) 
   if (op < 0 || op >= R_COUNT) fail("reduce", "unknown op code %d", op);
   char k[32];
   std::snprintf(k, sizeof k, "reduce %s", kReduceNames[op]);
-  need_f32(k, "input", a);
-  need_f32_contig(k, "output", out);
+  need_float(k, "input", a);
+  need_float_contig(k, "output", out);
   if (out.ndim != a.ndim) fail(k, "output rank %d differs from input rank %d", out.ndim, a.ndim);
   bool red[kMaxDims] = {};
   for (int i = 0; i < naxes; i++) {
@@ -226,16 +231,22 @@ void reduce(int op, const View& out, const View& a, const int* axes, int naxes) 
   for (int d = 0; d < a.ndim; d++)
     if ((red[d] && out.shape[d] != 1) || (!red[d] && out.shape[d] != a.shape[d]))
       fail(k, "output shape %s does not fit input %s over the reduced axes", out.shape_str().c_str(), a.shape_str().c_str());
-  switch (op) {
-    case R_SUM: return reduce_impl<R_SUM>(out, a, red, k);
-    case R_MAX: return reduce_impl<R_MAX>(out, a, red, k);
-    default: return reduce_impl<R_MIN>(out, a, red, k);
-  }
+  cu::with_float(out.dtype, [&](auto to) {
+    cu::with_float(a.dtype, [&](auto ti) {
+      using TO = decltype(to);
+      using TI = decltype(ti);
+      switch (op) {
+        case R_SUM: return reduce_impl<R_SUM, TO, TI>(out, a, red, k);
+        case R_MAX: return reduce_impl<R_MAX, TO, TI>(out, a, red, k);
+        default: return reduce_impl<R_MIN, TO, TI>(out, a, red, k);
+      }
+    });
+  });
 }
 
 void argmax(const View& out, const View& a) {
   const char* k = "argmax";
-  need_f32_contig(k, "input", a);
+  need_float_contig(k, "input", a);
   need_dtype(k, "output", out, DType::I32);
   need_contig(k, "output", out);
   int64_t r, n;
@@ -244,14 +255,17 @@ void argmax(const View& out, const View& a) {
   if (n > 2147483647) fail(k, "rows longer than 2^31 are not supported (i32 indices)");
   need_numel(k, "output", out, r);
   if (r == 0) return;
-  argmax_kernel<<<row_blocks(r), cu::kThreads, 0, cu::stream()>>>(out.ptr<int32_t>(), a.f(), r, (int)n);
+  cu::with_float(a.dtype, [&](auto ti) {
+    using TI = decltype(ti);
+    argmax_kernel<TI><<<row_blocks(r), cu::kThreads, 0, cu::stream()>>>(out.ptr<int32_t>(), cu::at<const TI>(a), r, (int)n);
+  });
   cu::launched(k);
 }
 
 void topk(const View& values, const View& indices, const View& a, int64_t kk) {
   const char* k = "topk";
-  need_f32_contig(k, "input", a);
-  need_f32_contig(k, "values", values);
+  need_float_contig(k, "input", a);
+  need_float_contig(k, "values", values);
   need_dtype(k, "indices", indices, DType::I32);
   need_contig(k, "indices", indices);
   int64_t r, n;
@@ -261,7 +275,14 @@ void topk(const View& values, const View& indices, const View& a, int64_t kk) {
   need_numel(k, "values", values, r * kk);
   need_numel(k, "indices", indices, r * kk);
   if (kk == 0 || r == 0) return;
-  topk_kernel<<<row_blocks(r), cu::kThreads, 0, cu::stream()>>>(values.f(), indices.ptr<int32_t>(), a.f(), r, (int)n, (int)kk);
+  cu::with_float(values.dtype, [&](auto tv) {
+    cu::with_float(a.dtype, [&](auto ti) {
+      using TV = decltype(tv);
+      using TI = decltype(ti);
+      topk_kernel<TV, TI><<<row_blocks(r), cu::kThreads, 0, cu::stream()>>>(cu::at<TV>(values), indices.ptr<int32_t>(),
+                                                                           cu::at<const TI>(a), r, (int)n, (int)kk);
+    });
+  });
   cu::launched(k);
 }
 

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import type { Backend } from '../../../src/backends/backend.js';
 import { JsBackend } from '../../../src/backends/js/index.js';
 import { attentionTests } from './attention.js';
+import { bf16Tests } from './bf16.js';
 import { elementwiseTests } from './elementwise.js';
 import { errorTests } from './errors.js';
 import { type ConformanceOptions, Ctx } from './harness.js';
@@ -52,5 +53,6 @@ export function conformance(name: string, load: Load, opts: ConformanceOptions =
   indexingTests(ctx);
   attentionTests(ctx);
   miscTests(ctx);
+  bf16Tests(ctx);
   errorTests(ctx);
 }
