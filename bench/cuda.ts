@@ -462,6 +462,8 @@ export async function run(): Promise<BenchRow[]> {
             : `PEFT ${p?.['peft'] ?? '0.21'} eager${c.name.endsWith('-compile') ? ' + torch.compile' : ''}, torch.autocast bf16`,
         unit: 'tokens/s',
         gpu: gpu ?? p?.['gpu'] ?? null,
+        // bf16 unless VERA_CUDA_ACTIVATIONS=f32 (the activations between bf16 GEMMs).
+        ours_activations: backend.activationDType ?? 'f32',
         ...extra,
         ...(oursNote && !ours ? { ours_note: oursNote } : {}),
         ...(typeof peer === 'string' ? { peer_note: peer } : {}),

@@ -4,6 +4,7 @@
 // optimizer's arena slot: setGradSlot) and frees intermediate gradients as soon as they are consumed. The graph is freed afterwards unless
 // retainGraph is set; a second backward through a freed graph throws GraphFreedError.
 
+import type { DType } from '../backends/dtype.js';
 import { GraphFreedError, ShapeError, fmtShape } from '../tensor/errors.js';
 import type { GradNode } from '../tensor/grad-node.js';
 import { keep } from '../tensor/scope.js';
@@ -99,7 +100,8 @@ function run(root: Tensor, opts: BackwardOpts): void {
       if (input.gradFn) {
         const slots = pending(input.gradFn);
         const prev = slots[input.gradOutput];
-        slots[input.gradOutput] = prev ? accumulate(prev, g) : g;
+        const gi = ofDType(g, input.dtype);
+        slots[input.gradOutput] = prev ? accumulate(prev, gi) : gi;
       } else if (input.requiresGrad) {
         accumulateLeaf(input, g, false);
       } else g.dispose();
@@ -136,6 +138,19 @@ function filled(like: Tensor, value: number): Tensor {
   const t = new Tensor(Storage.alloc(like.backend, like.dtype, like.numel), like.shape);
   like.backend.fill(t.view('backward'), value);
   return t;
+}
+
+/**
+ * g in `dtype` (g itself when it has it; else a converted copy, g disposed): every gradient reaching a
+ * node has the dtype of the tensor it is the gradient of (a bf16 activation gets a bf16 gradient, as in
+ * torch), whatever dtype its consumer's rule computed it in. Leaves convert as they accumulate.
+ */
+function ofDType(g: Tensor, dtype: DType): Tensor {
+  if (g.dtype === dtype) return g;
+  const out = new Tensor(Storage.alloc(g.backend, dtype, g.numel), g.shape);
+  g.backend.copy(out.view('backward'), g.view('backward'));
+  g.dispose();
+  return out;
 }
 
 /** a + b into a fresh tensor (both are disposed). */

@@ -28,6 +28,15 @@
 //   shape (same buffer and offset): elementwise in-place updates such as grad += g.
 // - Float kernels compute in f32 (f64 on the js backend when the views are f64). Integer inputs
 //   (ids, targets) are i32. Masks are 'bool' (one byte, 0 or 1).
+// - bf16 activations. Any float view of any kernel but adamw may also be 'bf16' (the front end makes
+//   activations bf16 on a backend that declares activationDType 'bf16'; statistics such as lse, rstd
+//   and mean, losses, and norm weights stay f32). The meaning is one for every backend: bf16 inputs are
+//   widened exactly, the kernel computes as it does for f32 views, and each stored bf16 element is
+//   rounded to nearest even (an output the kernel accumulates into is read widened first). A backend
+//   runs the kernels it lists in bf16Kernels on bf16 views itself; every other kernel reaches it through
+//   withBf16Views (src/backends/bf16-views.ts), which widens into f32 scratch, runs the f32 kernel and
+//   rounds back — correct everywhere, and the definition a backend's own bf16 kernels are checked
+//   against. matmul's bf16 operands are its own rule (below), not this one.
 //
 // Reads. download() (and downloadAsync()) is the only way data comes back to the host; on a device it
 // waits for the kernels queued before it (a sync). Hot paths (a model forward, a decoding step, a
@@ -285,6 +294,19 @@ export interface Backend {
    * policy that wakes up preempts them at once. Returns false where the system does not allow it.
    */
   lowerPriority?(nice: number, idle?: boolean): boolean;
+  /**
+   * Optional: 'bf16' makes activations bf16 between bf16 GEMMs, as torch.autocast keeps them on a GPU —
+   * half the memory traffic of every elementwise pass and of the activations saved for the backward.
+   * The front end then gives a bf16 product (a bf16 weight or activation operand) and a bf16 embedding
+   * table's rows a bf16 result, and the ops after them keep bf16. Absent, they are f32 (the CPU
+   * backends, whose GEMMs round an f32 operand to bf16 while packing it at no extra pass).
+   */
+  readonly activationDType?: 'bf16';
+  /**
+   * Optional: the kernels this backend runs on bf16 views (see "bf16 activations" above) itself; the
+   * others get withBf16Views' widening fallback.
+   */
+  readonly bf16Kernels?: ReadonlySet<string>;
   /** Optional (device backends): collectives between processes for data-parallel training. */
   readonly communicator?: DeviceCommunicator;
 
@@ -322,8 +344,9 @@ export interface Backend {
    * (round to nearest even), the products of bf16 values are exact in f32 and accumulate in f32 (or
    * wider), and out is f32 (f64 on js with an f64 operand) — the result equals the f32 GEMM of the
    * bf16-rounded operands up to summation order (and f32 denormals, which bf16 instructions may flush).
-   * Any operand layout above is accepted (a linear reads its [out, in] weight transposed). out is never
-   * bf16.
+   * Any operand layout above is accepted (a linear reads its [out, in] weight transposed). out may be
+   * bf16 (activationDType): the f32 accumulation is rounded once per element, and with accumulate the
+   * bf16 out is read widened and added in f32 before that rounding (cuBLASLt's beta = 1 on a bf16 C).
    */
   matmul(out: View, a: View, b: View, accumulate: boolean): void;
 

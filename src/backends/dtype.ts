@@ -32,6 +32,11 @@ export function isComputeFloat(d: DType): d is 'f32' | 'f64' {
   return d === 'f32' || d === 'f64';
 }
 
+/** True for the float dtypes ops take: the compute floats and bf16 (activations, backend.ts). */
+export function isFloat(d: DType): d is 'f32' | 'f64' | 'bf16' {
+  return d === 'f32' || d === 'f64' || d === 'bf16';
+}
+
 /** Allocates a zero-filled host array that holds `n` elements of `dtype`. */
 export function hostArray(dtype: DType, n: number): HostArray {
   switch (dtype) {

@@ -2,8 +2,10 @@
 // backend when its addon is built, else to the pure-TS backend with a one-line warning saying how to
 // get the fast path. VERA_BACKEND=js|native|cuda forces a choice; VERA_DEVICE=cuda (or cpu) picks by
 // device. The cuda backend is never chosen implicitly: it is asked for by name or device.
+// VERA_ACTIVATIONS=bf16|f32 overrides a backend's activation dtype (bf16 on cuda, f32 on the CPU).
 
 import type { Backend } from './backend.js';
+import { activationsFromEnv } from './bf16-views.js';
 import { JsBackend } from './js/index.js';
 import { loadCudaBackend } from './cuda/index.js';
 import { loadNativeBackend } from './native/index.js';
@@ -31,7 +33,7 @@ export function getBackend(name: BackendName): Backend {
   const have = loaded.get(name);
   if (have) return have;
   let b: Backend;
-  if (name === 'js') b = new JsBackend();
+  if (name === 'js') b = new JsBackend({ activationDType: activationsFromEnv('js', undefined) });
   else if (name === 'native') b = loadNativeBackend();
   else if (name === 'cuda') b = loadCudaBackend();
   else throw new Error(`[backend] Unknown backend "${String(name)}"; expected ${BACKEND_CHOICES}`);

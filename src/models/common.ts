@@ -1,5 +1,6 @@
 // Pieces every family uses: activations by their HF names, the key-padding mask, token pooling for
-// classification heads, and a generator that skips random initialisation when weights will be loaded.
+// classification heads, f32 logits, and a generator that skips random initialisation when weights will
+// be loaded.
 
 import type { UnaryGradOp, UnaryOp } from '../backends/backend.js';
 import { full } from '../tensor/creation.js';
@@ -43,6 +44,14 @@ export function gatedMul(act: Activation, gate: Tensor, up: Tensor): Tensor {
 }
 
 /** The activation a config field names (transformers' ACT2FN keys); errors name the field. */
+/**
+ * A head's output as the model returns it: f32 when the backend kept activations in bf16 (as HF's
+ * models upcast logits for the loss and for sampling), else as computed (f32, or f64 in gradient checks).
+ */
+export function floatLogits(t: Tensor): Tensor {
+  return t.dtype === 'bf16' ? ops.cast(t, 'f32') : t;
+}
+
 export function activation(cfg: ConfigReader, field: string, def?: string): Activation {
   const name = cfg.str(field, def);
   const fn = ACTIVATIONS[name];

@@ -11,7 +11,7 @@ import { dropoutStream } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fused } from './kernels.js';
 import { contiguous } from './movement.js';
-import { alloc, allocLike, expectDType, floatDType, sameBackend } from './util.js';
+import { alloc, allocLike, expectDType, floatDType, sameBackend, statsDType } from './util.js';
 
 export interface AttentionOptions {
   /** Causal mask, aligned so the last query sees every key (generation with a KV cache). */
@@ -67,7 +67,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const headContiguous = (t: Tensor) => (t.strides[3] === 1 ? t : contiguous(t));
   const [qc, kc, vc] = [headContiguous(q), headContiguous(k), headContiguous(v)];
   const out = allocLike(q, [b, tq, hq, d]);
-  const lse = alloc(backend, [b, hq, tq], q.dtype);
+  const lse = alloc(backend, [b, hq, tq], statsDType(q));
   fused(backend).attention(
     out.view('attention'),
     lse.view('attention'),

@@ -4,12 +4,12 @@
 
 import type { BinaryOp, ScalarOp, UnaryGradOp, UnaryOp, View } from '../backends/backend.js';
 import { record, recordReads } from '../autograd/graph.js';
-import { type DType, isComputeFloat } from '../backends/dtype.js';
+import { type DType, isFloat } from '../backends/dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { broadcastShapes, broadcastStrides } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, allocLike, floatDType, sameBackend, sumToShape } from './util.js';
+import { alloc, allocLike, floatDType, mixedDType, sameBackend, sumToShape } from './util.js';
 
 /** The view of `t` broadcast to `shape`. */
 function bview(t: Tensor, shape: readonly number[], op: string): View {
@@ -185,11 +185,11 @@ function arith(
   grads: (dy: Tensor, y: Tensor, needs: readonly boolean[]) => GradPair,
   reads?: (y: Tensor) => (Tensor | false)[],
 ): Tensor {
-  const dtype = floatDType(op, a, b);
+  const dtype = mixedDType(op, broadcastShapes(op, a.shape, b.shape), a, b);
   const y = binaryRaw(op, a, b, dtype);
   const rule = (dy: Tensor, needs: readonly boolean[]): GradPair => {
     const [ga, gb] = grads(dy, y, needs);
-    return [ga ? sumToShape(ga, a.shape) : null, gb ? sumToShape(gb, b.shape) : null];
+    return [ga ? sumToShape(ga, a.shape, a.dtype) : null, gb ? sumToShape(gb, b.shape, b.dtype) : null];
   };
   return reads ? recordReads(op, y, [a, b], rule, reads(y)) : record(op, y, [a, b], rule);
 }
@@ -290,9 +290,9 @@ export const ge = (a: Tensor, b: Tensor | number): Tensor => compare('ge', a, b)
 /** cond ? a : b with broadcasting; cond is a bool tensor. */
 export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   if (cond.dtype !== 'bool') throw new DTypeError(`[where] Condition must be bool, got ${cond.dtype}`);
-  const dtype = floatDType('where', a, b);
   const backend = sameBackend('where', cond, a, b);
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, a.shape), b.shape);
+  const dtype = mixedDType('where', shape, a, b);
   const out = alloc(backend, shape, dtype);
   backend.where(out.view('where'), bview(cond, shape, 'where'), bview(a, shape, 'where'), bview(b, shape, 'where'));
   return record('where', out, [a, b], (dy, needs) =>
@@ -308,7 +308,7 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
           first ? dy.view('where') : z,
           first ? z : dy.view('where'),
         );
-        return sumToShape(g, t.shape);
+        return sumToShape(g, t.shape, t.dtype);
       };
       return [needs[0] ? pick(a, true) : null, needs[1] ? pick(b, false) : null];
     }),
@@ -326,13 +326,13 @@ export function maskedFill(a: Tensor, mask: Tensor, value: number): Tensor {
 
 // ---- casts -----------------------------------------------------------------------------------
 
-/** Converts to another dtype (a copy; float→float casts pass gradients back). */
+/** Converts to another dtype (a copy; casts between float dtypes, bf16 included, pass gradients back). */
 export function cast(a: Tensor, dtype: DType): Tensor {
   if (a.dtype === dtype) return a;
   if (!a.backend.dtypes.includes(dtype))
     throw new DTypeError(`[cast] Backend "${a.backend.name}" does not support ${dtype}`);
   const out = allocLike(a, a.shape, dtype);
   a.backend.copy(out.view('cast'), a.view('cast'));
-  if (!isComputeFloat(dtype) || !isComputeFloat(a.dtype)) return out;
+  if (!isFloat(dtype) || !isFloat(a.dtype)) return out;
   return recordReads('cast', out, [a], (dy) => [cast(dy, a.dtype)], []);
 }

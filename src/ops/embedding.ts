@@ -9,7 +9,8 @@ import { allocLike, expectDType, floatDType, sameBackend } from './util.js';
 
 /**
  * weight[ids]: ids i32 of any shape, weight [V, C] → [...ids.shape, C]. A bf16 weight (a frozen table kept
- * in half the memory) gives f32 rows, widened exactly; it cannot require grad.
+ * in half the memory) gives f32 rows, widened exactly (bf16 rows, as stored, on a backend with bf16
+ * activations); it cannot require grad.
  */
 export function embedding(ids: Tensor, weight: Tensor): Tensor {
   expectDType('embedding', ids, 'i32', 'Ids');
@@ -23,7 +24,8 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   const backend = sameBackend('embedding', ids, weight);
   const ic = contiguous(ids);
   const wc = contiguous(weight);
-  const out = allocLike(weight, [...ids.shape, weight.shape[1]!], weight.dtype === 'bf16' ? 'f32' : weight.dtype);
+  const rows = weight.dtype === 'bf16' ? (backend.activationDType ?? 'f32') : weight.dtype;
+  const out = allocLike(weight, [...ids.shape, weight.shape[1]!], rows);
   backend.embedding(out.view('embedding'), wc.view('embedding'), ic.view('embedding'));
   if (wc !== weight) wc.dispose();
   return record(

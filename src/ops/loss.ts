@@ -10,7 +10,7 @@ import { cast, div, ne } from './elementwise.js';
 import { fused } from './kernels.js';
 import { contiguous, reshape } from './movement.js';
 import { sum } from './reduce.js';
-import { alloc, expectDType, floatDType, sameBackend } from './util.js';
+import { alloc, expectDType, floatDType, sameBackend, statsDType } from './util.js';
 
 export interface CrossEntropyOptions {
   /** Target value whose rows contribute nothing (torch's default −100). */
@@ -39,8 +39,10 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const n = targets.numel;
   const x = contiguous(reshape(logits, [n, v]));
   const t = contiguous(reshape(targets, [n]));
-  const rowLoss = alloc(backend, [n], logits.dtype);
-  const lse = alloc(backend, [n], logits.dtype);
+  // bf16 logits give f32 losses (the kernel computes in f32; torch upcasts logits for the loss).
+  const ld = statsDType(logits);
+  const rowLoss = alloc(backend, [n], ld);
+  const lse = alloc(backend, [n], ld);
   fused(backend).crossEntropy(
     rowLoss.view('crossEntropy'),
     lse.view('crossEntropy'),
@@ -75,7 +77,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   else if (reduction === 'sum') loss = sum(perRow);
   else {
     // Mean over rows that count, computed on the device (no host read of the targets).
-    loss = scope(() => div(sum(perRow), sum(cast(ne(t, kopts.ignoreIndex), logits.dtype)))); // NaN if none count, as torch
+    loss = scope(() => div(sum(perRow), sum(cast(ne(t, kopts.ignoreIndex), ld)))); // NaN if none count, as torch
   }
   if (loss !== perRow) perRow.dispose();
   x.dispose();

@@ -12,7 +12,6 @@ import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { broadcastShapes, broadcastStrides, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { sum } from './reduce.js';
 import { contiguous, expand, reshape, transpose } from './movement.js';
 import { alloc, floatDType, sameBackend, sumToShape } from './util.js';
 
@@ -48,24 +47,27 @@ function as3d(t: Tensor, batch: readonly number[], op: string): View | null {
 }
 
 /**
- * The dtype of a GEMM's result: the operands share a float dtype, or one (or both) is a bf16 tensor that
- * does not require grad — a frozen weight, whose gradient would need a bf16 update, which training never
- * does. A bf16 GEMM returns the other operand's dtype (f32 when both are bf16).
+ * The dtype of a GEMM's result. The operands share a float dtype, or one (or both) is bf16: a frozen
+ * weight (a bf16 leaf may not require grad: its update would be bf16, which training never does) or a
+ * bf16 activation. A bf16 product returns the backend's activation dtype when it declares one (bf16
+ * activations, as torch.autocast on a GPU), else the other operand's dtype (f32 when both are bf16).
  */
 function gemmDType(op: string, a: Tensor, b: Tensor, names: [string, string]): DType {
   for (const [t, name] of [
     [a, names[0]],
     [b, names[1]],
   ] as const) {
-    if (t.dtype === 'bf16' && t.requiresGrad)
+    if (t.dtype === 'bf16' && t.requiresGrad && !t.gradFn)
       throw new DTypeError(
         `[${op}] ${name} ${fmtShape(t.shape)} is bf16 and requires grad; bf16 operands are frozen weights (cast it to f32 to train it)`,
       );
   }
+  if (a.dtype !== 'bf16' && b.dtype !== 'bf16') return floatDType(op, a, b);
+  floatDType(op, a);
+  floatDType(op, b);
+  if (a.backend.activationDType) return a.backend.activationDType;
   if (a.dtype === 'bf16' && b.dtype === 'bf16') return 'f32';
-  if (a.dtype === 'bf16') return floatDType(op, b);
-  if (b.dtype === 'bf16') return floatDType(op, a);
-  return floatDType(op, a, b);
+  return a.dtype === 'bf16' ? b.dtype : a.dtype;
 }
 
 /** a · b for a [..., M, K] and b [..., K, N] (1-D operands as in torch.matmul); either may be frozen bf16. */
@@ -122,11 +124,14 @@ function operand(t: Tensor, batch: readonly number[], rows: number, cols: number
 /**
  * y = x·Wᵀ (+ bias) over the last axis of x: x [..., in], weight [out, in], bias [out]. The weight (or x)
  * may be bf16 when it does not require grad (bf16 storage of frozen weights): the product is then
- * computed in bf16 and y is f32 (x's dtype when x is f32/f64); bias shares y's dtype.
+ * computed in bf16 and y is f32 (x's dtype when x is f32/f64), or bf16 on a backend with bf16
+ * activations; bias shares y's dtype, or is f32 for a bf16 y.
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const dtype = gemmDType('linear', x, weight, ['input', 'weight']);
-  if (bias && bias.dtype !== dtype)
+  // A bf16 product takes an f32 bias rounded into its bf16 output, the product accumulated on top (as
+  // autocast's bf16 addmm adds a bf16 bias).
+  if (bias && bias.dtype !== dtype && !(dtype === 'bf16' && bias.dtype === 'f32'))
     throw new DTypeError(`[linear] Bias is ${bias.dtype} but the product is ${dtype}; cast the bias to ${dtype}`);
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
     throw new ShapeError(
@@ -170,7 +175,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
         const dy2 = reshape(dy, [rows, nOut]);
         const dx = needs[0] ? reshape(matmul(dy2, weight), x.shape) : null; // [rows, out]·[out, in]
         const dw = needs[1] ? matmul(transpose(dy2), reshape(x, [rows, nIn])) : null; // [out, rows]·[rows, in]
-        const db = needs[2] ? sum(dy2, 0) : null;
+        const db = needs[2] ? sumToShape(dy2, [nOut], bias!.dtype) : null;
         return bias ? [dx, dw, db] : [dx, dw];
       }),
     [x.requiresGrad && weight, weight.requiresGrad && x],

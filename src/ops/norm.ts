@@ -7,7 +7,7 @@ import { zerosLike } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fused } from './kernels.js';
 import { contiguous } from './movement.js';
-import { alloc, allocLike, floatDType, sameBackend } from './util.js';
+import { alloc, allocLike, paramDTypes, sameBackend } from './util.js';
 
 function checkAffine(op: string, x: Tensor, ...ps: (Tensor | null | undefined)[]): void {
   const c = x.shape[x.rank - 1];
@@ -21,7 +21,7 @@ function checkAffine(op: string, x: Tensor, ...ps: (Tensor | null | undefined)[]
 /** (x − mean) / √(var + eps) · weight + bias over the last axis (biased variance, as torch). */
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
   const ps = [weight, bias].filter((p): p is Tensor => p !== null);
-  floatDType('layerNorm', x, ...ps);
+  const sd = paramDTypes('layerNorm', x, ps);
   checkAffine('layerNorm', x, weight, bias);
   const backend = sameBackend('layerNorm', x, ...ps);
   const rows = x.numel / (x.shape[x.rank - 1] || 1);
@@ -29,8 +29,8 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const wc = weight ? contiguous(weight) : null;
   const bc = bias ? contiguous(bias) : null;
   const y = allocLike(x);
-  const mean = alloc(backend, [rows], x.dtype);
-  const rstd = alloc(backend, [rows], x.dtype);
+  const mean = alloc(backend, [rows], sd);
+  const rstd = alloc(backend, [rows], sd);
   fused(backend).layerNorm(
     y.view('layerNorm'),
     mean.view('layerNorm'),
@@ -73,14 +73,14 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
 /** x / √(mean(x²) + eps) · weight over the last axis (LlamaRMSNorm). */
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   const ps = weight ? [weight] : [];
-  floatDType('rmsNorm', x, ...ps);
+  const sd = paramDTypes('rmsNorm', x, ps);
   checkAffine('rmsNorm', x, weight);
   const backend = sameBackend('rmsNorm', x, ...ps);
   const rows = x.numel / (x.shape[x.rank - 1] || 1);
   const xc = contiguous(x);
   const wc = weight ? contiguous(weight) : null;
   const y = allocLike(x);
-  const rstd = alloc(backend, [rows], x.dtype);
+  const rstd = alloc(backend, [rows], sd);
   fused(backend).rmsNorm(y.view('rmsNorm'), rstd.view('rmsNorm'), xc.view('rmsNorm'), wc?.view('rmsNorm') ?? null, eps);
   return recordReads(
     'rmsNorm',

@@ -7,11 +7,11 @@ import { ShapeError, fmtShape } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fused } from './kernels.js';
 import { contiguous } from './movement.js';
-import { allocLike, floatDType, sameBackend } from './util.js';
+import { allocLike, paramDTypes, sameBackend } from './util.js';
 
 /** Rotates x [B, T, H, D] (head axis contiguous) by angle tables cos, sin [B or 1, T, D/2]. */
 export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  floatDType('rope', x, cos, sin);
+  paramDTypes('rope', x, [cos, sin]); // the angle tables are f32 for a bf16 x
   const backend = sameBackend('rope', x, cos, sin);
   if (x.rank !== 4 || x.shape[3]! % 2 !== 0)
     throw new ShapeError(`[rope] Input must be [B, T, H, D] with even D, got ${fmtShape(x.shape)}`);

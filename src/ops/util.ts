@@ -2,7 +2,7 @@
 // gradient back to an input's shape.
 
 import type { Backend } from '../backends/backend.js';
-import { type DType, isComputeFloat } from '../backends/dtype.js';
+import { type DType, isFloat } from '../backends/dtype.js';
 import { DTypeError, DeviceError, fmtShape } from '../tensor/errors.js';
 import { contiguousStrides, numel, shapesEqual } from '../tensor/shape.js';
 import { Storage } from '../tensor/storage.js';
@@ -44,11 +44,11 @@ export function sameBackend(op: string, ...ts: Tensor[]): Backend {
   return b;
 }
 
-/** Checks that tensors share one float compute dtype; returns it. */
+/** Checks that tensors share one float dtype (f32, f64, or bf16 activations); returns it. */
 export function floatDType(op: string, ...ts: Tensor[]): DType {
   const d = ts[0]!.dtype;
   for (const t of ts) {
-    if (!isComputeFloat(t.dtype))
+    if (!isFloat(t.dtype))
       throw new DTypeError(
         `[${op}] Expected a float tensor, got ${t.dtype} of shape ${fmtShape(t.shape)}; cast it first`,
       );
@@ -57,13 +57,61 @@ export function floatDType(op: string, ...ts: Tensor[]): DType {
   return d;
 }
 
+/**
+ * The dtype of an elementwise result over float tensors that may mix bf16 activations with f32 (or
+ * f64) ones, broadcast to `shape`. One dtype: that one. Mixed: bf16 when every wider operand is
+ * broadcast (a parameter vector scaling or shifting an activation: VeRA's λ, a bias, a norm weight —
+ * torch keeps such products in the activation's dtype under autocast's fused kernels), else the wider
+ * dtype (torch's promotion).
+ */
+export function mixedDType(op: string, shape: readonly number[], ...ts: Tensor[]): DType {
+  let wide: DType | null = null;
+  let anyHalf = false;
+  for (const t of ts) {
+    if (!isFloat(t.dtype))
+      throw new DTypeError(
+        `[${op}] Expected a float tensor, got ${t.dtype} of shape ${fmtShape(t.shape)}; cast it first`,
+      );
+    if (t.dtype === 'bf16') anyHalf = true;
+    else if (wide === null) wide = t.dtype;
+    else if (t.dtype !== wide) throw new DTypeError(`[${op}] Dtypes differ: ${wide} and ${t.dtype}`);
+  }
+  if (wide === null) return 'bf16';
+  if (!anyHalf) return wide;
+  const full = numel(shape);
+  return ts.every((t) => t.dtype === 'bf16' || t.numel < full) ? 'bf16' : wide;
+}
+
+/** The dtype of statistics and losses computed from x: f32 for bf16 activations, else x's own. */
+export function statsDType(x: Tensor): DType {
+  return x.dtype === 'bf16' ? 'f32' : x.dtype;
+}
+
+/**
+ * Checks a norm's or loss's input against its parameters: x is a float tensor, the parameters share
+ * one float dtype, and x has theirs unless it is a bf16 activation. Returns the statistics' dtype.
+ */
+export function paramDTypes(op: string, x: Tensor, params: readonly Tensor[]): DType {
+  floatDType(op, x);
+  if (params.length) {
+    const p = floatDType(op, ...params);
+    if (x.dtype !== p && x.dtype !== 'bf16') throw new DTypeError(`[${op}] Dtypes differ: ${x.dtype} and ${p}`);
+    if (x.dtype === 'bf16' && p !== 'f32')
+      throw new DTypeError(`[${op}] Parameters of a bf16 input must be f32, got ${p}`);
+  }
+  return statsDType(x);
+}
+
 export function expectDType(op: string, t: Tensor, dtype: DType, what: string): void {
   if (t.dtype !== dtype)
     throw new DTypeError(`[${op}] ${what} must be ${dtype}, got ${t.dtype} of shape ${fmtShape(t.shape)}`);
 }
 
-/** Sums a gradient of a broadcast result back to the shape of the input that was broadcast. */
-export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+/**
+ * Sums a gradient of a broadcast result back to the shape of the input that was broadcast, into
+ * `dtype` (default g's: an f32 parameter's gradient from bf16 products is summed straight into f32).
+ */
+export function sumToShape(g: Tensor, shape: readonly number[], dtype: DType = g.dtype): Tensor {
   if (shapesEqual(g.shape, shape)) return g;
   const lead = g.rank - shape.length;
   const axes: number[] = [];
@@ -71,7 +119,7 @@ export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
     if (d < lead || (shape[d - lead] === 1 && g.shape[d] !== 1)) axes.push(d);
   }
   const keptShape = g.shape.map((s, d) => (axes.includes(d) ? 1 : s));
-  const out = allocLike(g, keptShape);
+  const out = allocLike(g, keptShape, dtype);
   g.backend.reduce('sum', out.view('sumToShape'), g.view('sumToShape'), axes);
   if (shapesEqual(keptShape, shape)) return out;
   const r = alias(out, shape); // same element order, leading 1s dropped

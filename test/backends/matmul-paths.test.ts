@@ -351,30 +351,50 @@ describe('matmul with a bf16 operand', () => {
     withMode('panels', () => assert.match(native!.info!()['bf16Gemm']!, /VERA_BF16_GEMM=panels/));
   });
 
-  test('native: a bf16 output, a non-float operand or disagreeing shapes are [native matmul] errors', { skip }, () => {
-    const nb = native!;
-    const a = aOperand(1, 2, 3, false);
-    const b = bOperand(1, 3, 4, 'rows', false);
-    const out = {
-      data: new Float32Array(8),
-      dtype: 'f32' as const,
-      shape: [1, 2, 4] as [number, number, number],
-      strides: [8, 4, 1] as [number, number, number],
-      offset: 0,
-    };
-    const outBf16: Operand = { ...out, dtype: 'bf16', data: new Uint16Array(8) };
-    assert.throws(
-      () => nb.matmul(put(nb, outBf16), put(nb, a), put(nb, b), false),
-      /\[native matmul\] output must be f32, got bf16/,
-    );
-    const bI32 = { buf: nb.alloc('i32', 12), dtype: 'i32' as const, offset: 0, shape: [1, 3, 4], strides: [12, 4, 1] };
-    assert.throws(
-      () => nb.matmul(put(nb, out), put(nb, a), bI32, false),
-      /\[native matmul\] b must be f32 or bf16, got i32/,
-    );
-    const bShort: Operand = { ...b, shape: [1, 2, 4] };
-    assert.throws(() => nb.matmul(put(nb, out), put(nb, a), put(nb, bShort), false), /\[native matmul\] shapes/);
-  });
+  test(
+    'native: a bf16 output is the rounded f32 product; a non-float operand or disagreeing shapes are [native matmul] errors',
+    { skip },
+    () => {
+      const nb = native!;
+      const a = aOperand(1, 2, 3, false);
+      const b = bOperand(1, 3, 4, 'rows', false);
+      const out = {
+        data: new Float32Array(8),
+        dtype: 'f32' as const,
+        shape: [1, 2, 4] as [number, number, number],
+        strides: [8, 4, 1] as [number, number, number],
+        offset: 0,
+      };
+      // A bf16 out (bf16 activations) reaches the f32 kernel through the widening fallback: the f32
+      // product rounded once per element, and with accumulate the widened out added before rounding.
+      const outBf16: Operand = { ...out, dtype: 'bf16', data: new Uint16Array(8) };
+      const o16 = put(nb, outBf16);
+      const o32 = put(nb, out);
+      nb.matmul(o32, put(nb, a), put(nb, b), false);
+      nb.matmul(o16, put(nb, a), put(nb, b), false);
+      const f = nb.download(o32) as Float32Array;
+      assert.deepEqual(
+        Array.from(nb.download(o16) as Uint16Array),
+        Array.from(f, (x) => f32ToBf16(x)),
+      );
+      nb.matmul(o16, put(nb, a), put(nb, b), true);
+      const twice = Array.from(f, (x) => f32ToBf16(Math.fround(bf16ToF32(f32ToBf16(x)) + x)));
+      assert.deepEqual(Array.from(nb.download(o16) as Uint16Array), twice);
+      const bI32 = {
+        buf: nb.alloc('i32', 12),
+        dtype: 'i32' as const,
+        offset: 0,
+        shape: [1, 3, 4],
+        strides: [12, 4, 1],
+      };
+      assert.throws(
+        () => nb.matmul(put(nb, out), put(nb, a), bI32, false),
+        /\[native matmul\] b must be f32 or bf16, got i32/,
+      );
+      const bShort: Operand = { ...b, shape: [1, 2, 4] };
+      assert.throws(() => nb.matmul(put(nb, out), put(nb, a), put(nb, bShort), false), /\[native matmul\] shapes/);
+    },
+  );
 });
 
 /** float64 x·Wᵀ of host rows (x [rows, nIn], w [nOut, nIn] as bf16 bits), x rounded to bf16. */
@@ -450,10 +470,12 @@ describe('ops.linear / ops.matmul with a bf16 weight', () => {
         const v = tensor(xData.subarray(0, nOut), { backend: be });
         assert.deepEqual(ops.matmul(v, w16).shape, [nIn]);
 
-        // Errors name the op: a bf16 operand that requires grad, a bias of another dtype.
+        // Errors name the op: a bf16 leaf that requires grad, a bias of another dtype.
         w16.requiresGrad = true;
         assert.throws(() => ops.linear(x, w16), /\[linear\] weight \(10, 24\) is bf16 and requires grad/);
-        assert.throws(() => ops.matmul(x, ops.transpose(w16)), /\[matmul\] second operand .*bf16 and requires grad/);
+        assert.throws(() => ops.matmul(w16, ops.transpose(x)), /\[matmul\] first operand .*bf16 and requires grad/);
+        // A bf16 tensor computed from it (a view, an activation) is not a weight: its gradient flows.
+        assert.equal(ops.matmul(x, ops.transpose(w16)).requiresGrad, true);
         w16.requiresGrad = false;
         assert.throws(
           () => ops.linear(x, w16, ops.cast(bias, 'bf16')),

@@ -16,6 +16,7 @@ import {
   type MemoryStats,
   type View,
 } from '../backend.js';
+import { activationsFromEnv, withBf16Views } from '../bf16-views.js';
 import { type HostArray, hostArray } from '../dtype.js';
 
 /** vera_cuda's exports beyond the shared kernels. */
@@ -24,6 +25,8 @@ export interface CudaAddon extends Addon {
   downloadAsync(h: Handle | null, dst: HostArray): Promise<void>;
   deviceInfo(): Record<string, string>;
   fusedKernels(): string[];
+  /** Kernels that take bf16 views themselves (absent in an addon older than bf16 activations). */
+  bf16Kernels?(): string[];
   resetPeakMemory(): void;
   profileReport(): string;
   ncclVersion(): { version: number; library: string };
@@ -85,6 +88,12 @@ export class CudaBackend extends AddonBackend {
   readonly #c: CudaAddon;
   /** bf16 tensor-core GEMMs against HBM: H100 ≈ 790 TFLOP/s ÷ 3.35 TB/s, A100 ≈ 312 ÷ 2.0. */
   readonly gemmFlopsPerByte = 150;
+  /**
+   * bf16 activations between bf16 GEMMs, as torch.autocast keeps them (backend.ts);
+   * VERA_ACTIVATIONS=f32 keeps them f32 (to compare the two).
+   */
+  readonly activationDType?: 'bf16';
+  readonly bf16Kernels: ReadonlySet<string>;
   readonly #info: Readonly<Record<string, string>>;
 
   constructor(addon: CudaAddon = loadCudaAddon()) {
@@ -95,6 +104,10 @@ export class CudaBackend extends AddonBackend {
     for (const k of FUSED_KERNELS as readonly FusedKernelName[]) {
       if (!have.has(k)) Object.defineProperty(this, k, { value: undefined, enumerable: false });
     }
+    const acts = activationsFromEnv('cuda', 'bf16');
+    if (acts) this.activationDType = acts;
+    this.bf16Kernels = new Set(addon.bf16Kernels?.() ?? []);
+    withBf16Views(this);
   }
 
   info(): Readonly<Record<string, string>> {

@@ -6,6 +6,7 @@ import type { Backend, BackendBuffer, MemoryStats, View } from '../backend.js';
 import type { DType, HostArray } from '../dtype.js';
 import { ALL_DTYPES, DTYPE_BYTES, hostArray, hostArrayMatches } from '../dtype.js';
 import { attention, attentionBackward } from './attention.js';
+import { withBf16Views } from '../bf16-views.js';
 import { JsBuffer, dataOf, viewOffsets } from './buffer.js';
 import { binary, copy, fill, scalar, unary, unaryGrad, where } from './elementwise.js';
 import { embedding, embeddingBackward, gather, scatterAdd } from './indexing.js';
@@ -15,11 +16,30 @@ import { adamw, dropout, rope } from './misc.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './norm.js';
 import { argmax, reduce, topk } from './reduce.js';
 
+export interface JsBackendOptions {
+  /**
+   * 'bf16': declare bf16 activations (Backend.activationDType), as the cuda backend does, so the front
+   * end's autocast rules run on the CPU reference (tests); its kernels take bf16 views through the
+   * widening fallback of ../bf16-views.ts, the contract's definition.
+   */
+  activationDType?: 'bf16';
+}
+
 export class JsBackend implements Backend {
   readonly name = 'js';
   readonly device = 'cpu';
   readonly dtypes: readonly DType[] = ALL_DTYPES;
+  readonly activationDType?: 'bf16';
   #allocated = 0;
+
+  constructor(opts: JsBackendOptions = {}) {
+    if (opts.activationDType !== undefined) {
+      if (opts.activationDType !== 'bf16')
+        throw new Error(`[js] activationDType must be 'bf16' or absent, got ${JSON.stringify(opts.activationDType)}`);
+      this.activationDType = opts.activationDType;
+    }
+    withBf16Views(this);
+  }
 
   alloc(dtype: DType, numel: number): BackendBuffer {
     if (!Number.isSafeInteger(numel) || numel < 0) throw new Error(`[js alloc] Invalid element count ${numel}`);

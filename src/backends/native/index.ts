@@ -3,14 +3,20 @@
 // facts of its GEMM kernels.
 
 import { AddonBackend } from '../addon-binding.js';
+import { activationsFromEnv, withBf16Views } from '../bf16-views.js';
 import { type NativeAddon, loadAddon } from './addon.js';
 
 export class NativeBackend extends AddonBackend {
   readonly #n: NativeAddon;
+  /** f32 unless VERA_ACTIVATIONS=bf16: a reference mode for the cuda backend's bf16 activations. */
+  readonly activationDType?: 'bf16';
 
   constructor(addon: NativeAddon = loadAddon()) {
     super(addon, 'native', 'cpu');
     this.#n = addon;
+    const acts = activationsFromEnv('native', undefined);
+    if (acts) this.activationDType = acts;
+    withBf16Views(this);
   }
 
   info(): Readonly<Record<string, string>> {

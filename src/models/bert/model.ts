@@ -8,7 +8,7 @@ import * as ops from '../../ops/index.js';
 import { full, zeros } from '../../tensor/creation.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { firstToken, idsShape, keyMask } from '../common.js';
+import { firstToken, floatLogits, idsShape, keyMask } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
 import { positionRange } from '../positions.js';
 import { type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
@@ -258,7 +258,7 @@ export class BertForSequenceClassification extends BertPreTrainedModel {
   forward(inputs: ModelInputs): Tensor {
     return scope(() => {
       const pooled = this.bert.pooler!.forward(this.bert.forward(inputs)); // (B, C)
-      return this.classifier.forward(ops.dropout(pooled, this.cfg.classifierDropout, this.training)); // (B, numLabels)
+      return floatLogits(this.classifier.forward(ops.dropout(pooled, this.cfg.classifierDropout, this.training))); // (B, numLabels)
     });
   }
 }
@@ -298,6 +298,6 @@ export class RobertaForSequenceClassification extends BertPreTrainedModel {
   }
 
   forward(inputs: ModelInputs): Tensor {
-    return scope(() => this.classifier.forward(this.roberta.forward(inputs))); // (B, numLabels)
+    return scope(() => floatLogits(this.classifier.forward(this.roberta.forward(inputs)))); // (B, numLabels)
   }
 }

@@ -7,7 +7,7 @@ import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
+import { floatLogits, idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import { positionRange } from '../positions.js';
 import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
@@ -171,7 +171,7 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
     return scope(() => {
       let hidden = this.transformer.forward(inputs); // (B, T, C)
       if (inputs.logitsToKeep) hidden = ops.slice(hidden, 1, -inputs.logitsToKeep);
-      return this.lm_head.forward(hidden); // (B, T, V)
+      return floatLogits(this.lm_head.forward(hidden)); // (B, T, V)
     });
   }
 }
@@ -193,7 +193,7 @@ export class GPT2ForSequenceClassification extends GPT2PreTrainedModel {
     return scope(() => {
       const index = lastNonPadIndex(inputs.inputIds!, this.cfg.padTokenId, this.architecture); // (B)
       const hidden = this.transformer.forward(inputs); // (B, T, C)
-      return this.score.forward(poolAt(hidden, index)); // (B, numLabels)
+      return floatLogits(this.score.forward(poolAt(hidden, index))); // (B, numLabels)
     });
   }
 }

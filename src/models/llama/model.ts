@@ -8,7 +8,7 @@ import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { gatedMul, idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
+import { floatLogits, gatedMul, idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { DeviceConstant } from '../positions.js';
@@ -212,7 +212,7 @@ export abstract class DecoderForCausalLM extends LlamaPreTrainedModel {
     return this.model.withRope(inputs, (rope) => {
       let hidden = this.model.forward(inputs, rope); // (B, T, C)
       if (inputs.logitsToKeep) hidden = ops.slice(hidden, 1, -inputs.logitsToKeep);
-      return this.lm_head.forward(hidden); // (B, T, V)
+      return floatLogits(this.lm_head.forward(hidden)); // (B, T, V)
     });
   }
 }
@@ -233,7 +233,7 @@ export abstract class DecoderForSequenceClassification extends LlamaPreTrainedMo
     idsShape(inputs.inputIds, this.architecture);
     return this.model.withRope(inputs, (rope) => {
       const index = lastNonPadIndex(inputs.inputIds!, this.cfg.padTokenId, this.architecture); // (B)
-      return this.score.forward(poolAt(this.model.forward(inputs, rope), index)); // (B, numLabels)
+      return floatLogits(this.score.forward(poolAt(this.model.forward(inputs, rope), index))); // (B, numLabels)
     });
   }
 }

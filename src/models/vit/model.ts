@@ -9,7 +9,7 @@ import { randn, zeros } from '../../tensor/creation.js';
 import { ShapeError, fmtShape } from '../../tensor/errors.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { firstToken } from '../common.js';
+import { firstToken, floatLogits } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
 import { type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { type ViTConfig, parseViTConfig } from './config.js';
@@ -201,6 +201,6 @@ export class ViTForImageClassification extends PreTrainedModel {
   forward(inputs: ModelInputs): Tensor {
     if (!inputs.pixelValues) throw new Error('[ViTForImageClassification] forward needs pixelValues');
     const pixels = inputs.pixelValues;
-    return scope(() => this.classifier.forward(firstToken(this.vit.forward(pixels)))); // (B, numLabels)
+    return scope(() => floatLogits(this.classifier.forward(firstToken(this.vit.forward(pixels))))); // (B, numLabels)
   }
 }
