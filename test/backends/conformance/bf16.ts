@@ -289,6 +289,35 @@ export function bf16Tests(ctx: Ctx): void {
     check(ctx, 'reduce', 'reduce sum all of a transposed bf16 view', out, 1e-6);
   });
 
+  ctx.test(['argmax', 'topk', 'gather'], 'bf16: argmax, topk and gather of bf16 views', () => {
+    assert.ok(has('argmax') && has('topk') && has('gather'));
+    // bf16 rows with many ties (values on a coarse grid): the first index wins on every backend.
+    const [r, n, k] = [13, 300, 5];
+    const grid = Uint16Array.from(ctx.randf(r * n, -4, 4), (x) => f32ToBf16(Math.round(x * 8) / 8));
+    const a = ctx.tensor('bf16', grid, [r, n]);
+    const am = zeros('i32', [r]);
+    ctx.both((be, v) => be.argmax(v(am), v(a)));
+    ctx.exact('argmax', 'argmax of bf16 rows', am);
+    for (const dv of ['bf16', 'f32'] as DType[]) {
+      const vals = zeros(dv, [r, k]);
+      const idx = zeros('i32', [r, k]);
+      ctx.both((be, v) => be.topk(v(vals), v(idx), v(a), k));
+      ctx.exact('topk', `topk of bf16 rows -> ${dv} values`, vals);
+      ctx.exact('topk', `topk of bf16 rows -> ${dv} indices`, idx);
+    }
+    const index = ctx.tensor('i32', ctx.randi(r * 7, 0, n), [r, 7]);
+    for (const [dout, din] of [
+      ['bf16', 'bf16'],
+      ['f32', 'bf16'],
+      ['bf16', 'f32'],
+    ] as [DType, DType][]) {
+      const src = rt(din, [r, n], -3, 3);
+      const out = zeros(dout, [r, 7]);
+      ctx.both((be, v) => be.gather(v(out), v(src), v(index), 1));
+      ctx.exact('gather', `gather ${tag(dout, din)} along axis 1`, out);
+    }
+  });
+
   ctx.test(['embedding', 'embeddingBackward'], 'bf16: embedding into bf16 out, backward from bf16 dy', () => {
     assert.ok(has('embedding') && has('embeddingBackward'));
     const [V, C, N] = [50, 96, 37];
