@@ -20,6 +20,7 @@ import { cast, mul, mulScalar } from './elementwise.js';
 import { linear, matmul } from './matmul.js';
 import { reshape, transpose } from './movement.js';
 import { sum } from './reduce.js';
+import { sumToShape } from './util.js';
 
 /** Bytes moved per element by one f32 elementwise pass that reads `reads` tensors and writes one. */
 const pass = (reads: number): number => 4 * (reads + 1);
@@ -38,25 +39,39 @@ export function foldsScale(rows: number, out: number, inF: number, scaleTrains: 
 }
 
 /**
- * (x·Wᵀ) ⊙ s: x [..., in], weight [out, in] (f32, or bf16: the GEMMs then run in bf16), s [out] (f32).
- * `master`, when given, is the f32 tensor a bf16 weight was rounded from; the fold scales it instead
- * of widening the bf16 copy.
+ * ((x ⊙ inScale)·Wᵀ) ⊙ s: x [..., in], weight [out, in] (f32, or bf16: the GEMMs then run in bf16),
+ * s [out] (f32), inScale [in] (f32, optional: VeRA's λ_d). `master`, when given, is the f32 tensor a
+ * bf16 weight was rounded from; the fold scales it instead of widening the bf16 copy. With inScale, the
+ * folded form keeps x (shared by every target reading it) and recomputes x ⊙ inScale in the backward,
+ * instead of keeping one scaled copy per target.
  */
-export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tensor): Tensor {
+export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tensor, inScale?: Tensor): Tensor {
   if (weight.rank !== 2 || s.rank !== 1 || s.shape[0] !== weight.shape[0]) {
     throw new ShapeError(`[scaledLinear] Scale ${fmtShape(s.shape)} does not fit weight ${fmtShape(weight.shape)}`);
   }
   const [out, inF] = weight.shape as [number, number];
+  if (inScale && (inScale.rank !== 1 || inScale.shape[0] !== inF))
+    throw new ShapeError(
+      `[scaledLinear] Input scale ${fmtShape(inScale.shape)} does not fit weight ${fmtShape(weight.shape)}`,
+    );
   const rows = numel(x.shape.slice(0, -1));
   const trains = s.requiresGrad && isGradEnabled();
   const balance = x.backend.gemmFlopsPerByte;
-  if (balance === undefined || !foldsScale(rows, out, inF, trains, balance)) return mul(linear(x, weight), s);
+  if (balance === undefined || !foldsScale(rows, out, inF, trains, balance))
+    return mul(linear(inScale ? mul(x, inScale) : x, weight), s);
   if (master && (master.dtype === 'bf16' || master.shape[0] !== out || master.shape[1] !== inF)) {
     throw new ShapeError(
       `[scaledLinear] Master ${master.dtype} ${fmtShape(master.shape)} is not a float copy of weight ${fmtShape(weight.shape)}`,
     );
   }
-  return foldedLinear(x, weight, s, master);
+  if (!inScale) return foldedLinear(x, weight, s, master);
+  return foldedLinear(
+    noGrad(() => mul(x, inScale)),
+    weight,
+    s,
+    master,
+    { x, inScale },
+  );
 }
 
 /**
@@ -65,30 +80,57 @@ export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tens
  * dtype for the GEMMs, and kept for the backward's dx; over a bf16 weight the dW' GEMM runs in bf16 too
  * (x rounded), as autocast runs every GEMM of the step.
  */
-function foldedLinear(x: Tensor, weight: Tensor, s: Tensor, master: Tensor | undefined): Tensor {
+function foldedLinear(
+  x: Tensor,
+  weight: Tensor,
+  s: Tensor,
+  master: Tensor | undefined,
+  pre?: { x: Tensor; inScale: Tensor },
+): Tensor {
   const [out, inF] = weight.shape as [number, number];
   const rows = numel(x.shape.slice(0, -1));
   const w32 = (): Tensor => master ?? (weight.dtype === 'bf16' ? cast(weight, 'f32') : weight);
   const folded = noGrad(() => scope(() => cast(mul(w32(), reshape(s, [out, 1])), weight.dtype)));
   const y = noGrad(() => linear(x, folded));
-  return recordReads(
-    'scaledLinear',
-    y,
-    [x, weight, s],
-    (dy, needs) =>
-      scope(() => {
-        const dy2 = reshape(dy, [rows, out]);
-        const dx = needs[0] ? reshape(matmul(dy2, folded), x.shape) : null;
-        if (!needs[1] && !needs[2]) return [dx, null, null];
-        const x2 = reshape(x, [rows, inF]);
-        const g = matmul(transpose(dy2), folded.dtype === 'bf16' ? cast(x2, 'bf16') : x2); // d/d(s ⊙ W)
-        const dw = needs[1] ? mul(g, reshape(s, [out, 1])) : null;
-        const ds = needs[2] ? reshape(sum(mul(g, w32()), 1), [out]) : null;
-        return [dx, dw, ds];
-      }),
-    [(weight.requiresGrad || s.requiresGrad) && x, s.requiresGrad && (master ?? weight), weight.requiresGrad && s],
-    [folded],
-  );
+  // With `pre`, x is pre.x ⊙ pre.inScale: the node's inputs are pre.x and inScale, x is dropped after the
+  // forward and rebuilt by the backward when the GEMM for d/d(s ⊙ W) needs it.
+  const inputs = pre ? [pre.x, pre.inScale, weight, s] : [x, weight, s];
+  const wantsX = weight.requiresGrad || s.requiresGrad;
+  const rule = (dy: Tensor, needs: readonly boolean[]): (Tensor | null)[] =>
+    scope(() => {
+      const [nx, nw, ns] = pre ? [needs[0]! || needs[1]!, needs[2]!, needs[3]!] : [needs[0]!, needs[1]!, needs[2]!];
+      const dy2 = reshape(dy, [rows, out]);
+      const dxs = nx ? reshape(matmul(dy2, folded), x.shape) : null; // d/dx of the scaled input
+      let grads: (Tensor | null)[] = [dxs];
+      if (pre) {
+        const dpx = needs[0] && dxs ? mul(dxs, pre.inScale) : null;
+        const dsc = needs[1] && dxs ? sumRows(mul(dxs, pre.x), inF) : null;
+        grads = [dpx, dsc];
+      }
+      if (!nw && !ns) return [...grads, null, null];
+      const xs = pre ? mul(pre.x, pre.inScale) : x;
+      const x2 = reshape(xs, [rows, inF]);
+      const g = matmul(transpose(dy2), folded.dtype === 'bf16' ? cast(x2, 'bf16') : x2); // d/d(s ⊙ W)
+      const dw = nw ? mul(g, reshape(s, [out, 1])) : null;
+      const ds = ns ? reshape(sum(mul(g, w32()), 1), [out]) : null;
+      return [...grads, dw, ds];
+    });
+  const reads = pre
+    ? [
+        (pre.inScale.requiresGrad || wantsX) && pre.x,
+        pre.inScale,
+        s.requiresGrad && (master ?? weight),
+        weight.requiresGrad && s,
+      ]
+    : [wantsX && x, s.requiresGrad && (master ?? weight), weight.requiresGrad && s];
+  recordReads('scaledLinear', y, inputs, rule, reads, [folded]);
+  if (pre) x.dispose(); // the scaled input: rebuilt by the backward, never held
+  return y;
+}
+
+/** Σ over every axis but the last of t [..., n], as an f32 [n] (a λ's gradient from bf16 products). */
+function sumRows(t: Tensor, n: number): Tensor {
+  return sumToShape(reshape(t, [numel(t.shape) / n, n]), [n], 'f32');
 }
 
 /**

@@ -59,7 +59,42 @@ for (const tb0 of testBackends()) {
         const s = randData(tb, [6], 3);
         gradcheck(tb, `scaledLinear ${how}`, (a, w, v) => ops.scaledLinear(a, ops.slice(w, 0, 0, 6), v), [x, big, s]);
       });
+
+      test(`${how}: with an input scale (VeRA's λ_d), gradients of x, W, s and the input scale`, () => {
+        const x = randData(tb, [2, 4, 5], 11);
+        const big = randData(tb, [9, 5], 12);
+        const s = randData(tb, [6], 13);
+        const d = randData(tb, [5], 14);
+        gradcheck(
+          tb,
+          `scaledLinear ${how} inScale`,
+          (a, w, v, e) => ops.scaledLinear(a, ops.slice(w, 0, 0, 6), v, undefined, e),
+          [x, big, s, d],
+        );
+      });
     }
+
+    test('folded with an input scale: the targets sharing x hold x once, no scaled copy each', () => {
+      const tb = variants[0]![1];
+      const held = (pre: boolean): number =>
+        scope(() => {
+          const x = randData(tb, [64, 16], 15).setRequiresGrad(true);
+          const ws = [0, 1, 2].map((i) => randData(tb, [8, 16], 16 + i));
+          const ss = [0, 1, 2].map((i) => randData(tb, [8], 20 + i).setRequiresGrad(true));
+          const ds = [0, 1, 2].map((i) => randData(tb, [16], 24 + i).setRequiresGrad(true));
+          const before = tb.backend.memory().allocated;
+          const ys = ws.map((w, i) =>
+            pre ? ops.scaledLinear(x, w, ss[i]!, undefined, ds[i]) : ops.scaledLinear(ops.mul(x, ds[i]!), w, ss[i]!),
+          );
+          const bytes = tb.backend.memory().allocated - before;
+          ys.forEach((y) => y.dispose());
+          return bytes;
+        });
+      const [withPre, without] = [held(true), held(false)];
+      // Without: three scaled [64, 16] copies are held; with: none (x is the caller's).
+      const copy = 64 * 16 * (tb0.dtype === 'f64' ? 8 : 4);
+      assert.ok(without - withPre >= 3 * copy * 0.99, `held ${withPre} B vs ${without} B`);
+    });
 
     test('both formulations give the same values and gradients (batched input)', () => {
       const run = (tb: TestBackend): number[][] =>

@@ -179,12 +179,14 @@ export class VeraLinear extends AdapterLayer {
       p > 0 && this.training
         ? ops.linear(ops.dropout(x, p, true), ops.slice(this.#operands(name).A, 1, 0, this.inFeatures))
         : this.#project(name, x); // (..., R)
-    // λ_b ⊙ (B_s·(λ_d ⊙ h)): scaledLinear may fold λ_b into B_s where GEMMs are cheap (a GPU).
+    // λ_b ⊙ (B_s·(λ_d ⊙ h)): scaledLinear may fold λ_b into B_s where GEMMs are cheap (a GPU), and then
+    // keeps only the shared h for the backward, not one λ_d ⊙ h per target.
     return ops.scaledLinear(
-      ops.mul(h, this.vera_lambda_d.get(name)!),
+      h,
       this.#sliceB(name),
       this.vera_lambda_b.get(name)!,
       this.#slices(name)[1],
+      this.vera_lambda_d.get(name)!,
     );
   }
 
