@@ -5,6 +5,7 @@
 // composites on a real backend with it).
 
 import { type Backend, FUSED_KERNELS, type FusedKernelName, type FusedKernels } from '../backends/backend.js';
+import { bf16Fallback } from '../backends/bf16-views.js';
 import { adamw } from './composite/adamw.js';
 import { dropout } from './composite/dropout.js';
 import { attention, attentionBackward } from './composite/attention.js';
@@ -38,7 +39,10 @@ function resolve<K extends FusedKernelName>(b: Backend, name: K): FusedKernels[K
   const own = b[name] as FusedKernels[K] | undefined;
   if (typeof own === 'function') return own.bind(b) as FusedKernels[K];
   const comp = COMPOSITES[name] as Composite<K>;
-  return ((...args: Parameters<FusedKernels[K]>) => comp(b, ...args)) as FusedKernels[K];
+  // Composites compute on f32 views: bf16 ones are widened around them (the contract's definition).
+  return bf16Fallback(b, name, (...args: unknown[]) =>
+    comp(b, ...(args as Parameters<FusedKernels[K]>)),
+  ) as unknown as FusedKernels[K];
 }
 
 /**
