@@ -386,24 +386,30 @@ KERNEL(DeviceInfo, "deviceInfo", {
   return o;
 })
 
+// A JS array of `names` without those listed in the comma-separated environment variable `hide_env`.
+template <size_t N>
+napi_value name_list(napi_env env, const char* const (&names)[N], const char* hide_env) {
+  const char* hide = std::getenv(hide_env);
+  const std::string hidden = std::string(",") + (hide ? hide : "") + ",";
+  napi_value arr;
+  napi_create_array(env, &arr);
+  uint32_t n = 0;
+  for (const char* name : names) {
+    if (hidden.find(std::string(",") + name + ",") != std::string::npos) continue;
+    napi_value s;
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &s);
+    napi_set_element(env, arr, n++, s);
+  }
+  return arr;
+}
+
 // Fused kernels this addon implements (every one of them); VERA_CUDA_COMPOSITE=name,name,... hides
 // some, so fused() gives their composites (for measurements and debugging).
 KERNEL(FusedKernels, "fusedKernels", {
   static const char* const names[] = {"softmax",      "softmaxBackward",      "layerNorm", "layerNormBackward", "rmsNorm",
                                       "rmsNormBackward", "crossEntropy",     "crossEntropyBackward", "rope",      "dropout",
                                       "adamw",           "attention",        "attentionBackward"};
-  const char* hide = std::getenv("VERA_CUDA_COMPOSITE");
-  const std::string hidden = std::string(",") + (hide ? hide : "") + ",";
-  napi_value arr;
-  napi_create_array(a.env, &arr);
-  uint32_t n = 0;
-  for (const char* name : names) {
-    if (hidden.find(std::string(",") + name + ",") != std::string::npos) continue;
-    napi_value s;
-    napi_create_string_utf8(a.env, name, NAPI_AUTO_LENGTH, &s);
-    napi_set_element(a.env, arr, n++, s);
-  }
-  return arr;
+  return name_list(a.env, names, "VERA_CUDA_COMPOSITE");
 })
 
 // Kernels that take bf16 views themselves (backend.ts, "bf16 activations"); every other kernel reaches
@@ -415,18 +421,7 @@ KERNEL(Bf16Kernels, "bf16Kernels", {
                                       "topk",      "embedding",    "embeddingBackward", "gather",
                                       "layerNorm", "layerNormBackward", "rmsNorm", "rmsNormBackward",
                                       "rope",      "dropout",      "attention",   "attentionBackward"};
-  const char* hide = std::getenv("VERA_CUDA_BF16_FALLBACK");
-  const std::string hidden = std::string(",") + (hide ? hide : "") + ",";
-  napi_value arr;
-  napi_create_array(a.env, &arr);
-  uint32_t n = 0;
-  for (const char* name : names) {
-    if (hidden.find(std::string(",") + name + ",") != std::string::npos) continue;
-    napi_value s;
-    napi_create_string_utf8(a.env, name, NAPI_AUTO_LENGTH, &s);
-    napi_set_element(a.env, arr, n++, s);
-  }
-  return arr;
+  return name_list(a.env, names, "VERA_CUDA_BF16_FALLBACK");
 })
 
 napi_value Init(napi_env env, napi_value exports) {

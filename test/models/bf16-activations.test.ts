@@ -20,6 +20,7 @@ import { loadModel } from '../../src/models/auto.js';
 import { crossEntropy } from '../../src/ops/loss.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { caseDir, manifest, refInputs, refsOf } from './fixtures.js';
+import { cosine, relErr } from '../helpers/vectors.js';
 
 /** A js backend declaring bf16 activations, counting the GEMMs that wrote bf16. */
 function actBackend(): { backend: Backend; bf16Gemms: () => number } {
@@ -31,28 +32,6 @@ function actBackend(): { backend: Backend; bf16Gemms: () => number } {
     mm(out, a, c, acc);
   };
   return { backend: b, bf16Gemms: () => n };
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! ** 2;
-    bb += b[i]! ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 describe('bf16 activations on every model family (js backend declaring them)', () => {

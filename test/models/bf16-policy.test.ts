@@ -30,6 +30,7 @@ import type { GPT2ForSequenceClassification } from '../../src/models/gpt2/model.
 import { crossEntropy } from '../../src/ops/loss.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { tempDir } from './fixtures.js';
+import { cosine, relErr } from '../helpers/vectors.js';
 
 const backend: Backend = nativeAvailable() ? getBackend('native') : getBackend('js');
 const PAD = 4095; // the demo base's eos, which training pads with
@@ -81,29 +82,6 @@ function classifier(dtype: 'f32' | 'bf16'): GPT2ForSequenceClassification {
     config: { pad_token_id: PAD },
     newHead: { seed: 0, warn: () => {} },
   }) as GPT2ForSequenceClassification;
-}
-
-/** ‖a − b‖ / ‖b‖. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! ** 2;
-    bb += b[i]! ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 describe(`bf16 policy on the demo's model (${backend.name})`, () => {
