@@ -18,10 +18,13 @@ import * as ops from '../../src/ops/index.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { f32ToBf16 } from '../../src/backends/dtype.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { JsBackend } from '../../src/backends/js/index.js';
 import { caseDir, editedCopy, refInputs, refsOf, tempDir } from './fixtures.js';
 
 const backends: [string, Backend][] = [['js', getBackend('js')]];
 if (nativeAvailable()) backends.unshift(['native', getBackend('native')]);
+// The cuda backend's arithmetic on the CPU: bf16 activations between the GEMMs (and its KV cache bf16).
+backends.push(['js, bf16 activations', new JsBackend({ activationDType: 'bf16' })]);
 
 const FIXTURE = 'llama-tied-bf16';
 /**
