@@ -34,7 +34,8 @@ import { Generator } from '../src/tensor/random.js';
 import { keep, scope } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { type Collective, allReduceViewSum } from '../src/train/distributed/collective.js';
-import { summedLoss } from '../src/train/heads.js';
+import { causalTargets, summedLoss } from '../src/train/heads.js';
+import { IGNORE_INDEX } from '../src/data/index.js';
 import { type BenchRow, PEER_PYTHON, emit, note, runPeer } from './lib.js';
 
 type Shape = Record<string, number | string>;
@@ -304,8 +305,12 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
   const tokens = c.batch * (c.seq - 1);
   const step = (): Tensor =>
     scope(() => {
-      const logits = peft.forward({ inputIds: ids });
-      const loss = ops.mulScalar(summedLoss(logits, ids, 'causal-lm'), 1 / tokens);
+      // As the trainer runs a causal LM (heads.ts lossInputs): the model returns its per-position loss.
+      const out = peft.forward({
+        inputIds: ids,
+        lossTargets: { targets: causalTargets(ids), ignoreIndex: IGNORE_INDEX },
+      });
+      const loss = ops.mulScalar(summedLoss(out, ids, 'causal-lm'), 1 / tokens);
       backward(loss);
       if (group) allReduceViewSum(group, backend, opt.arena!.span('grad', 0, opt.arena!.params.length, 'bench'));
       opt.step();

@@ -9,7 +9,9 @@ import { Generator } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
+import { Linear, type LinearLike } from '../nn/layers.js';
 import type { ConfigReader } from './config-utils.js';
+import type { LossTargets } from './pretrained.js';
 import { positionRange } from './positions.js';
 
 export type Activation = (x: Tensor) => Tensor;
@@ -50,6 +52,20 @@ export function gatedMul(act: Activation, gate: Tensor, up: Tensor): Tensor {
  */
 export function floatLogits(t: Tensor): Tensor {
   return t.dtype === 'bf16' ? ops.cast(t, 'f32') : t;
+}
+
+/**
+ * A causal LM's output for hidden states [B, T, C] through its head: the logits (f32, floatLogits), or
+ * with `loss` the per-position cross-entropy [B, T] — through ops.linearCrossEntropy (row chunks, no
+ * [B·T, V] logits) when the head is a plain Linear with a frozen weight and no bias (an adapted head
+ * computes its logits).
+ */
+export function lmOutput(head: LinearLike, hidden: Tensor, loss: LossTargets | undefined): Tensor {
+  if (!loss) return floatLogits(head.forward(hidden));
+  const opts = { ignoreIndex: loss.ignoreIndex ?? -100, labelSmoothing: loss.labelSmoothing ?? 0 };
+  if (head instanceof Linear && !head.bias && !head.weight.requiresGrad)
+    return ops.linearCrossEntropy(hidden, head.weightOutIn(), loss.targets, opts);
+  return ops.crossEntropy(floatLogits(head.forward(hidden)), loss.targets, { ...opts, reduction: 'none' });
 }
 
 export function activation(cfg: ConfigReader, field: string, def?: string): Activation {

@@ -43,6 +43,20 @@ export interface ModelInputs {
   cache?: LayerCache;
   /** Causal LMs: compute logits for the last n positions only (transformers' logits_to_keep). */
   logitsToKeep?: number;
+  /**
+   * Causal LMs: return the per-position cross-entropy against these targets, f32 [B, T] (0 where a
+   * target is ignoreIndex), instead of the logits. A frozen bias-free LM head computes it in row chunks
+   * (ops.linearCrossEntropy), so the [B·T, vocab] logits never exist at once.
+   */
+  lossTargets?: LossTargets;
+}
+
+export interface LossTargets {
+  /** i32 [B, T]: position t's target token. */
+  targets: Tensor;
+  /** Default −100. */
+  ignoreIndex?: number;
+  labelSmoothing?: number;
 }
 
 /** How a family's checkpoint keys relate to its parameter names. */

@@ -13,3 +13,4 @@ export * from './loss.js';
 export * from './rope.js';
 export * from './dropout.js';
 export * from './conv.js';
+export * from './linear-cross-entropy.js';

@@ -16,7 +16,7 @@ import { contiguousStrides } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Task } from './config.js';
 import { type Collective, allGatherJson } from './distributed/collective.js';
-import { lossItems, modelInputs, predictions, summedLoss } from './heads.js';
+import { lossInputs, lossItems, predictions, summedLoss } from './heads.js';
 
 export interface EvalOptions {
   task: Task;
@@ -96,7 +96,7 @@ export function evaluate(
             paddingSide: o.paddingSide,
             backend: o.backend,
           });
-          const logits = forward(modelInputs(batch, o.modelType));
+          const logits = forward(lossInputs(batch, o.modelType, o.task));
           const loss = summedLoss(logits, batch.labels, o.task);
           out.results ??= keep(
             empty([mine.length + (predicts ? mineExamples : 0)], {

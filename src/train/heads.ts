@@ -21,9 +21,36 @@ export function modelInputs(batch: Batch, modelType: string | null): ModelInputs
 }
 
 /**
+ * A causal LM's targets: the labels [B, T] shifted by one (position t's target is token t + 1; the last
+ * position counts nothing). The labels move instead of the logits, so the [B, T, V] logits are read in
+ * place (slicing them off by one made a contiguous copy and, in the backward, a zero-filled [B, T, V]
+ * gradient around it).
+ */
+export function causalTargets(labels: Tensor): Tensor {
+  const b = labels.shape[0]!;
+  return ops.concat(
+    [ops.slice(labels, 1, 1), full([b, 1], IGNORE_INDEX, { dtype: 'i32', backend: labels.backend })],
+    1,
+  ); // (B, T)
+}
+
+/**
+ * The inputs of a training or evaluation forward: modelInputs, and for a causal LM its loss targets, so
+ * that the model returns its per-position loss [B, T] (from the LM head in row chunks where it can)
+ * instead of the [B, T, V] logits; summedLoss takes either.
+ */
+export function lossInputs(batch: Batch, modelType: string | null, task: Task, labelSmoothing = 0): ModelInputs {
+  const inputs = modelInputs(batch, modelType);
+  if (task === 'causal-lm' && batch.labels)
+    inputs.lossTargets = { targets: causalTargets(batch.labels), ignoreIndex: IGNORE_INDEX, labelSmoothing };
+  return inputs;
+}
+
+/**
  * The loss of a batch summed over its items (a scalar): logits [B, L] against class ids, [B, 1] against
- * regression targets, or [B, T, V] against token labels [B, T] shifted by one (position t predicts
- * token t + 1; −100 counts nothing), as transformers' heads compute it before their mean.
+ * regression targets, or for a causal LM either [B, T, V] logits against token labels [B, T] shifted by
+ * one (position t predicts token t + 1; −100 counts nothing) or the per-position losses [B, T] a model
+ * returned for lossInputs' targets, as transformers' heads compute it before their mean.
  */
 export function summedLoss(logits: Tensor, labels: Tensor, task: Task, labelSmoothing = 0): Tensor {
   switch (task) {
@@ -39,15 +66,8 @@ export function summedLoss(logits: Tensor, labels: Tensor, task: Task, labelSmoo
       return ops.sum(ops.square(ops.sub(ops.reshape(logits, [b]), labels)));
     }
     case 'causal-lm': {
-      // The labels move instead of the logits: position t's target is token t + 1 and the last position
-      // counts nothing, so the [B, T, V] logits are read in place (slicing them off by one made a
-      // contiguous copy and, in the backward, a zero-filled [B, T, V] gradient around it).
-      const b = labels.shape[0]!;
-      const targets = ops.concat(
-        [ops.slice(labels, 1, 1), full([b, 1], IGNORE_INDEX, { dtype: 'i32', backend: labels.backend })],
-        1,
-      ); // (B, T)
-      return ops.crossEntropy(logits, targets, {
+      if (logits.rank === 2) return ops.sum(logits); // the model's per-position losses
+      return ops.crossEntropy(logits, causalTargets(labels), {
         reduction: 'sum',
         labelSmoothing,
         ignoreIndex: IGNORE_INDEX,

@@ -32,7 +32,7 @@ import {
 } from './checkpoint.js';
 import { ConfigError, RUN_DEFINING, type TrainConfig, greaterIsBetter } from './config.js';
 import { evaluate } from './evaluate.js';
-import { lossItems, modelInputs, summedLoss } from './heads.js';
+import { lossInputs, lossItems, summedLoss } from './heads.js';
 import { evaluateGeneration } from './generation-eval.js';
 import { lockOutputDir } from './lock.js';
 import { MetricsLog } from './log.js';
@@ -295,8 +295,8 @@ async function trainLocked(
           vocabSize,
         });
         tokens += batch.tokens;
-        const logits = run.forward(modelInputs(batch, model.modelType));
-        const loss = summedLoss(logits, batch.labels, run.task, cfg.label_smoothing);
+        const out = run.forward(lossInputs(batch, model.modelType, run.task, cfg.label_smoothing));
+        const loss = summedLoss(out, batch.labels, run.task, cfg.label_smoothing);
         backward(ops.mulScalar(loss, 1 / items));
         stepLog.putLoss(loss);
       });

@@ -7,7 +7,7 @@ import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { floatLogits, idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
+import { floatLogits, idsShape, lmOutput, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import { positionRange } from '../positions.js';
 import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
@@ -171,7 +171,7 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
     return scope(() => {
       let hidden = this.transformer.forward(inputs); // (B, T, C)
       if (inputs.logitsToKeep) hidden = ops.slice(hidden, 1, -inputs.logitsToKeep);
-      return floatLogits(this.lm_head.forward(hidden)); // (B, T, V)
+      return lmOutput(this.lm_head, hidden, inputs.lossTargets); // (B, T, V), or the loss (B, T)
     });
   }
 }

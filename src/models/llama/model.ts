@@ -8,7 +8,7 @@ import { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { floatLogits, gatedMul, idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
+import { floatLogits, gatedMul, lmOutput, idsShape, keyMask, lastNonPadIndex, poolAt } from '../common.js';
 import type { HFConfig } from '../config-utils.js';
 import { type LayerCache, type ModelInputs, PreTrainedModel, type Task, type WeightSpec } from '../pretrained.js';
 import { DeviceConstant } from '../positions.js';
@@ -212,7 +212,7 @@ export abstract class DecoderForCausalLM extends LlamaPreTrainedModel {
     return this.model.withRope(inputs, (rope) => {
       let hidden = this.model.forward(inputs, rope); // (B, T, C)
       if (inputs.logitsToKeep) hidden = ops.slice(hidden, 1, -inputs.logitsToKeep);
-      return floatLogits(this.lm_head.forward(hidden)); // (B, T, V)
+      return lmOutput(this.lm_head, hidden, inputs.lossTargets); // (B, T, V), or the loss (B, T)
     });
   }
 }
