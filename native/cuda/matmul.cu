@@ -135,6 +135,13 @@ bool lt_matmul(void* out, bool out_bf16, const void* a, const void* b, bool bf16
     lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
     size_t ws = kWorkspace;
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    if (out_bf16) {
+      // Split-K partial sums must meet in f32 (the workspace), never in the bf16 output: the in-place
+      // and output-type reductions round every partial to bf16 (an ulp of the partial sums, measured on
+      // an H100 as 6e-2 at |out| ≈ 14), which the contract's one rounding per element forbids.
+      const uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes, sizeof schemes);
+    }
     const uint32_t al_b = (uint32_t)alignment(b), al_a = (uint32_t)alignment(a), al_o = (uint32_t)alignment(out);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_b, sizeof al_b);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_a, sizeof al_a);
@@ -184,16 +191,18 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
   if (m > INT32_MAX || n > INT32_MAX || kk > INT32_MAX || bt > INT32_MAX) fail(k, "dimensions above 2^31 are not supported");
   const bool bf16 = a.dtype == DType::BF16 || b.dtype == DType::BF16;
   const bool out_bf16 = out.dtype == DType::BF16;
-  if (out_bf16 && !bf16) {
-    // An f32 product keeps its meaning: the f32 GEMM into an f32 temporary, rounded once into out
-    // (with accumulate, out widened into the temporary first and added by the GEMM in f32).
+  // An f32 product keeps its meaning: the f32 GEMM into an f32 temporary, rounded once into out (with
+  // accumulate, out widened into the temporary first and added by the GEMM in f32). A bf16 product
+  // accumulating into a bf16 out takes the same way: cuBLASLt's beta = 1 on a bf16 C in place gave
+  // results an ulp of the partial sums off on an H100 (conformance, 2026-12-07), so it is not used.
+  if (out_bf16 && (!bf16 || accumulate)) {
     cu::DeviceTemp t((size_t)out.numel() * sizeof(float), k);
     const View o32 = dense_like(out, DType::F32, t.p, accumulate);
     matmul(o32, a, b, accumulate);
     copy(out, o32);
     if (cu::profiling()) {
       char label[128];
-      std::snprintf(label, sizeof label, "matmul f32 %lldx%lldx%lld%s (bf16 out%s)", (long long)m, (long long)n, (long long)kk,
+      std::snprintf(label, sizeof label, "matmul %s %lldx%lldx%lld%s (bf16 out%s)", bf16 ? "bf16" : "f32", (long long)m, (long long)n, (long long)kk,
                     bt > 1 ? (" batch " + std::to_string(bt)).c_str() : "", accumulate ? ", accumulate" : "");
       cu::profile_label(label);
     }
