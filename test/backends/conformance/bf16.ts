@@ -22,6 +22,7 @@ import assert from 'node:assert/strict';
 import type { AttentionOpts, Backend, BinaryOp, UnaryGradOp, UnaryOp, View } from '../../../src/backends/backend.js';
 import { BF16_VIEW_KERNELS } from '../../../src/backends/bf16-views.js';
 import { type DType, bf16ToF32, f32ToBf16 } from '../../../src/backends/dtype.js';
+import type { AttnCase } from '../../helpers/attention.js';
 import { type Ctx, type Kernel, type Pair, contiguous, size } from './harness.js';
 
 const ULP = 2 ** -7;
@@ -430,19 +431,7 @@ export function bf16Tests(ctx: Ctx): void {
 
   ctx.test(['attention', 'attentionBackward'], 'bf16: attention on bf16 q, k, v, out and gradients', () => {
     assert.ok(has('attention') && has('attentionBackward'));
-    type Case = {
-      b: number;
-      tq: number;
-      tk: number;
-      hq: number;
-      hkv: number;
-      d: number;
-      causal: boolean;
-      mask: boolean;
-      fused: boolean;
-      low: boolean;
-      p: number;
-    };
+    type Case = Omit<AttnCase, 'window'> & { low: boolean }; // with lowPrecision or without
     const base: Case = {
       b: 2,
       tq: 70,
