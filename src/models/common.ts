@@ -45,7 +45,6 @@ export function gatedMul(act: Activation, gate: Tensor, up: Tensor): Tensor {
   return op ? ops.gatedActivation(op, gate, up) : ops.mul(act(gate), up);
 }
 
-/** The activation a config field names (transformers' ACT2FN keys); errors name the field. */
 /**
  * A head's output as the model returns it: f32 when the backend kept activations in bf16 (as HF's
  * models upcast logits for the loss and for sampling), else as computed (f32, or f64 in gradient checks).
@@ -68,6 +67,7 @@ export function lmOutput(head: LinearLike, hidden: Tensor, loss: LossTargets | u
   return ops.crossEntropy(floatLogits(head.forward(hidden)), loss.targets, { ...opts, reduction: 'none' });
 }
 
+/** The activation a config field names (transformers' ACT2FN keys); errors name the field. */
 export function activation(cfg: ConfigReader, field: string, def?: string): Activation {
   const name = cfg.str(field, def);
   const fn = ACTIVATIONS[name];

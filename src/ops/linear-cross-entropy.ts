@@ -71,6 +71,9 @@ export function linearCrossEntropy(
       const x = reshape(contiguous(hidden), [n, h]);
       const t = reshape(contiguous(targets), [n]);
       const k = fused(backend);
+      // Each row's loss enters with weight 1: the backward scales the saved gradient by the real dloss.
+      const ones = dh ? alloc(backend, [chunk], ld) : null;
+      if (ones) backend.fill(ones.view('linearCrossEntropy'), 1);
       for (let r0 = 0; r0 < n; r0 += chunk) {
         scope(() => {
           const rows = Math.min(chunk, n - r0);
@@ -86,13 +89,11 @@ export function linearCrossEntropy(
             tc.view('linearCrossEntropy'),
             kopts,
           );
-          if (!dh) return;
-          const ones = alloc(backend, [rows], ld);
-          backend.fill(ones.view('linearCrossEntropy'), 1);
+          if (!dh || !ones) return;
           const dlogits = alloc(backend, [rows, v], logits.dtype);
           k.crossEntropyBackward(
             dlogits.view('linearCrossEntropy'),
-            ones.view('linearCrossEntropy'),
+            slice(ones, 0, 0, rows).view('linearCrossEntropy'),
             logits.view('linearCrossEntropy'),
             lse.view('linearCrossEntropy'),
             tc.view('linearCrossEntropy'),

@@ -104,7 +104,7 @@ function foldedLinear(
       let grads: (Tensor | null)[] = [dxs];
       if (pre) {
         const dpx = needs[0] && dxs ? mul(dxs, pre.inScale) : null;
-        const dsc = needs[1] && dxs ? sumRows(mul(dxs, pre.x), inF) : null;
+        const dsc = needs[1] && dxs ? sumToShape(mul(dxs, pre.x), [inF], pre.inScale.dtype) : null;
         grads = [dpx, dsc];
       }
       if (!nw && !ns) return [...grads, null, null];
@@ -126,11 +126,6 @@ function foldedLinear(
   recordReads('scaledLinear', y, inputs, rule, reads, [folded]);
   if (pre) x.dispose(); // the scaled input: rebuilt by the backward, never held
   return y;
-}
-
-/** Σ over every axis but the last of t [..., n], as an f32 [n] (a λ's gradient from bf16 products). */
-function sumRows(t: Tensor, n: number): Tensor {
-  return sumToShape(reshape(t, [numel(t.shape) / n, n]), [n], 'f32');
 }
 
 /**

@@ -1,4 +1,7 @@
-// Comparisons of two float vectors that tests of numeric policies share (bf16 against f32 runs).
+// Comparisons of two float vectors that tests of numeric policies share (bf16 against f32 runs), and
+// the λ_b values their VeRA gradient checks start from.
+
+import type { Tensor } from '../../src/tensor/tensor.js';
 
 /** ‖a − b‖ / ‖b‖. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -22,4 +25,16 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
     bb += b[i]! ** 2;
   }
   return ab / Math.sqrt(aa * bb);
+}
+
+/**
+ * Sets every VeRA λ_b of a model away from its initial zeros (which give λ_d no gradient): a fixed
+ * pattern of ±0.05..0.1, so tests compare gradients of both λ.
+ */
+export function spreadLambdaB(model: { namedParameters(): [string, Tensor][] }): void {
+  for (const [name, p] of model.namedParameters())
+    if (name.includes('vera_lambda_b')) {
+      const v = Float32Array.from({ length: p.numel }, (_, i) => (i % 2 ? 1 : -1) * (0.05 + (i % 7) / 120));
+      p.backend.upload(p.storage.buffer('test'), 'f32', p.offset, v);
+    }
 }

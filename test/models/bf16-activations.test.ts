@@ -20,7 +20,7 @@ import { loadModel } from '../../src/models/auto.js';
 import { crossEntropy } from '../../src/ops/loss.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { caseDir, manifest, refInputs, refsOf } from './fixtures.js';
-import { cosine, relErr } from '../helpers/vectors.js';
+import { cosine, relErr, spreadLambdaB } from '../helpers/vectors.js';
 
 /** A js backend declaring bf16 activations, counting the GEMMs that wrote bf16. */
 function actBackend(): { backend: Backend; bf16Gemms: () => number } {
@@ -67,12 +67,7 @@ describe('a VeRA step with bf16 activations (llama-lm fixture, all seven linear 
       }),
     );
     try {
-      // λ_b away from its initial zeros (which give λ_d no gradient): a fixed pattern of ±0.05..0.1.
-      for (const [name, p] of peft.namedParameters())
-        if (name.includes('vera_lambda_b')) {
-          const v = Float32Array.from({ length: p.numel }, (_, i) => (i % 2 ? 1 : -1) * (0.05 + (i % 7) / 120));
-          backend.upload(p.storage.buffer('test'), 'f32', p.offset, v);
-        }
+      spreadLambdaB(peft);
       const inputs = refInputs(refs, backend);
       const before = backend.memory().allocated;
       const logits = peft.forward(inputs);

@@ -30,7 +30,7 @@ import type { GPT2ForSequenceClassification } from '../../src/models/gpt2/model.
 import { crossEntropy } from '../../src/ops/loss.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { tempDir } from './fixtures.js';
-import { cosine, relErr } from '../helpers/vectors.js';
+import { cosine, relErr, spreadLambdaB } from '../helpers/vectors.js';
 
 const backend: Backend = nativeAvailable() ? getBackend('native') : getBackend('js');
 const PAD = 4095; // the demo base's eos, which training pads with
@@ -133,12 +133,7 @@ describe(`bf16 policy on the demo's model (${backend.name})`, () => {
         }),
       );
       try {
-        // λ_b away from its initial zeros (which give λ_d no gradient): a fixed pattern of ±0.05..0.1.
-        for (const [name, p] of peft.namedParameters())
-          if (name.includes('vera_lambda_b')) {
-            const v = Float32Array.from({ length: p.numel }, (_, i) => (i % 2 ? 1 : -1) * (0.05 + (i % 7) / 120));
-            backend.upload(p.storage.buffer('test'), 'f32', p.offset, v);
-          }
+        spreadLambdaB(peft);
         const loss = crossEntropy(peft.forward(data.inputs()), data.labels());
         backward(loss);
         const out = new Map<string, Float64Array>();

@@ -496,25 +496,19 @@ export function bf16Tests(ctx: Ctx): void {
       ctx.both((be, p) =>
         ctx.k(be).attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(out), p(lse), opts(p)),
       );
+      const outputs: [string, Pair][] = [
+        ['out', out],
+        ['dq', dq],
+        ['dk', dk],
+        ['dv', dv],
+      ];
       if (!own(ctx, 'attention')) {
         // The f32 composite on widened views, each output rounded once.
-        for (const [what, t] of [
-          ['out', out],
-          ['dq', dq],
-          ['dk', dk],
-          ['dv', dv],
-        ] as [string, Pair][])
-          near(ctx, `bf16 attention ${what} ${label} (composite)`, t, ULP, 1e-4);
+        for (const [what, t] of outputs) near(ctx, `bf16 attention ${what} ${label} (composite)`, t, ULP, 1e-4);
         nearAbs(ctx, `bf16 attention lse ${label} (composite)`, lse, 0.02);
       } else if (c.low) {
         // The suite's lowPrecision tolerance (attention.ts): 1.5% of the largest |ref|, lse within 0.02.
-        for (const [what, t] of [
-          ['out', out],
-          ['dq', dq],
-          ['dk', dk],
-          ['dv', dv],
-        ] as [string, Pair][])
-          near(ctx, `bf16 attention ${what} ${label}`, t, 0, 0.015);
+        for (const [what, t] of outputs) near(ctx, `bf16 attention ${what} ${label}`, t, 0, 0.015);
         nearAbs(ctx, `bf16 attention lse ${label}`, lse, 0.02);
       } else {
         check(ctx, 'attention', `bf16 attention out ${label}`, out, 1e-4);
