@@ -303,6 +303,17 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
     tensor(Int32Array.from(tokenIds(vocab, c.batch * c.seq, 1)), { shape: [c.batch, c.seq], dtype: 'i32', backend }),
   );
   const tokens = c.batch * (c.seq - 1);
+  // VERA_BENCH_MEMORY=1: the bytes live buffers hold after the first step's forward and backward, next to
+  // the pool's high-water mark so far (what the peak is made of: kept activations vs transients).
+  let probes = process.env['VERA_BENCH_MEMORY'] === '1' ? 2 : 0;
+  const probe = (at: string): void => {
+    if (probes === 0) return;
+    probes--;
+    backend.sync();
+    const m = backend.memory();
+    const gib = (b: number | undefined): string => (b === undefined ? '?' : (b / 2 ** 30).toFixed(2));
+    note(`memory ${c.name} after the ${at}: live ${gib(m.allocated)} GiB, pool peak ${gib(m.peak)} GiB`);
+  };
   const step = (): Tensor =>
     scope(() => {
       // As the trainer runs a causal LM (heads.ts lossInputs): the model returns its per-position loss.
@@ -311,7 +322,9 @@ export function trainOurs(c: TrainCase, backend: Backend, steps: number, warmup:
         lossTargets: { targets: causalTargets(ids), ignoreIndex: IGNORE_INDEX },
       });
       const loss = ops.mulScalar(summedLoss(out, ids, 'causal-lm'), 1 / tokens);
+      probe('forward');
       backward(loss);
+      probe('backward');
       if (group) allReduceViewSum(group, backend, opt.arena!.span('grad', 0, opt.arena!.params.length, 'bench'));
       opt.step();
       opt.zeroGrad();
@@ -388,7 +401,9 @@ export function generateOurs(c: GenerateCase, backend: Backend): { tokensPerS: n
   };
   try {
     run(); // warm-up: GEMM heuristics, pool growth
+    if (backend instanceof CudaBackend) backend.profileReport(); // the profile covers the timed runs
     const ms = Math.min(run(), run());
+    printProfile(c.name, backend, 2, ms);
     return { tokensPerS: (c.batch * c.newTokens) / (ms / 1000), ms };
   } finally {
     model.dispose();

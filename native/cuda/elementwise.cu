@@ -5,6 +5,7 @@
 // f32 or bf16 in any mix (bf16 activations): typed kernels over the element types of out and inputs
 // widen bf16 loads exactly and store (float)(double result), rounded to bf16 where out is bf16 — the
 // f32 kernel's value rounded once, as the widening fallback defines it.
+#include "activations.cuh"
 #include "bf16.cuh"
 #include "kernels.h"
 #include "strided.cuh"
@@ -27,15 +28,6 @@ __device__ inline double js_pow(double x, double y) {
   if (isinf(y) && fabs(x) == 1.0) return NAN;          // C: pow(−1, ±∞) = 1
   return pow(x, y);
 }
-__device__ inline double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
-
-constexpr double kSqrt2OverPi = 0.7978845608028654;
-constexpr double kInvSqrt2Pi = 0.3989422804014327;
-constexpr double kSqrtHalf = 0.7071067811865476;
-
-// Exact GELU through erfc, which has no cancellation for x ≪ 0 (1 + erf(x/√2) does).
-__device__ inline double gelu(double x) { return 0.5 * x * erfc(-x * kSqrtHalf); }
-
 __device__ double unary_op(int op, double x) {
   switch (op) {
     case U_NEG: return -x;
@@ -48,11 +40,11 @@ __device__ double unary_op(int op, double x) {
     case U_SIN: return sin(x);
     case U_COS: return cos(x);
     case U_TANH: return tanh(x);
-    case U_SIGMOID: return sigmoid(x);
+    case U_SIGMOID: return cu::sigmoid(x);
     case U_RELU: return x > 0 ? x : (x != x ? x : 0.0);
-    case U_GELU: return gelu(x);
-    case U_GELU_TANH: return 0.5 * x * (1 + tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
-    case U_SILU: return x * sigmoid(x);
+    case U_GELU: return cu::gelu(x);
+    case U_GELU_TANH: return cu::gelu_tanh(x);
+    case U_SILU: return x * cu::sigmoid(x);
     case U_SQUARE: return x * x;
     default: return 1 / x;
   }
@@ -90,30 +82,6 @@ __device__ double binary_op(int op, double x, double y) {
     case B_LE: return x <= y;
     case B_GT: return x > y;
     default: return x >= y;
-  }
-}
-
-// f'(x) of the activations (the js backend's formulas).
-__device__ double grad_op(int op, double x) {
-  switch (op) {
-    case G_GELU: return 0.5 * erfc(-x * kSqrtHalf) + x * kInvSqrt2Pi * exp(-0.5 * x * x);
-    case G_GELU_TANH: {
-      const double t = tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x));
-      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * kSqrt2OverPi * (1 + 3 * 0.044715 * x * x);
-    }
-    case G_SILU: {
-      const double s = sigmoid(x);
-      return s * (1 + x * (1 - s));
-    }
-    case G_TANH: {
-      const double t = tanh(x);
-      return 1 - t * t;
-    }
-    case G_SIGMOID: {
-      const double s = sigmoid(x);
-      return s * (1 - s);
-    }
-    default: return x > 0 ? 1 : 0;
   }
 }
 
@@ -156,7 +124,7 @@ __global__ void binary_kernel(Layout<3> L, int op, void* o, DType od, Operand a,
 template <class TO, class TX, class TD>
 __global__ void unary_grad_kernel(Layout<3> L, int op, TO* dx, const TX* x, const TD* dy) {
   using namespace cu;
-  VERA_FOR_EACH(L, 3, off, { st(dx, off[0], (float)((double)ld(dy, off[2]) * grad_op(op, ld(x, off[1])))); })
+  VERA_FOR_EACH(L, 3, off, { st(dx, off[0], (float)((double)ld(dy, off[2]) * cu::grad_op(op, ld(x, off[1])))); })
 }
 
 __global__ void where_kernel(Layout<4> L, void* o, DType od, const uint8_t* c, Operand a, Operand b) {
@@ -165,6 +133,69 @@ __global__ void where_kernel(Layout<4> L, void* o, DType od, const uint8_t* c, O
     const double v = c[off[1]] ? load_as_double(a.p, off[2], a.d) : load_as_double(b.p, off[3], b.d);
     store_from_double(o, off[0], od, v);
   })
+}
+
+// Dense fast paths: when every view of a call is contiguous (its layout one unit-stride dimension),
+// each thread takes kUnroll elements a block apart and loads them all before computing, so several
+// loads are in flight per thread (one per thread at a time left these kernels well below the memory
+// bandwidth). Same arithmetic as the strided kernels above.
+constexpr int kUnroll = 4;
+
+template <int K>
+bool dense(const Layout<K>& L) {
+  if (L.ndim != 1) return false;
+  for (int k = 0; k < K; k++)
+    if (L.st[k][0] != 1) return false;
+  return true;
+}
+
+template <int K>
+unsigned dense_grid(const Layout<K>& L) {
+  return cu::grid_for((L.numel + kUnroll - 1) / kUnroll);
+}
+
+#define VERA_DENSE_LOOP(n, BODY_LOAD, BODY_STORE)                                                          \
+  const int64_t vera_step = (int64_t)gridDim.x * blockDim.x * kUnroll;                                      \
+  for (int64_t vera_b = (int64_t)blockIdx.x * blockDim.x * kUnroll + threadIdx.x; vera_b < (n);            \
+       vera_b += vera_step) {                                                                               \
+    _Pragma("unroll") for (int j = 0; j < kUnroll; j++) {                                                   \
+      const int64_t i = vera_b + (int64_t)j * blockDim.x;                                                   \
+      if (i < (n)) { BODY_LOAD }                                                                            \
+    }                                                                                                       \
+    _Pragma("unroll") for (int j = 0; j < kUnroll; j++) {                                                   \
+      const int64_t i = vera_b + (int64_t)j * blockDim.x;                                                   \
+      if (i < (n)) { BODY_STORE }                                                                           \
+    }                                                                                                       \
+  }
+
+template <class TO, class TA>
+__global__ void unary_dense_kernel(int64_t n, int op, TO* __restrict__ o, const TA* __restrict__ a) {
+  using namespace cu;
+  float x[kUnroll];
+  VERA_DENSE_LOOP(n, x[j] = ld(a, i);, st(o, i, (float)unary_op(op, x[j]));)
+}
+
+template <class TO, class TA>
+__global__ void scalar_dense_kernel(int64_t n, int op, TO* __restrict__ o, const TA* __restrict__ a, double s) {
+  using namespace cu;
+  float x[kUnroll];
+  VERA_DENSE_LOOP(n, x[j] = ld(a, i);, st(o, i, (float)scalar_op(op, x[j], s));)
+}
+
+template <class TO, class TA, class TB>
+__global__ void binary_dense_kernel(int64_t n, int op, TO* __restrict__ o, const TA* __restrict__ a,
+                                    const TB* __restrict__ b) {
+  using namespace cu;
+  float x[kUnroll], y[kUnroll];
+  VERA_DENSE_LOOP(n, x[j] = ld(a, i); y[j] = ld(b, i);, st(o, i, (float)binary_op(op, x[j], y[j]));)
+}
+
+template <class TO, class TX, class TD>
+__global__ void unary_grad_dense_kernel(int64_t n, int op, TO* __restrict__ dx, const TX* __restrict__ x,
+                                        const TD* __restrict__ dy) {
+  using namespace cu;
+  float xv[kUnroll], g[kUnroll];
+  VERA_DENSE_LOOP(n, xv[j] = ld(x, i); g[j] = ld(dy, i);, st(dx, i, (float)((double)g[j] * cu::grad_op(op, xv[j])));)
 }
 
 void check_same(const char* k, const View& out, const View& v, const char* what) {
@@ -199,7 +230,11 @@ void unary(int op, const View& out, const View& a) {
     cu::with_float(a.dtype, [&](auto ta) {
       using TO = decltype(to);
       using TA = decltype(ta);
-      unary_kernel<TO, TA><<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<TO*>(out.base), static_cast<const TA*>(a.base));
+      if (dense(L))
+        unary_dense_kernel<TO, TA><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
+            L.numel, op, static_cast<TO*>(out.base) + L.off[0], static_cast<const TA*>(a.base) + L.off[1]);
+      else
+        unary_kernel<TO, TA><<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<TO*>(out.base), static_cast<const TA*>(a.base));
     });
   });
   cu::launched(k);
@@ -224,8 +259,12 @@ void scalar(int op, const View& out, const View& a, double s) {
       cu::with_float(a.dtype, [&](auto ta) {
         using TO = decltype(to);
         using TA = decltype(ta);
-        scalar_float_kernel<TO, TA><<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<TO*>(out.base),
-                                                                               static_cast<const TA*>(a.base), s);
+        if (dense(L))
+          scalar_dense_kernel<TO, TA><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
+              L.numel, op, static_cast<TO*>(out.base) + L.off[0], static_cast<const TA*>(a.base) + L.off[1], s);
+        else
+          scalar_float_kernel<TO, TA><<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<TO*>(out.base),
+                                                                                 static_cast<const TA*>(a.base), s);
       });
     });
   } else {
@@ -256,8 +295,13 @@ void binary(int op, const View& out, const View& a, const View& b) {
           using TO = decltype(to);
           using TA = decltype(ta);
           using TB = decltype(tb);
-          binary_float_kernel<TO, TA, TB><<<grid(L), cu::kThreads, 0, cu::stream()>>>(
-              L, op, static_cast<TO*>(out.base), static_cast<const TA*>(a.base), static_cast<const TB*>(b.base));
+          if (dense(L))
+            binary_dense_kernel<TO, TA, TB><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
+                L.numel, op, static_cast<TO*>(out.base) + L.off[0], static_cast<const TA*>(a.base) + L.off[1],
+                static_cast<const TB*>(b.base) + L.off[2]);
+          else
+            binary_float_kernel<TO, TA, TB><<<grid(L), cu::kThreads, 0, cu::stream()>>>(
+                L, op, static_cast<TO*>(out.base), static_cast<const TA*>(a.base), static_cast<const TB*>(b.base));
         });
       });
     });
@@ -287,8 +331,13 @@ void unary_grad(int op, const View& dx, const View& x, const View& dy) {
         using TO = decltype(to);
         using TX = decltype(tx);
         using TD = decltype(td);
-        unary_grad_kernel<TO, TX, TD><<<grid(L), cu::kThreads, 0, cu::stream()>>>(
-            L, op, static_cast<TO*>(dx.base), static_cast<const TX*>(x.base), static_cast<const TD*>(dy.base));
+        if (dense(L))
+          unary_grad_dense_kernel<TO, TX, TD><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
+              L.numel, op, static_cast<TO*>(dx.base) + L.off[0], static_cast<const TX*>(x.base) + L.off[1],
+              static_cast<const TD*>(dy.base) + L.off[2]);
+        else
+          unary_grad_kernel<TO, TX, TD><<<grid(L), cu::kThreads, 0, cu::stream()>>>(
+              L, op, static_cast<TO*>(dx.base), static_cast<const TX*>(x.base), static_cast<const TD*>(dy.base));
       });
     });
   });

@@ -233,6 +233,10 @@ export const FUSED_KERNELS = [
   'adamw',
   'attention',
   'attentionBackward',
+  'gatedActivation',
+  'gatedActivationBackward',
+  'scaleFold',
+  'scaleGrads',
 ] as const;
 
 export type FusedKernelName = (typeof FUSED_KERNELS)[number];
@@ -447,4 +451,37 @@ export interface Backend {
 
   /** One AdamW step in place on contiguous param, m, v (torch.optim.AdamW's arithmetic). */
   adamw?(param: View, grad: View, m: View, v: View, hp: AdamWParams): void;
+
+  /**
+   * A gated MLP's activation (SwiGLU, GeGLU): out = f(gate) · up over contiguous views of one shape,
+   * f(gate) formed as the unary kernel forms it (an f32 value) and the product as binary 'mul' does, so
+   * out is binary('mul', unary(f, gate), up) without the intermediate tensor.
+   */
+  gatedActivation?(out: View, gate: View, up: View, op: UnaryGradOp): void;
+  /**
+   * Its gradients from dy (all contiguous, one shape), each overwritten when not null:
+   * dgate = unaryGrad(f, gate, dy · up), dup = dy · f(gate), with every intermediate an f32 value.
+   */
+  gatedActivationBackward?(dgate: View | null, dup: View | null, gate: View, up: View, dy: View, op: UnaryGradOp): void;
+
+  /**
+   * out[o, k] = (w[o, k] · rowScale[o]) · colScale[k] for w [O, K] and out [O, K] contiguous (out may
+   * have another float dtype: bf16 rounds once), rowScale [O] and colScale [K] contiguous f32, either
+   * null (a scale of ones). Folds per-feature scalings into a weight (VeRA's λ_b and λ_d into B).
+   */
+  scaleFold?(out: View, w: View, rowScale: View | null, colScale: View | null): void;
+  /**
+   * The scalings' gradients through scaleFold, from g = dL/d(out) [O, K] (contiguous, f32 or bf16):
+   *   rowGrad[o] = Σ_k g[o, k] · w[o, k] · colScale[k],   colGrad[k] = Σ_o g[o, k] · w[o, k] · rowScale[o]
+   * into f32 [O] and [K] (overwritten; null: not computed), each term formed as (g · w) · scale in f32
+   * and summed in f32 or wider (the order is the backend's: compare with a tolerance).
+   */
+  scaleGrads?(
+    rowGrad: View | null,
+    colGrad: View | null,
+    g: View,
+    w: View,
+    rowScale: View | null,
+    colScale: View | null,
+  ): void;
 }

@@ -39,6 +39,10 @@ const ROLES: Record<string, readonly Role[] | ((args: readonly unknown[]) => rea
   dropout: ['out', 'in', '-', '-', '-'],
   attention: ['out', 'out', 'in', 'in', 'in', '-'],
   attentionBackward: ['out', 'out', 'out', 'in', 'in', 'in', 'in', 'in', 'in', '-'],
+  gatedActivation: ['out', 'in', 'in', '-'],
+  gatedActivationBackward: ['out', 'out', 'in', 'in', 'in', '-'],
+  scaleFold: ['out', 'in', 'in', 'in'],
+  scaleGrads: ['out', 'out', 'in', 'in', 'in', 'in'],
 };
 
 /** The kernels withBf16Views knows: every kernel with float views except adamw. */

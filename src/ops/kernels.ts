@@ -8,6 +8,8 @@ import { type Backend, FUSED_KERNELS, type FusedKernelName, type FusedKernels } 
 import { bf16Fallback } from '../backends/bf16-views.js';
 import { adamw } from './composite/adamw.js';
 import { dropout } from './composite/dropout.js';
+import { gatedActivation, gatedActivationBackward } from './composite/gated.js';
+import { scaleFold, scaleGrads } from './composite/scale.js';
 import { attention, attentionBackward } from './composite/attention.js';
 import { crossEntropy, crossEntropyBackward } from './composite/loss.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './composite/norm.js';
@@ -31,6 +33,10 @@ const COMPOSITES: { [K in FusedKernelName]: Composite<K> } = {
   rope,
   dropout,
   adamw,
+  gatedActivation,
+  gatedActivationBackward,
+  scaleFold,
+  scaleGrads,
 };
 
 const cache = new WeakMap<Backend, FusedKernels>();

@@ -12,15 +12,17 @@
 // in bf16 as torch.autocast runs it.
 
 import { isGradEnabled, noGrad, recordReads } from '../autograd/graph.js';
+import type { View } from '../backends/backend.js';
+import type { DType } from '../backends/dtype.js';
 import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { cast, mul, mulScalar } from './elementwise.js';
 import { linear, matmul } from './matmul.js';
-import { reshape, transpose } from './movement.js';
-import { sum } from './reduce.js';
-import { sumToShape } from './util.js';
+import { fused } from './kernels.js';
+import { contiguous, reshape, transpose } from './movement.js';
+import { alloc } from './util.js';
 
 /** Bytes moved per element by one f32 elementwise pass that reads `reads` tensors and writes one. */
 const pass = (reads: number): number => 4 * (reads + 1);
@@ -41,9 +43,9 @@ export function foldsScale(rows: number, out: number, inF: number, scaleTrains: 
 /**
  * ((x ⊙ inScale)·Wᵀ) ⊙ s: x [..., in], weight [out, in] (f32, or bf16: the GEMMs then run in bf16),
  * s [out] (f32), inScale [in] (f32, optional: VeRA's λ_d). `master`, when given, is the f32 tensor a
- * bf16 weight was rounded from; the fold scales it instead of widening the bf16 copy. With inScale, the
- * folded form keeps x (shared by every target reading it) and recomputes x ⊙ inScale in the backward,
- * instead of keeping one scaled copy per target.
+ * bf16 weight was rounded from; the fold scales it instead of widening the bf16 copy. Folded, both
+ * scales go into the weight (s ⊙ W ⊙ inScale), so the op keeps only x for the backward — shared by
+ * every target reading it — and no scaled copy of x or of the weight.
  */
 export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tensor, inScale?: Tensor): Tensor {
   if (weight.rank !== 2 || s.rank !== 1 || s.shape[0] !== weight.shape[0]) {
@@ -64,69 +66,93 @@ export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tens
       `[scaledLinear] Master ${master.dtype} ${fmtShape(master.shape)} is not a float copy of weight ${fmtShape(weight.shape)}`,
     );
   }
-  if (!inScale) return foldedLinear(x, weight, s, master);
-  return foldedLinear(
-    noGrad(() => mul(x, inScale)),
-    weight,
-    s,
-    master,
-    { x, inScale },
+  return foldedLinear(x, weight, s, master, inScale);
+}
+
+/** The dtype the scale kernels compute t's terms in: f64 for f64 tensors (js gradient checks), else f32. */
+const wide = (t: Tensor): DType => (t.dtype === 'f64' ? 'f64' : 'f32');
+
+/** A float vector for a kernel: a view of t, or of a contiguous copy owned by the caller's scope. */
+function floatView(t: Tensor, op: string): View {
+  return (t.dtype === wide(t) && t.isContiguous ? t : contiguous(cast(t, wide(t)))).view(op);
+}
+
+/** s ⊙ W ⊙ inScale in `dtype` (backend.scaleFold), from the f32 master when there is one. */
+function fold(w: Tensor, s: Tensor, inScale: Tensor | undefined, dtype: DType): Tensor {
+  return noGrad(() =>
+    scope(() => {
+      const src = contiguous(w);
+      const out = alloc(w.backend, w.shape, dtype);
+      const op = 'scaledLinear';
+      fused(w.backend).scaleFold(out.view(op), src.view(op), floatView(s, op), inScale ? floatView(inScale, op) : null);
+      return out;
+    }),
   );
 }
 
+/** aᵀ·b into a new f32 (f64 on js) [a.cols, b.cols] (bf16 operands keep f32 accumulation without rounding the result). */
+function gemmTN(a: Tensor, b: Tensor): Tensor {
+  const [k, m] = a.shape as [number, number];
+  const n = b.shape[1]!;
+  const out = alloc(a.backend, [m, n], a.dtype === 'f64' || b.dtype === 'f64' ? 'f64' : 'f32');
+  noGrad(() =>
+    scope(() => {
+      const [ac, bc] = [contiguous(a), contiguous(b)];
+      const [av, bv] = [ac.view('scaledLinear'), bc.view('scaledLinear')];
+      a.backend.matmul(
+        { ...out.view('scaledLinear'), shape: [1, m, n], strides: [m * n, n, 1] },
+        { ...av, shape: [1, m, k], strides: [0, 1, m] },
+        { ...bv, shape: [1, k, n], strides: [0, n, 1] },
+        false,
+      );
+    }),
+  );
+  return out;
+}
+
 /**
- * x·(s ⊙ W)ᵀ with its own backward: dx = dy·(s ⊙ W), ds = Σ_in (dyᵀ·x) ⊙ W, dW = (dyᵀ·x) ⊙ s. The
- * folded weight is made in f32 (from the master, or a bf16 weight widened), rounded to the weight's
- * dtype for the GEMMs, and kept for the backward's dx; over a bf16 weight the dW' GEMM runs in bf16 too
- * (x rounded), as autocast runs every GEMM of the step.
+ * x·(s ⊙ W ⊙ inScale)ᵀ with its own backward. The folded weight W' is made by one kernel (from the
+ * master, or the weight itself) in the weight's dtype for the GEMMs, dropped after the forward and
+ * made again by the backward (a pass over [out, in], where keeping it would hold one per target for
+ * the whole step). Backward: dx = dy·W'; with G = dyᵀ·x (f32): ds[o] = Σ_k G·W·inScale,
+ * d inScale[k] = Σ_o G·W·s (backend.scaleGrads), dW = G ⊙ s ⊗ inScale.
  */
-function foldedLinear(
-  x: Tensor,
-  weight: Tensor,
-  s: Tensor,
-  master: Tensor | undefined,
-  pre?: { x: Tensor; inScale: Tensor },
-): Tensor {
+function foldedLinear(x: Tensor, weight: Tensor, s: Tensor, master: Tensor | undefined, inScale?: Tensor): Tensor {
   const [out, inF] = weight.shape as [number, number];
   const rows = numel(x.shape.slice(0, -1));
-  const w32 = (): Tensor => master ?? (weight.dtype === 'bf16' ? cast(weight, 'f32') : weight);
-  const folded = noGrad(() => scope(() => cast(mul(w32(), reshape(s, [out, 1])), weight.dtype)));
-  const y = noGrad(() => linear(x, folded));
-  // With `pre`, x is pre.x ⊙ pre.inScale: the node's inputs are pre.x and inScale, x is dropped after the
-  // forward and rebuilt by the backward when the GEMM for d/d(s ⊙ W) needs it.
-  const inputs = pre ? [pre.x, pre.inScale, weight, s] : [x, weight, s];
-  const wantsX = weight.requiresGrad || s.requiresGrad;
+  const src = master ?? weight;
+  const y = scope(() => noGrad(() => linear(x, fold(src, s, inScale, weight.dtype))));
+  const inputs = inScale ? [x, weight, s, inScale] : [x, weight, s];
   const rule = (dy: Tensor, needs: readonly boolean[]): (Tensor | null)[] =>
     scope(() => {
-      const [nx, nw, ns] = pre ? [needs[0]! || needs[1]!, needs[2]!, needs[3]!] : [needs[0]!, needs[1]!, needs[2]!];
+      const [nx, nw, ns, ni] = [needs[0]!, needs[1]!, needs[2]!, Boolean(inScale && needs[3])];
       const dy2 = reshape(dy, [rows, out]);
-      const dxs = nx ? reshape(matmul(dy2, folded), x.shape) : null; // d/dx of the scaled input
-      let grads: (Tensor | null)[] = [dxs];
-      if (pre) {
-        const dpx = needs[0] && dxs ? mul(dxs, pre.inScale) : null;
-        const dsc = needs[1] && dxs ? sumToShape(mul(dxs, pre.x), [inF], pre.inScale.dtype) : null;
-        grads = [dpx, dsc];
+      const dx = nx ? reshape(matmul(dy2, fold(src, s, inScale, weight.dtype)), x.shape) : null;
+      if (!nw && !ns && !ni) return inScale ? [dx, null, null, null] : [dx, null, null];
+      const g = gemmTN(dy2, reshape(x, [rows, inF])); // d/dW' [out, in], f32
+      const ds = ns ? alloc(s.backend, [out], wide(s)) : null;
+      const di = ni ? alloc(s.backend, [inF], wide(inScale!)) : null;
+      if (ds || di) {
+        const op = 'scaledLinear backward';
+        const w32 = contiguous(src);
+        fused(s.backend).scaleGrads(
+          ds ? ds.view(op) : null,
+          di ? di.view(op) : null,
+          g.view(op),
+          w32.view(op),
+          floatView(s, op),
+          inScale ? floatView(inScale, op) : null,
+        );
       }
-      if (!nw && !ns) return [...grads, null, null];
-      const xs = pre ? mul(pre.x, pre.inScale) : x;
-      const x2 = reshape(xs, [rows, inF]);
-      const g = matmul(transpose(dy2), folded.dtype === 'bf16' ? cast(x2, 'bf16') : x2); // d/d(s ⊙ W)
-      const dw = nw ? mul(g, reshape(s, [out, 1])) : null;
-      const ds = ns ? reshape(sum(mul(g, w32()), 1), [out]) : null;
-      return [...grads, dw, ds];
+      const dw = nw ? mul(inScale ? mul(g, inScale) : g, reshape(s, [out, 1])) : null;
+      const grads = [dx, dw, ds ? castTo(ds, s.dtype) : null];
+      return inScale ? [...grads, di ? castTo(di, inScale.dtype) : null] : grads;
     });
-  const reads = pre
-    ? [
-        (pre.inScale.requiresGrad || wantsX) && pre.x,
-        pre.inScale,
-        s.requiresGrad && (master ?? weight),
-        weight.requiresGrad && s,
-      ]
-    : [wantsX && x, s.requiresGrad && (master ?? weight), weight.requiresGrad && s];
-  recordReads('scaledLinear', y, inputs, rule, reads, [folded]);
-  if (pre) x.dispose(); // the scaled input: rebuilt by the backward, never held
-  return y;
+  const trainsScale = s.requiresGrad || weight.requiresGrad || Boolean(inScale?.requiresGrad);
+  return recordReads('scaledLinear', y, inputs, rule, [trainsScale && x, src, s, inScale]);
 }
+
+const castTo = (t: Tensor, dtype: DType): Tensor => (t.dtype === dtype ? t : cast(t, dtype));
 
 /**
  * scale · (x·Wᵀ) with every GEMM of the forward and backward in `dtype`, as torch.autocast runs an f32

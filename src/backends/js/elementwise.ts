@@ -208,3 +208,42 @@ export function where(out: View, cond: View, a: View, b: View): void {
   const bo = viewOffsets(b, 'where');
   for (let i = 0; i < co.length; i++) write(start + i, cd[co[i]!] ? ra(ao[i]!) : rb(bo[i]!));
 }
+
+/** Rounds an intermediate as the composite's temporary holds it: f64 where the views are, else f32. */
+const held = (v: View): ((x: number) => number) => (v.dtype === 'f64' ? (x) => x : Math.fround);
+
+export function gatedActivation(out: View, gate: View, up: View, op: UnaryGradOp): void {
+  checkSameShape('gatedActivation', out, gate, up);
+  const f = UNARY[op];
+  if (!f) throw new Error(`[js gatedActivation] Unknown op "${op}"`);
+  const [od, gd, ud] = [floats(out, op), floats(gate, op), floats(up, op)];
+  const [os, gs, us] = [out, gate, up].map((v) => contiguousStart(v, 'gatedActivation')) as [number, number, number];
+  const r = held(out);
+  for (let i = 0; i < sizeOf(out.shape); i++) od[os + i] = r(f(gd[gs + i]!)) * ud[us + i]!;
+}
+
+export function gatedActivationBackward(
+  dgate: View | null,
+  dup: View | null,
+  gate: View,
+  up: View,
+  dy: View,
+  op: UnaryGradOp,
+): void {
+  checkSameShape('gatedActivationBackward', gate, up, dy, ...[dgate, dup].filter((v): v is View => v !== null));
+  const [f, df] = [UNARY[op], UNARY_GRAD[op]];
+  if (!f || !df) throw new Error(`[js gatedActivationBackward] Unknown op "${op}"`);
+  const start = (v: View) => contiguousStart(v, 'gatedActivationBackward');
+  const [gd, ud, yd] = [floats(gate, op), floats(up, op), floats(dy, op)];
+  const [gs, us, ys] = [start(gate), start(up), start(dy)];
+  const r = held(dy);
+  const n = sizeOf(gate.shape);
+  if (dgate) {
+    const [o, os] = [floats(dgate, op), start(dgate)];
+    for (let i = 0; i < n; i++) o[os + i] = r(yd[ys + i]! * ud[us + i]!) * df(gd[gs + i]!);
+  }
+  if (dup) {
+    const [o, os] = [floats(dup, op), start(dup)];
+    for (let i = 0; i < n; i++) o[os + i] = yd[ys + i]! * r(f(gd[gs + i]!));
+  }
+}

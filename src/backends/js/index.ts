@@ -8,11 +8,21 @@ import { ALL_DTYPES, DTYPE_BYTES, hostArray, hostArrayMatches } from '../dtype.j
 import { attention, attentionBackward } from './attention.js';
 import { withBf16Views } from '../bf16-views.js';
 import { JsBuffer, dataOf, viewOffsets } from './buffer.js';
-import { binary, copy, fill, scalar, unary, unaryGrad, where } from './elementwise.js';
+import {
+  binary,
+  copy,
+  fill,
+  gatedActivation,
+  gatedActivationBackward,
+  scalar,
+  unary,
+  unaryGrad,
+  where,
+} from './elementwise.js';
 import { embedding, embeddingBackward, gather, scatterAdd } from './indexing.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { matmul } from './matmul.js';
-import { adamw, dropout, rope } from './misc.js';
+import { adamw, dropout, rope, scaleFold, scaleGrads } from './misc.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './norm.js';
 import { argmax, reduce, topk } from './reduce.js';
 
@@ -109,4 +119,8 @@ export class JsBackend implements Backend {
   rope = rope;
   dropout = dropout;
   adamw = adamw;
+  gatedActivation = gatedActivation;
+  gatedActivationBackward = gatedActivationBackward;
+  scaleFold = scaleFold;
+  scaleGrads = scaleGrads;
 }

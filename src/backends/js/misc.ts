@@ -85,3 +85,61 @@ export function adamw(param: View, grad: View, m: View, v: View, hp: AdamWParams
     pd[ps + i] = pd[ps + i]! - stepSize * (md[ms + i]! / denom);
   }
 }
+
+function scaleViews(op: string, m: View, w: View, row: View | null, col: View | null): [number, number] {
+  if (m.shape.length !== 2 || w.shape.length !== 2 || m.shape[0] !== w.shape[0] || m.shape[1] !== w.shape[1])
+    throw new Error(`[js ${op}] Shapes (${m.shape.join(', ')}) and (${w.shape.join(', ')}) must be one matrix shape`);
+  const [o, k] = w.shape as [number, number];
+  if (row && sizeOf(row.shape) !== o) throw new Error(`[js ${op}] rowScale must have ${o} elements`);
+  if (col && sizeOf(col.shape) !== k) throw new Error(`[js ${op}] colScale must have ${k} elements`);
+  return [o, k];
+}
+
+/** A contiguous float vector as a function of its index (ones when absent). */
+function vec(v: View | null, op: string): (i: number) => number {
+  if (!v) return () => 1;
+  const d = floats(v, op);
+  const s = contiguousStart(v, op);
+  return (i) => d[s + i]!;
+}
+
+export function scaleFold(out: View, w: View, rowScale: View | null, colScale: View | null): void {
+  const [o, k] = scaleViews('scaleFold', out, w, rowScale, colScale);
+  const [od, wd] = [floats(out, 'scaleFold'), floats(w, 'scaleFold')];
+  const [os, ws] = [contiguousStart(out, 'scaleFold'), contiguousStart(w, 'scaleFold')];
+  const [r, c] = [vec(rowScale, 'scaleFold'), vec(colScale, 'scaleFold')];
+  // (w · r) is an intermediate of the composite's temporary: rounded to f32 unless the views are f64.
+  const held = out.dtype === 'f64' || !rowScale || !colScale ? (x: number) => x : Math.fround;
+  for (let i = 0; i < o; i++) for (let j = 0; j < k; j++) od[os + i * k + j] = held(wd[ws + i * k + j]! * r(i)) * c(j);
+}
+
+export function scaleGrads(
+  rowGrad: View | null,
+  colGrad: View | null,
+  g: View,
+  w: View,
+  rowScale: View | null,
+  colScale: View | null,
+): void {
+  const [o, k] = scaleViews('scaleGrads', g, w, rowScale, colScale);
+  const [gd, wd] = [floats(g, 'scaleGrads'), floats(w, 'scaleGrads')];
+  const [gs, ws] = [contiguousStart(g, 'scaleGrads'), contiguousStart(w, 'scaleGrads')];
+  const [r, c] = [vec(rowScale, 'scaleGrads'), vec(colScale, 'scaleGrads')];
+  const held = g.dtype === 'f64' ? (x: number) => x : Math.fround;
+  const rows = new Float64Array(o);
+  const cols = new Float64Array(k);
+  for (let i = 0; i < o; i++)
+    for (let j = 0; j < k; j++) {
+      const p = held(gd[gs + i * k + j]! * wd[ws + i * k + j]!);
+      rows[i] += held(p * c(j));
+      cols[j] += held(p * r(i));
+    }
+  for (const [v, sums] of [
+    [rowGrad, rows],
+    [colGrad, cols],
+  ] as const) {
+    if (!v) continue;
+    const [d, s] = [floats(v, 'scaleGrads'), contiguousStart(v, 'scaleGrads')];
+    sums.forEach((x, i) => (d[s + i] = x));
+  }
+}

@@ -410,6 +410,56 @@ export function bf16Tests(ctx: Ctx): void {
     }
   });
 
+  ctx.test(['gatedActivation', 'gatedActivationBackward'], 'bf16: the gated MLP activation on bf16 views', () => {
+    assert.ok(has('gatedActivation') && has('gatedActivationBackward'));
+    for (const op of ['silu', 'gelu_tanh'] as UnaryGradOp[]) {
+      for (const [dg, du, dout] of [
+        ['bf16', 'bf16', 'bf16'],
+        ['bf16', 'f32', 'bf16'],
+        ['bf16', 'bf16', 'f32'],
+      ] as [DType, DType, DType][]) {
+        const gate = rt(dg, [13, 301], -6, 6);
+        const up = rt(du, [13, 301], -2, 2);
+        const out = zeros(dout, [13, 301]);
+        ctx.both((be, v) => ctx.k(be).gatedActivation(v(out), v(gate), v(up), op));
+        check(ctx, 'gatedActivation', `gatedActivation ${op} ${tag(dg, du, dout)}`, out);
+        const dy = rt(dout, [13, 301]);
+        const dgate = zeros(dg, [13, 301]);
+        const dup = zeros(du, [13, 301]);
+        ctx.both((be, v) => ctx.k(be).gatedActivationBackward(v(dgate), v(dup), v(gate), v(up), v(dy), op));
+        check(ctx, 'gatedActivationBackward', `gatedActivationBackward ${op} dgate ${tag(dg, du, dout)}`, dgate);
+        check(ctx, 'gatedActivationBackward', `gatedActivationBackward ${op} dup ${tag(dg, du, dout)}`, dup);
+      }
+    }
+  });
+
+  ctx.test(
+    ['scaleFold', 'scaleGrads'],
+    'bf16: scale folds into a bf16 weight and their gradients from bf16 views',
+    () => {
+      assert.ok(has('scaleFold') && has('scaleGrads'));
+      const [o, k] = [41, 1030];
+      const r = rt('f32', [o], -2, 2);
+      const c = rt('f32', [k], -2, 2);
+      for (const [dw, dout] of [
+        ['f32', 'bf16'],
+        ['bf16', 'bf16'],
+        ['bf16', 'f32'],
+      ] as [DType, DType][]) {
+        const w = rt(dw, [o, k]);
+        const out = zeros(dout, [o, k]);
+        ctx.both((be, v) => ctx.k(be).scaleFold(v(out), v(w), v(r), v(c)));
+        check(ctx, 'scaleFold', `scaleFold ${tag(dw, dout)}`, out);
+        const g = rt(dout, [o, k]);
+        const rg = zeros('f32', [o]);
+        const cg = zeros('f32', [k]);
+        ctx.both((be, v) => ctx.k(be).scaleGrads(v(rg), v(cg), v(g), v(w), v(r), v(c)));
+        check(ctx, 'scaleGrads', `scaleGrads rowGrad ${tag(dw, dout)}`, rg, 1e-5, 1e-5);
+        check(ctx, 'scaleGrads', `scaleGrads colGrad ${tag(dw, dout)}`, cg, 1e-5, 1e-5);
+      }
+    },
+  );
+
   ctx.test(['dropout'], 'bf16: dropout of bf16 views (the f32 Philox mask)', () => {
     assert.ok(has('dropout'));
     for (const [da, dout] of [

@@ -11,6 +11,7 @@ import { attentionTests } from './attention.js';
 import { bf16Tests } from './bf16.js';
 import { elementwiseTests } from './elementwise.js';
 import { errorTests } from './errors.js';
+import { gatedScaleTests } from './gated-scale.js';
 import { type ConformanceOptions, Ctx } from './harness.js';
 import { indexingTests } from './indexing.js';
 import { matmulTests } from './matmul.js';
@@ -53,6 +54,7 @@ export function conformance(name: string, load: Load, opts: ConformanceOptions =
   indexingTests(ctx);
   attentionTests(ctx);
   miscTests(ctx);
+  gatedScaleTests(ctx);
   bf16Tests(ctx);
   errorTests(ctx);
 }

@@ -1,0 +1,159 @@
+// Per-feature scalings folded into a weight and their gradients (VeRA's λ_b and λ_d folded into B):
+//   scaleFold:  out[o, k] = (w[o, k] · r[o]) · c[k]
+//   scaleGrads: rowGrad[o] = Σ_k (g·w)[o, k] · c[k],  colGrad[k] = Σ_o (g·w)[o, k] · r[o]
+// w, out and g are contiguous [O, K] (f32 or bf16 each); the scales and gradients are f32 vectors,
+// either scale absent (ones). Values are formed as the composite (src/ops/composite/scale.ts) forms
+// them (each product rounded to f32 where its temporary is f32), so scaleFold gives its bits. The
+// gradients are one read of g and w: a block of 8 warps takes kRows rows and a tile of up to kTile
+// columns; each warp sums its rows' terms with shuffles (the row partial of this tile) and keeps its
+// column sums in its own shared-memory row; the block adds its 8 rows in order (the column partial of
+// this chunk of rows). A second kernel adds the partials in order: deterministic, no atomics.
+#include "bf16.cuh"
+#include "kernels.h"
+
+namespace vera {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kRows = 16;    // rows per block (2 per warp)
+constexpr int kTile = 1024;  // columns per block: kWarps · kTile floats of shared memory (32 KB)
+
+struct Mat {
+  const void* p;
+  bool bf16;
+};
+
+__device__ __forceinline__ float ldm(const Mat& m, int64_t i) {
+  return m.bf16 ? cu::bf16_bits_to_f32(static_cast<const uint16_t*>(m.p)[i]) : static_cast<const float*>(m.p)[i];
+}
+
+__global__ void __launch_bounds__(cu::kThreads)
+    fold_kernel(void* out, bool out_bf16, Mat w, const float* r, const float* c, int64_t rows, int64_t cols) {
+  const int64_t n = rows * cols;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t o = i / cols, k = i - o * cols;
+    const double x = ldm(w, i);
+    double v;
+    if (r && c) v = (double)(float)(x * r[o]) * c[k];
+    else v = r ? x * r[o] : c ? x * c[k] : x;
+    if (out_bf16) static_cast<uint16_t*>(out)[i] = cu::f32_to_bf16_bits((float)v);
+    else static_cast<float*>(out)[i] = (float)v;
+  }
+}
+
+// Partials: row_part [tiles, rows] (row sums over this tile's columns), col_part [chunks, cols].
+__global__ void __launch_bounds__(kWarps * 32)
+    grads_kernel(Mat g, Mat w, const float* r, const float* c, float* row_part, float* col_part, int64_t rows,
+                 int64_t cols, bool want_rows, bool want_cols) {
+  __shared__ float acc[kWarps][kTile];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t k0 = (int64_t)blockIdx.x * kTile;
+  const int tile = (int)min((int64_t)kTile, cols - k0);
+  const int64_t o0 = (int64_t)blockIdx.y * kRows;
+  for (int j = lane; j < tile; j += 32) acc[warp][j] = 0.f;
+  for (int64_t o = o0 + warp; o < o0 + kRows && o < rows; o += kWarps) {
+    const float ro = r ? r[o] : 1.f;
+    float row = 0.f;
+    for (int j = lane; j < tile; j += 32) {
+      const int64_t i = o * cols + k0 + j;
+      const float p = (float)((double)ldm(g, i) * ldm(w, i));
+      row += c ? (float)((double)p * c[k0 + j]) : p;
+      acc[warp][j] += r ? (float)((double)p * ro) : p;
+    }
+    if (want_rows) {
+#pragma unroll
+      for (int s = 16; s > 0; s /= 2) row += __shfl_xor_sync(0xffffffffu, row, s);
+      if (lane == 0) row_part[(int64_t)blockIdx.x * rows + o] = row;
+    }
+  }
+  if (!want_cols) return;
+  __syncthreads();
+  for (int j = threadIdx.x; j < tile; j += blockDim.x) {
+    float s = 0.f;
+#pragma unroll
+    for (int q = 0; q < kWarps; q++) s += acc[q][j];
+    col_part[(int64_t)blockIdx.y * cols + k0 + j] = s;
+  }
+}
+
+// out[i] = Σ_p part[p, i]: a block of 32 × 32 threads takes 32 consecutive i (coalesced reads), its
+// 32 rows of threads each sum every 32nd p in order, and row 0 adds their 32 sums in order.
+__global__ void __launch_bounds__(1024) sum_parts_kernel(float* out, const float* part, int64_t parts, int64_t n) {
+  __shared__ float s[32][33];
+  const int64_t i = (int64_t)blockIdx.x * 32 + threadIdx.x;
+  float v = 0.f;
+  if (i < n)
+    for (int64_t p = threadIdx.y; p < parts; p += 32) v += part[p * n + i];
+  s[threadIdx.y][threadIdx.x] = v;
+  __syncthreads();
+  if (threadIdx.y != 0 || i >= n) return;
+  float t = 0.f;
+  for (int q = 0; q < 32; q++) t += s[q][threadIdx.x];
+  out[i] = t;
+}
+
+void sum_parts(float* out, const float* part, int64_t parts, int64_t n) {
+  sum_parts_kernel<<<(unsigned)((n + 31) / 32), dim3(32, 32), 0, cu::stream()>>>(out, part, parts, n);
+}
+
+Mat mat_of(const char* k, const char* what, const View& v) {
+  need_float_contig(k, what, v);
+  if (v.ndim != 2) fail(k, "%s must be a matrix [O, K], got shape %s", what, v.shape_str().c_str());
+  return Mat{static_cast<const char*>(v.base) + v.offset * dtype_bytes(v.dtype), v.dtype == DType::BF16};
+}
+
+const float* vec_of(const char* k, const char* what, const View& v, int64_t n) {
+  if (!v.present) return nullptr;
+  need_f32_contig(k, what, v);
+  if (v.numel() != n) fail(k, "%s has %lld elements, expected %lld", what, (long long)v.numel(), (long long)n);
+  return v.f();
+}
+
+}  // namespace
+
+void scale_fold(const View& out, const View& w, const View& row_scale, const View& col_scale) {
+  const char* k = "scaleFold";
+  const Mat wm = mat_of(k, "w", w);
+  mat_of(k, "output", out);
+  need_same_shape(k, "output", out, w);
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  const float* r = vec_of(k, "rowScale", row_scale, rows);
+  const float* c = vec_of(k, "colScale", col_scale, cols);
+  if (rows * cols == 0) return;
+  void* o = static_cast<char*>(out.base) + out.offset * dtype_bytes(out.dtype);
+  fold_kernel<<<cu::grid_for(rows * cols), cu::kThreads, 0, cu::stream()>>>(o, out.dtype == DType::BF16, wm, r, c, rows,
+                                                                           cols);
+  cu::launched(k);
+}
+
+void scale_grads(const View& row_grad, const View& col_grad, const View& g, const View& w, const View& row_scale,
+                 const View& col_scale) {
+  const char* k = "scaleGrads";
+  const Mat gm = mat_of(k, "g", g), wm = mat_of(k, "w", w);
+  need_same_shape(k, "g", g, w);
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  const float* r = vec_of(k, "rowScale", row_scale, rows);
+  const float* c = vec_of(k, "colScale", col_scale, cols);
+  float* rg = const_cast<float*>(vec_of(k, "rowGrad", row_grad, rows));
+  float* cg = const_cast<float*>(vec_of(k, "colGrad", col_grad, cols));
+  if (!rg && !cg) return;
+  if (rows == 0 || cols == 0) {
+    if (rg) cu::check(cudaMemsetAsync(rg, 0, rows * sizeof(float), cu::stream()), k, "zero the row gradient");
+    if (cg) cu::check(cudaMemsetAsync(cg, 0, cols * sizeof(float), cu::stream()), k, "zero the column gradient");
+    return;
+  }
+  const int64_t tiles = (cols + kTile - 1) / kTile, chunks = (rows + kRows - 1) / kRows;
+  if (chunks > 65535) fail(k, "%lld rows is more than this kernel's grid takes (%lld)", (long long)rows, 65535LL * kRows);
+  float* row_part = rg ? static_cast<float*>(cu::scratch(tiles * rows * sizeof(float), 0)) : nullptr;
+  float* col_part = cg ? static_cast<float*>(cu::scratch(chunks * cols * sizeof(float), 1)) : nullptr;
+  grads_kernel<<<dim3((unsigned)tiles, (unsigned)chunks), kWarps * 32, 0, cu::stream()>>>(gm, wm, r, c, row_part, col_part,
+                                                                                          rows, cols, rg != nullptr,
+                                                                                          cg != nullptr);
+  cu::launched(k);
+  if (rg) sum_parts(rg, row_part, tiles, rows);
+  if (cg) sum_parts(cg, col_part, chunks, cols);
+  cu::launched(k);
+}
+
+}  // namespace vera
