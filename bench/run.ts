@@ -165,7 +165,9 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const write = !argv.includes('--no-write');
   const wanted = argv.filter((a) => !a.startsWith('--'));
-  const selected = wanted.length === 0 ? BENCHES : BENCHES.filter((b) => wanted.some((w) => b.name.startsWith(w)));
+  // A name picks that bench; a prefix that names none picks every bench it starts ("gpt2" → gpt2-step).
+  const picks = (name: string, w: string) => name === w || (!BENCHES.some((b) => b.name === w) && name.startsWith(w));
+  const selected = wanted.length === 0 ? BENCHES : BENCHES.filter((b) => wanted.some((w) => picks(b.name, w)));
   if (selected.length === 0) {
     console.error(`[bench] no benchmark matches ${wanted.join(' ')}; known: ${BENCHES.map((b) => b.name).join(' ')}`);
     process.exit(2);
