@@ -1,7 +1,7 @@
 // A gated MLP's activation, out = f(gate) · up (SwiGLU, GeGLU), and its backward in one pass each,
-// where the composite (src/ops/composite/gated.ts) runs two and four kernels: f(gate) and dy · up are
-// formed as f32 values in registers exactly as the composite's f32 temporaries hold them, so the bits
-// are the composite's. Views are contiguous, each f32 or bf16 (bf16 activations); the dtype of each
+// where the composite (src/ops/composite/gated.ts) runs two and four kernels: f(gate), f'(gate) and
+// dy · up are f32 values in registers, f and f' from one f32 evaluation (activations.cuh act_grad_f,
+// within a few f32 ulps of the js backend's double forms), each product an f32 multiply. Views are contiguous, each f32 or bf16 (bf16 activations); the dtype of each
 // is a flag the loads branch on uniformly. Each thread handles kUnroll elements a block apart, loads
 // first, so several loads are in flight per thread (these kernels are bound by memory).
 #include "activations.cuh"
@@ -41,8 +41,9 @@ __global__ void __launch_bounds__(cu::kThreads) gated_kernel(int op, Vec out, Ve
     for (int j = 0; j < kUnroll; j++) {
       const int64_t i = base + (int64_t)j * blockDim.x;
       if (i >= n) break;
-      const float a = (float)cu::act_op(op, g[j]);
-      stv(out, i, (float)((double)a * u[j]));
+      float a, da;
+      cu::act_grad_f(op, g[j], &a, &da);
+      stv(out, i, a * u[j]);
     }
   }
 }
@@ -63,14 +64,10 @@ __global__ void __launch_bounds__(cu::kThreads)
     for (int j = 0; j < kUnroll; j++) {
       const int64_t i = base + (int64_t)j * blockDim.x;
       if (i >= n) break;
-      if (dgate.p) {
-        const float t = (float)((double)d[j] * u[j]);
-        stv(dgate, i, (float)((double)t * cu::grad_op(op, g[j])));
-      }
-      if (dup.p) {
-        const float a = (float)cu::act_op(op, g[j]);
-        stv(dup, i, (float)((double)d[j] * a));
-      }
+      float a, da;
+      cu::act_grad_f(op, g[j], &a, &da);
+      if (dgate.p) stv(dgate, i, (d[j] * u[j]) * da);
+      if (dup.p) stv(dup, i, d[j] * a);
     }
   }
 }

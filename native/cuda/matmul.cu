@@ -195,7 +195,12 @@ void matmul(const View& out, const View& a, const View& b, bool accumulate) {
   // accumulate, out widened into the temporary first and added by the GEMM in f32). A bf16 product
   // accumulating into a bf16 out takes the same way: cuBLASLt's beta = 1 on a bf16 C in place gave
   // results an ulp of the partial sums off on an H100 (conformance, 2026-12-07), so it is not used.
-  if (out_bf16 && (!bf16 || accumulate)) {
+  // VERA_CUDA_BF16_BETA=1 uses it (to check it again under the split-K restriction above).
+  static const bool beta_in_place = [] {
+    const char* e = std::getenv("VERA_CUDA_BF16_BETA");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  if (out_bf16 && (!bf16 || (accumulate && !beta_in_place))) {
     cu::DeviceTemp t((size_t)out.numel() * sizeof(float), k);
     const View o32 = dense_like(out, DType::F32, t.p, accumulate);
     matmul(o32, a, b, accumulate);

@@ -3,7 +3,8 @@
 //   scaleGrads: rowGrad[o] = Σ_k (g·w)[o, k] · c[k],  colGrad[k] = Σ_o (g·w)[o, k] · r[o]
 // w, out and g are contiguous [O, K] (f32 or bf16 each); the scales and gradients are f32 vectors,
 // either scale absent (ones). Values are formed as the composite (src/ops/composite/scale.ts) forms
-// them (each product rounded to f32 where its temporary is f32), so scaleFold gives its bits. The
+// them (each product an f32 multiply: the exact product rounded once, as an f32 temporary holds it), so
+// scaleFold gives its bits. The
 // gradients are one read of g and w: a block of 8 warps takes kRows rows and a tile of up to kTile
 // columns; each warp sums its rows' terms with shuffles (the row partial of this tile) and keeps its
 // column sums in its own shared-memory row; the block adds its 8 rows in order (the column partial of
@@ -18,6 +19,7 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kRows = 16;    // rows per block (2 per warp)
 constexpr int kTile = 1024;  // columns per block: kWarps · kTile floats of shared memory (32 KB)
+constexpr int kUnroll = 4;
 
 struct Mat {
   const void* p;
@@ -28,17 +30,20 @@ __device__ __forceinline__ float ldm(const Mat& m, int64_t i) {
   return m.bf16 ? cu::bf16_bits_to_f32(static_cast<const uint16_t*>(m.p)[i]) : static_cast<const float*>(m.p)[i];
 }
 
+// Rows over blockIdx.y (grid-stride), columns over the threads of a block: no index division. Each
+// product is an f32 multiply, which rounds the exact product once, as the composite's f32 results do.
 __global__ void __launch_bounds__(cu::kThreads)
     fold_kernel(void* out, bool out_bf16, Mat w, const float* r, const float* c, int64_t rows, int64_t cols) {
-  const int64_t n = rows * cols;
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t o = i / cols, k = i - o * cols;
-    const double x = ldm(w, i);
-    double v;
-    if (r && c) v = (double)(float)(x * r[o]) * c[k];
-    else v = r ? x * r[o] : c ? x * c[k] : x;
-    if (out_bf16) static_cast<uint16_t*>(out)[i] = cu::f32_to_bf16_bits((float)v);
-    else static_cast<float*>(out)[i] = (float)v;
+  for (int64_t o = blockIdx.y; o < rows; o += gridDim.y) {
+    const float ro = r ? r[o] : 1.f;
+    for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < cols; k += (int64_t)gridDim.x * blockDim.x) {
+      const int64_t i = o * cols + k;
+      float v = ldm(w, i);
+      if (r) v *= ro;
+      if (c) v *= c[k];
+      if (out_bf16) static_cast<uint16_t*>(out)[i] = cu::f32_to_bf16_bits(v);
+      else static_cast<float*>(out)[i] = v;
+    }
   }
 }
 
@@ -55,11 +60,24 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int64_t o = o0 + warp; o < o0 + kRows && o < rows; o += kWarps) {
     const float ro = r ? r[o] : 1.f;
     float row = 0.f;
-    for (int j = lane; j < tile; j += 32) {
-      const int64_t i = o * cols + k0 + j;
-      const float p = (float)((double)ldm(g, i) * ldm(w, i));
-      row += c ? (float)((double)p * c[k0 + j]) : p;
-      acc[warp][j] += r ? (float)((double)p * ro) : p;
+    // Four columns a lane at a time, loaded before use (several loads in flight per lane).
+    for (int j0 = lane; j0 < tile; j0 += 32 * kUnroll) {
+      float gv[kUnroll], wv[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) {
+        const int j = j0 + 32 * u;
+        const int64_t i = o * cols + k0 + j;
+        gv[u] = j < tile ? ldm(g, i) : 0.f;
+        wv[u] = j < tile ? ldm(w, i) : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) {
+        const int j = j0 + 32 * u;
+        if (j >= tile) break;
+        const float p = gv[u] * wv[u];
+        row += c ? p * c[k0 + j] : p;
+        acc[warp][j] += r ? p * ro : p;
+      }
     }
     if (want_rows) {
 #pragma unroll
@@ -122,8 +140,9 @@ void scale_fold(const View& out, const View& w, const View& row_scale, const Vie
   const float* c = vec_of(k, "colScale", col_scale, cols);
   if (rows * cols == 0) return;
   void* o = static_cast<char*>(out.base) + out.offset * dtype_bytes(out.dtype);
-  fold_kernel<<<cu::grid_for(rows * cols), cu::kThreads, 0, cu::stream()>>>(o, out.dtype == DType::BF16, wm, r, c, rows,
-                                                                           cols);
+  const dim3 grid((unsigned)std::min<int64_t>((cols + cu::kThreads - 1) / cu::kThreads, 64),
+                  (unsigned)std::min<int64_t>(rows, 65535));
+  fold_kernel<<<grid, cu::kThreads, 0, cu::stream()>>>(o, out.dtype == DType::BF16, wm, r, c, rows, cols);
   cu::launched(k);
 }
 
