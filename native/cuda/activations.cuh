@@ -54,49 +54,38 @@ __device__ inline double grad_op(int op, double x) {
   }
 }
 
-// The same activations in f32 arithmetic, each value f(x) and f'(x) from one evaluation (the gated MLP
-// kernels: FP64 transcendentals made the backward of a 7B's SwiGLU cost 0.8 ms a layer, bound by the
-// FP64 units). Written without cancellation (gelu_tanh through the logistic function: 0.5·(1 + tanh z)
-// = σ(2z)), they stay within a few f32 ulps of the double forms above, the accuracy an f32 backend's
-// activations have (native's): the contract's tolerance for f32 outputs; a bf16 output rounds them away.
-__device__ inline float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }
-
-__device__ inline void act_grad_f(int op, float x, float* f, float* df) {
+// f(x) and f'(x) from one evaluation, for the gated MLP kernels (FP64 transcendentals made the backward
+// of a 7B's SwiGLU cost 0.8 ms a layer, bound by the FP64 units). SiLU and sigmoid, whose exp takes x
+// itself (exact), are computed in f32 without cancellation (1 − σ(x) as e·σ(x), e = exp(−x)): a few f32
+// ulps from the double forms, the accuracy of an f32 backend's activations (native's). The GELUs and
+// tanh take a computed argument whose f32 rounding exp and erfc would amplify, so they stay in double.
+__device__ inline void act_grad(int op, float x, float* f, float* df) {
   switch (op) {
-    case G_GELU: {
-      const float c = 0.5f * erfcf(-x * (float)kSqrtHalf);
-      *f = x * c;
-      *df = c + x * (float)kInvSqrt2Pi * expf(-0.5f * x * x);
-      return;
-    }
-    case G_GELU_TANH: {
-      const float z = (float)kSqrt2OverPi * (x + 0.044715f * x * x * x);
-      const float s = sigmoid_f(2.f * z);  // 0.5·(1 + tanh z)
-      *f = x * s;
-      *df = s + x * 2.f * s * (1.f - s) * (float)kSqrt2OverPi * (1.f + 3.f * 0.044715f * x * x);
-      return;
-    }
-    case G_SILU: {
-      const float s = sigmoid_f(x);
-      *f = x * s;
-      *df = s * (1.f + x * (1.f - s));
-      return;
-    }
-    case G_TANH: {
-      const float t = tanhf(x);
-      *f = t;
-      *df = 1.f - t * t;
-      return;
-    }
+    case G_SILU:
     case G_SIGMOID: {
-      const float s = sigmoid_f(x);
-      *f = s;
-      *df = s * (1.f - s);
+      // σ(x) and 1 − σ(x) from exp(−|x|) ≤ 1, so nothing overflows or cancels.
+      const float e = expf(-fabsf(x)), inv = 1.f / (1.f + e);
+      const float s = x >= 0 ? inv : e * inv, oms = x >= 0 ? e * inv : inv;
+      if (x != x) {
+        *f = *df = x;
+        return;
+      }
+      if (op == G_SIGMOID) {
+        *f = s;
+        *df = s * oms;
+      } else {
+        *f = x * s;
+        *df = s * (1.f + x * oms);
+      }
       return;
     }
-    default:
+    case G_RELU:
       *f = x > 0 ? x : (x != x ? x : 0.f);
       *df = x > 0 ? 1.f : 0.f;
+      return;
+    default:
+      *f = (float)act_op(op, x);
+      *df = (float)grad_op(op, x);
   }
 }
 

@@ -22,6 +22,25 @@ __device__ __forceinline__ float ld(const bf16_t* p, int64_t i) { return bf16_bi
 __device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void st(bf16_t* p, int64_t i, float v) { p[i] = f32_to_bf16_bits(v); }
 
+// Eight consecutive bf16 elements in one 16-byte access (p 16-byte aligned): memory-bound kernels on
+// bf16 activations reach the bandwidth only with wide accesses (two bytes a thread leave it far below).
+__device__ __forceinline__ void ld8(const bf16_t* p, float (&x)[8]) {
+  const uint4 v = *reinterpret_cast<const uint4*>(p);
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    x[2 * k] = __uint_as_float(w[k] << 16);
+    x[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void st8(bf16_t* p, const float (&x)[8]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int k = 0; k < 4; k++) w[k] = f32_to_bf16_bits(x[2 * k]) | ((uint32_t)f32_to_bf16_bits(x[2 * k + 1]) << 16);
+  *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 template <class T>
 constexpr bool is_bf16() {
   return sizeof(T) == 2;

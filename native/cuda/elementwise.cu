@@ -198,6 +198,39 @@ __global__ void unary_grad_dense_kernel(int64_t n, int op, TO* __restrict__ dx, 
   VERA_DENSE_LOOP(n, xv[j] = ld(x, i); g[j] = ld(dy, i);, st(dx, i, (float)((double)g[j] * cu::grad_op(op, xv[j])));)
 }
 
+// All views bf16 at 16-byte aligned addresses (the activations of a bf16 model): eight elements a
+// thread per access (bf16.cuh ld8/st8), the same arithmetic; the dense kernels above take the tail.
+__global__ void binary_vec8_kernel(int64_t n8, int op, cu::bf16_t* o, const cu::bf16_t* a, const cu::bf16_t* b) {
+  for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n8; c += (int64_t)gridDim.x * blockDim.x) {
+    float x[8], y[8];
+    cu::ld8(a + 8 * c, x);
+    cu::ld8(b + 8 * c, y);
+#pragma unroll
+    for (int j = 0; j < 8; j++) x[j] = (float)binary_op(op, x[j], y[j]);
+    cu::st8(o + 8 * c, x);
+  }
+}
+
+__global__ void scalar_vec8_kernel(int64_t n8, int op, cu::bf16_t* o, const cu::bf16_t* a, double s) {
+  for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n8; c += (int64_t)gridDim.x * blockDim.x) {
+    float x[8];
+    cu::ld8(a + 8 * c, x);
+#pragma unroll
+    for (int j = 0; j < 8; j++) x[j] = (float)scalar_op(op, x[j], s);
+    cu::st8(o + 8 * c, x);
+  }
+}
+
+// The number of leading elements a vec8 kernel takes for these (dense) pointers: a multiple of 8, or 0
+// when one of them is not 16-byte aligned or not bf16.
+template <class... P>
+int64_t vec8_count(int64_t n, bool all_bf16, const P*... ps) {
+  if (!all_bf16 || n < 8) return 0;
+  for (const void* p : {static_cast<const void*>(ps)...})
+    if (!cu::aligned16(p)) return 0;
+  return n / 8 * 8;
+}
+
 void check_same(const char* k, const View& out, const View& v, const char* what) {
   if (!same_shape(out, v)) fail(k, "%s shape %s does not match the output %s", what, v.shape_str().c_str(), out.shape_str().c_str());
 }
@@ -259,10 +292,17 @@ void scalar(int op, const View& out, const View& a, double s) {
       cu::with_float(a.dtype, [&](auto ta) {
         using TO = decltype(to);
         using TA = decltype(ta);
-        if (dense(L))
-          scalar_dense_kernel<TO, TA><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
-              L.numel, op, static_cast<TO*>(out.base) + L.off[0], static_cast<const TA*>(a.base) + L.off[1], s);
-        else
+        if (dense(L)) {
+          TO* po = static_cast<TO*>(out.base) + L.off[0];
+          const TA* pa = static_cast<const TA*>(a.base) + L.off[1];
+          const int64_t v8 = vec8_count(L.numel, cu::is_bf16<TO>() && cu::is_bf16<TA>(), po, pa);
+          if (v8 > 0)
+            scalar_vec8_kernel<<<cu::grid_for(v8 / 8), cu::kThreads, 0, cu::stream()>>>(
+                v8 / 8, op, reinterpret_cast<cu::bf16_t*>(po), reinterpret_cast<const cu::bf16_t*>(pa), s);
+          if (v8 < L.numel)
+            scalar_dense_kernel<TO, TA><<<cu::grid_for((L.numel - v8 + kUnroll - 1) / kUnroll), cu::kThreads, 0, cu::stream()>>>(
+                L.numel - v8, op, po + v8, pa + v8, s);
+        } else
           scalar_float_kernel<TO, TA><<<grid(L), cu::kThreads, 0, cu::stream()>>>(L, op, static_cast<TO*>(out.base),
                                                                                  static_cast<const TA*>(a.base), s);
       });
@@ -295,11 +335,19 @@ void binary(int op, const View& out, const View& a, const View& b) {
           using TO = decltype(to);
           using TA = decltype(ta);
           using TB = decltype(tb);
-          if (dense(L))
-            binary_dense_kernel<TO, TA, TB><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
-                L.numel, op, static_cast<TO*>(out.base) + L.off[0], static_cast<const TA*>(a.base) + L.off[1],
-                static_cast<const TB*>(b.base) + L.off[2]);
-          else
+          if (dense(L)) {
+            TO* po = static_cast<TO*>(out.base) + L.off[0];
+            const TA* pa = static_cast<const TA*>(a.base) + L.off[1];
+            const TB* pb = static_cast<const TB*>(b.base) + L.off[2];
+            const int64_t v8 = vec8_count(L.numel, cu::is_bf16<TO>() && cu::is_bf16<TA>() && cu::is_bf16<TB>(), po, pa, pb);
+            if (v8 > 0)
+              binary_vec8_kernel<<<cu::grid_for(v8 / 8), cu::kThreads, 0, cu::stream()>>>(
+                  v8 / 8, op, reinterpret_cast<cu::bf16_t*>(po), reinterpret_cast<const cu::bf16_t*>(pa),
+                  reinterpret_cast<const cu::bf16_t*>(pb));
+            if (v8 < L.numel)
+              binary_dense_kernel<TO, TA, TB><<<cu::grid_for((L.numel - v8 + kUnroll - 1) / kUnroll), cu::kThreads, 0,
+                                                cu::stream()>>>(L.numel - v8, op, po + v8, pa + v8, pb + v8);
+          } else
             binary_float_kernel<TO, TA, TB><<<grid(L), cu::kThreads, 0, cu::stream()>>>(
                 L, op, static_cast<TO*>(out.base), static_cast<const TA*>(a.base), static_cast<const TB*>(b.base));
         });

@@ -140,8 +140,11 @@ void scale_fold(const View& out, const View& w, const View& row_scale, const Vie
   const float* c = vec_of(k, "colScale", col_scale, cols);
   if (rows * cols == 0) return;
   void* o = static_cast<char*>(out.base) + out.offset * dtype_bytes(out.dtype);
-  const dim3 grid((unsigned)std::min<int64_t>((cols + cu::kThreads - 1) / cu::kThreads, 64),
-                  (unsigned)std::min<int64_t>(rows, 65535));
+  // Enough blocks to fill the device, each walking many rows: one row per block made tens of thousands
+  // of tiny blocks, and their scheduling cost more than the copy.
+  const int64_t gx = std::min<int64_t>((cols + cu::kThreads - 1) / cu::kThreads, 64);
+  const int64_t gy = std::min<int64_t>(rows, std::max<int64_t>(1, (int64_t)cu::sm_count() * 16 / gx));
+  const dim3 grid((unsigned)gx, (unsigned)std::min<int64_t>(gy, 65535));
   fold_kernel<<<grid, cu::kThreads, 0, cu::stream()>>>(o, out.dtype == DType::BF16, wm, r, c, rows, cols);
   cu::launched(k);
 }

@@ -418,17 +418,22 @@ export function bf16Tests(ctx: Ctx): void {
         ['bf16', 'f32', 'bf16'],
         ['bf16', 'bf16', 'f32'],
       ] as [DType, DType, DType][]) {
-        const gate = rt(dg, [13, 301], -6, 6);
-        const up = rt(du, [13, 301], -2, 2);
-        const out = zeros(dout, [13, 301]);
-        ctx.both((be, v) => ctx.k(be).gatedActivation(v(out), v(gate), v(up), op));
-        check(ctx, 'gatedActivation', `gatedActivation ${op} ${tag(dg, du, dout)}`, out);
-        const dy = rt(dout, [13, 301]);
-        const dgate = zeros(dg, [13, 301]);
-        const dup = zeros(du, [13, 301]);
-        ctx.both((be, v) => ctx.k(be).gatedActivationBackward(v(dgate), v(dup), v(gate), v(up), v(dy), op));
-        check(ctx, 'gatedActivationBackward', `gatedActivationBackward ${op} dgate ${tag(dg, du, dout)}`, dgate);
-        check(ctx, 'gatedActivationBackward', `gatedActivationBackward ${op} dup ${tag(dg, du, dout)}`, dup);
+        // gate at an offset of 3 elements (a misaligned start), up and dy aligned; 3913 elements (8k + 1).
+        for (const at of [0, 3]) {
+          const shape = [13, 301];
+          const gate = rt(dg, shape, -6, 6, contiguous(shape), at, size(shape) + at);
+          const up = rt(du, shape, -2, 2);
+          const out = zeros(dout, shape);
+          const t = `${op} ${tag(dg, du, dout)} gate at ${at}`;
+          ctx.both((be, v) => ctx.k(be).gatedActivation(v(out), v(gate), v(up), op));
+          check(ctx, 'gatedActivation', `gatedActivation ${t}`, out, 0, 2e-6);
+          const dy = rt(dout, shape);
+          const dgate = zeros(dg, shape);
+          const dup = zeros(du, shape);
+          ctx.both((be, v) => ctx.k(be).gatedActivationBackward(v(dgate), v(dup), v(gate), v(up), v(dy), op));
+          check(ctx, 'gatedActivationBackward', `gatedActivationBackward dgate ${t}`, dgate, 1e-7, 1e-5);
+          check(ctx, 'gatedActivationBackward', `gatedActivationBackward dup ${t}`, dup, 0, 2e-6);
+        }
       }
     }
   });

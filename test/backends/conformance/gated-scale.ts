@@ -2,10 +2,12 @@
 // for every activation with a fused derivative (inputs at an offset into a larger buffer, one gradient
 // or both), scaleFold with either scale or both, and scaleGrads over several column tiles and many row
 // chunks (the cuda kernel's partial sums), each gradient alone or both.
-// Tolerances: the gated kernels form each value as the composite does (f32 intermediates), so 1e-6
-// relative covers a backend whose activations differ in the last f32 bits (native); scaleFold is one
-// or two products, 1e-6 relative; scaleGrads sums K or O terms of magnitude ≤ 1 in a backend-chosen
-// order, 1e-5 relative and 1e-4 absolute (f32 summation error of ~1000 such terms).
+// Tolerances: the gated kernels form each value as the composite does (f32 intermediates), with the
+// activation and its derivative of the backend's own arithmetic: the suite's tolerances of unary
+// (2e-6 relative) and unaryGrad (1e-5 relative, 1e-7 absolute), which f32 activations (native's, cuda's
+// SiLU) meet; scaleFold is one or two f32 products, 1e-6 relative; scaleGrads sums K or O terms of
+// magnitude ≤ 1 in a backend-chosen order, 1e-5 relative and 1e-4 absolute (f32 summation error of
+// ~1000 such terms).
 
 import type { UnaryGradOp } from '../../../src/backends/backend.js';
 import type { Ctx, Pair } from './harness.js';
@@ -24,7 +26,7 @@ export function gatedScaleTests(ctx: Ctx): void {
       const up = ctx.rf([37, 129], -2, 2);
       const out = ctx.zeros(F, [37, 129]);
       ctx.both((be, v) => ctx.k(be).gatedActivation(v(out), v(gate), v(up), op));
-      ctx.close('gatedActivation', `gatedActivation ${op}`, out, 1e-6, 1e-7);
+      ctx.close('gatedActivation', `gatedActivation ${op}`, out, 2e-6, 1e-7);
     }
   });
 
@@ -43,8 +45,8 @@ export function gatedScaleTests(ctx: Ctx): void {
         ctx.both((be, v) =>
           ctx.k(be).gatedActivationBackward(wantG ? v(dg) : null, wantU ? v(du) : null, v(gate), v(up), v(dy), op),
         );
-        if (wantG) ctx.close('gatedActivationBackward', `gatedActivationBackward ${op} dgate`, dg, 1e-6, 1e-7);
-        if (wantU) ctx.close('gatedActivationBackward', `gatedActivationBackward ${op} dup`, du, 1e-6, 1e-7);
+        if (wantG) ctx.close('gatedActivationBackward', `gatedActivationBackward ${op} dgate`, dg, 1e-5, 1e-7);
+        if (wantU) ctx.close('gatedActivationBackward', `gatedActivationBackward ${op} dup`, du, 2e-6, 1e-7);
       }
     }
   });
