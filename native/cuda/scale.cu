@@ -47,7 +47,27 @@ __global__ void __launch_bounds__(cu::kThreads)
   }
 }
 
+// The VeRA case, an f32 master folded into a bf16 weight with both scales, eight columns a thread
+// (two 16-byte loads of w and of c, one 16-byte store): the scalar kernel above leaves the copy
+// latency-bound at one 4-byte load in flight per thread. cols % 8 == 0, every pointer 16-byte aligned.
+__global__ void __launch_bounds__(cu::kThreads) fold_vec8_kernel(cu::bf16_t* out, const float* w, const float* r,
+                                                                 const float* c, int64_t rows, int64_t cols) {
+  const int64_t per_row = cols / 8, n8 = rows * per_row;
+  for (int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; q < n8; q += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t o = q / per_row, k = 8 * (q - o * per_row);
+    const float4* wp = reinterpret_cast<const float4*>(w + o * cols + k);
+    const float4* cp = reinterpret_cast<const float4*>(c + k);
+    const float4 w0 = wp[0], w1 = wp[1], c0 = cp[0], c1 = cp[1];
+    const float ro = r[o];
+    const float v[8] = {w0.x * ro * c0.x, w0.y * ro * c0.y, w0.z * ro * c0.z, w0.w * ro * c0.w,
+                        w1.x * ro * c1.x, w1.y * ro * c1.y, w1.z * ro * c1.z, w1.w * ro * c1.w};
+    cu::st8(out + o * cols + k, v);
+  }
+}
+
 // Partials: row_part [tiles, rows] (row sums over this tile's columns), col_part [chunks, cols].
+// VEC (g and w f32, cols % 4 == 0, 16-byte aligned): a lane takes four consecutive columns per access.
+template <bool VEC>
 __global__ void __launch_bounds__(kWarps * 32)
     grads_kernel(Mat g, Mat w, const float* r, const float* c, float* row_part, float* col_part, int64_t rows,
                  int64_t cols, bool want_rows, bool want_cols) {
@@ -60,23 +80,37 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int64_t o = o0 + warp; o < o0 + kRows && o < rows; o += kWarps) {
     const float ro = r ? r[o] : 1.f;
     float row = 0.f;
-    // Four columns a lane at a time, loaded before use (several loads in flight per lane).
-    for (int j0 = lane; j0 < tile; j0 += 32 * kUnroll) {
-      float gv[kUnroll], wv[kUnroll];
+    if (VEC) {
+      const float* gr = static_cast<const float*>(g.p) + o * cols + k0;
+      const float* wr = static_cast<const float*>(w.p) + o * cols + k0;
+      for (int j = 4 * lane; j < tile; j += 128) {
+        const float4 gv = *reinterpret_cast<const float4*>(gr + j), wv = *reinterpret_cast<const float4*>(wr + j);
+        const float p[4] = {gv.x * wv.x, gv.y * wv.y, gv.z * wv.z, gv.w * wv.w};
 #pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int j = j0 + 32 * u;
-        const int64_t i = o * cols + k0 + j;
-        gv[u] = j < tile ? ldm(g, i) : 0.f;
-        wv[u] = j < tile ? ldm(w, i) : 0.f;
+        for (int u = 0; u < 4; u++) {
+          row += c ? p[u] * c[k0 + j + u] : p[u];
+          acc[warp][j + u] += r ? p[u] * ro : p[u];
+        }
       }
+    } else {
+      // Four columns a lane at a time, loaded before use (several loads in flight per lane).
+      for (int j0 = lane; j0 < tile; j0 += 32 * kUnroll) {
+        float gv[kUnroll], wv[kUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int j = j0 + 32 * u;
-        if (j >= tile) break;
-        const float p = gv[u] * wv[u];
-        row += c ? p * c[k0 + j] : p;
-        acc[warp][j] += r ? p * ro : p;
+        for (int u = 0; u < kUnroll; u++) {
+          const int j = j0 + 32 * u;
+          const int64_t i = o * cols + k0 + j;
+          gv[u] = j < tile ? ldm(g, i) : 0.f;
+          wv[u] = j < tile ? ldm(w, i) : 0.f;
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+          const int j = j0 + 32 * u;
+          if (j >= tile) break;
+          const float p = gv[u] * wv[u];
+          row += c ? p * c[k0 + j] : p;
+          acc[warp][j] += r ? p * ro : p;
+        }
       }
     }
     if (want_rows) {
@@ -140,6 +174,13 @@ void scale_fold(const View& out, const View& w, const View& row_scale, const Vie
   const float* c = vec_of(k, "colScale", col_scale, cols);
   if (rows * cols == 0) return;
   void* o = static_cast<char*>(out.base) + out.offset * dtype_bytes(out.dtype);
+  if (r && c && !wm.bf16 && out.dtype == DType::BF16 && cols % 8 == 0 && cu::aligned16(o) && cu::aligned16(wm.p) &&
+      cu::aligned16(c)) {
+    fold_vec8_kernel<<<cu::grid_for(rows * cols / 8), cu::kThreads, 0, cu::stream()>>>(
+        static_cast<cu::bf16_t*>(o), static_cast<const float*>(wm.p), r, c, rows, cols);
+    cu::launched(k);
+    return;
+  }
   // Enough blocks to fill the device, each walking many rows: one row per block made tens of thousands
   // of tiny blocks, and their scheduling cost more than the copy.
   const int64_t gx = std::min<int64_t>((cols + cu::kThreads - 1) / cu::kThreads, 64);
@@ -169,9 +210,14 @@ void scale_grads(const View& row_grad, const View& col_grad, const View& g, cons
   if (chunks > 65535) fail(k, "%lld rows is more than this kernel's grid takes (%lld)", (long long)rows, 65535LL * kRows);
   float* row_part = rg ? static_cast<float*>(cu::scratch(tiles * rows * sizeof(float), 0)) : nullptr;
   float* col_part = cg ? static_cast<float*>(cu::scratch(chunks * cols * sizeof(float), 1)) : nullptr;
-  grads_kernel<<<dim3((unsigned)tiles, (unsigned)chunks), kWarps * 32, 0, cu::stream()>>>(gm, wm, r, c, row_part, col_part,
-                                                                                          rows, cols, rg != nullptr,
-                                                                                          cg != nullptr);
+  const dim3 grid((unsigned)tiles, (unsigned)chunks);
+  const bool vec = !gm.bf16 && !wm.bf16 && cols % 4 == 0 && cu::aligned16(gm.p) && cu::aligned16(wm.p);
+  if (vec)
+    grads_kernel<true><<<grid, kWarps * 32, 0, cu::stream()>>>(gm, wm, r, c, row_part, col_part, rows, cols, rg != nullptr,
+                                                             cg != nullptr);
+  else
+    grads_kernel<false><<<grid, kWarps * 32, 0, cu::stream()>>>(gm, wm, r, c, row_part, col_part, rows, cols,
+                                                              rg != nullptr, cg != nullptr);
   cu::launched(k);
   if (rg) sum_parts(rg, row_part, tiles, rows);
   if (cg) sum_parts(cg, col_part, chunks, cols);

@@ -443,18 +443,19 @@ export function bf16Tests(ctx: Ctx): void {
     'bf16: scale folds into a bf16 weight and their gradients from bf16 views',
     () => {
       assert.ok(has('scaleFold') && has('scaleGrads'));
-      const [o, k] = [41, 1030];
-      const r = rt('f32', [o], -2, 2);
-      const c = rt('f32', [k], -2, 2);
-      for (const [dw, dout] of [
-        ['f32', 'bf16'],
-        ['bf16', 'bf16'],
-        ['bf16', 'f32'],
-      ] as [DType, DType][]) {
+      // 1024 columns: a backend's 8-wide path (f32 master into bf16); 1030: its scalar path.
+      for (const [o, k, dw, dout] of [
+        [41, 1024, 'f32', 'bf16'],
+        [41, 1030, 'f32', 'bf16'],
+        [41, 1030, 'bf16', 'bf16'],
+        [41, 1030, 'bf16', 'f32'],
+      ] as [number, number, DType, DType][]) {
+        const r = rt('f32', [o], -2, 2);
+        const c = rt('f32', [k], -2, 2);
         const w = rt(dw, [o, k]);
         const out = zeros(dout, [o, k]);
         ctx.both((be, v) => ctx.k(be).scaleFold(v(out), v(w), v(r), v(c)));
-        check(ctx, 'scaleFold', `scaleFold ${tag(dw, dout)}`, out);
+        check(ctx, 'scaleFold', `scaleFold [${o}, ${k}] ${tag(dw, dout)}`, out);
         const g = rt(dout, [o, k]);
         const rg = zeros('f32', [o]);
         const cg = zeros('f32', [k]);

@@ -69,13 +69,16 @@ export function gatedScaleTests(ctx: Ctx): void {
   });
 
   ctx.test(['scaleGrads'], 'scaleGrads over several column tiles and many row chunks', () => {
-    for (const [o, k] of [
-      [37, 1100],
-      [300, 16],
-      [1, 1],
-    ] as [number, number][]) {
+    // w at an offset (the scalar path of a vectorising backend) or aligned (its 4-wide path).
+    for (const [o, k, aligned] of [
+      [37, 1100, false],
+      [37, 1100, true],
+      [64, 1024, true],
+      [300, 16, false],
+      [1, 1, false],
+    ] as [number, number, boolean][]) {
       const g = ctx.rf([o, k]);
-      const w = offsetRf([o, k]);
+      const w = aligned ? ctx.rf([o, k]) : offsetRf([o, k]);
       const r = ctx.rf([o]);
       const c = ctx.rf([k]);
       for (const [wantR, wantC, useR, useC] of [
@@ -91,7 +94,7 @@ export function gatedScaleTests(ctx: Ctx): void {
             .k(be)
             .scaleGrads(wantR ? v(rg) : null, wantC ? v(cg) : null, v(g), v(w), useR ? v(r) : null, useC ? v(c) : null),
         );
-        const tag = `[${o}, ${k}] scales ${useR},${useC}`;
+        const tag = `[${o}, ${k}]${aligned ? ' aligned' : ''} scales ${useR},${useC}`;
         if (wantR) ctx.close('scaleGrads', `scaleGrads rowGrad ${tag}`, rg, 1e-5, 1e-4);
         if (wantC) ctx.close('scaleGrads', `scaleGrads colGrad ${tag}`, cg, 1e-5, 1e-4);
       }
