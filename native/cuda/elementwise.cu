@@ -149,6 +149,11 @@ bool dense(const Layout<K>& L) {
   return true;
 }
 
+// The unary ops cheap enough for the dense path: the transcendental ones (computed in double, as the
+// js reference) are bound by the FP64 units, and holding kUnroll of them in flight per thread made
+// GPT-2's GELU slower than one element a thread (H100, 2026-12-07: the GPT-2-medium step +12%).
+bool cheap_unary(int op) { return op == U_NEG || op == U_ABS || op == U_SIGN || op == U_RELU || op == U_SQUARE; }
+
 template <int K>
 unsigned dense_grid(const Layout<K>& L) {
   return cu::grid_for((L.numel + kUnroll - 1) / kUnroll);
@@ -263,7 +268,7 @@ void unary(int op, const View& out, const View& a) {
     cu::with_float(a.dtype, [&](auto ta) {
       using TO = decltype(to);
       using TA = decltype(ta);
-      if (dense(L))
+      if (dense(L) && cheap_unary(op))
         unary_dense_kernel<TO, TA><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
             L.numel, op, static_cast<TO*>(out.base) + L.off[0], static_cast<const TA*>(a.base) + L.off[1]);
       else
@@ -379,7 +384,7 @@ void unary_grad(int op, const View& dx, const View& x, const View& dy) {
         using TO = decltype(to);
         using TX = decltype(tx);
         using TD = decltype(td);
-        if (dense(L))
+        if (dense(L) && op == G_RELU)
           unary_grad_dense_kernel<TO, TX, TD><<<dense_grid(L), cu::kThreads, 0, cu::stream()>>>(
               L.numel, op, static_cast<TO*>(dx.base) + L.off[0], static_cast<const TX*>(x.base) + L.off[1],
               static_cast<const TD*>(dy.base) + L.off[2]);
