@@ -66,6 +66,15 @@ __device__ __forceinline__ bool position_visible(const Params& p, int i, int j) 
   return true;
 }
 
+// Whether every (query, key) of [i0, i1) × [j0, j1) is visible by position with no key mask: the
+// tensor-core kernels then skip the per-score test (most tiles of a causal mask lie below its diagonal).
+__device__ __forceinline__ bool tile_visible(const Params& p, int i0, int i1, int j0, int j1) {
+  if (p.mask || i1 <= i0 || j1 <= j0) return false;
+  if (p.causal && (long long)(j1 - 1) > (long long)i0 + p.shift) return false;
+  if (p.window > 0 && (long long)(i1 - 1) + p.shift - j0 >= p.window) return false;
+  return true;
+}
+
 // Keys [jlo, jhi) that at least one query of [i0, i1) may see by position (attention.cc's block_keys).
 __device__ __forceinline__ void key_range(const Params& p, int i0, int i1, int& jlo, int& jhi) {
   long long lo = p.window > 0 ? max(0LL, (long long)i0 + p.shift - p.window + 1) : 0LL;
@@ -123,10 +132,14 @@ __device__ __forceinline__ void fill_keep(uint8_t* keep, const Params& p, int b,
 __device__ __forceinline__ float nan_max(float a, float b) { return (a != a || b != b) ? NAN : fmaxf(a, b); }
 
 // P, its dropped version Pd = P·M and dS of one (query, key) entry, given q·k (s) and dO·v (dp).
+// FAST (the bf16 tensor-core kernels, whose P is rounded to bf16 next): exp through the hardware's
+// __expf, a few ulps of f32 from expf and far below that rounding.
+template <bool FAST = false>
 __device__ __forceinline__ void grad_entry(const Params& p, bool visible, float lse_i, float delta_i, bool kept, float s,
                                            float dp, float& pd, float& ds) {
   // A row without any visible key (lse = −∞) has P = 0, as attention.cc and the js reference.
-  const float pr = (visible && lse_i != kNegInf) ? expf(p.scale * s - lse_i) : 0.0f;
+  const float x = p.scale * s - lse_i;
+  const float pr = (visible && lse_i != kNegInf) ? (FAST ? __expf(x) : expf(x)) : 0.0f;
   const float mult = p.drop ? (kept ? p.keep_scale : 0.0f) : 1.0f;
   pd = pr * mult;
   ds = pr * (mult * dp - delta_i) * p.scale;

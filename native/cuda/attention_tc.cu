@@ -6,7 +6,9 @@
 // their products with V, dO, K and Q, as
 // FlashAttention does; the softmax statistics, lse, Δ and every accumulator stay f32. Visibility, key
 // masks, dropout (the same Philox keep bits), empty rows and NaN follow the f32 kernels
-// (attention_common.cuh), so the two paths differ by rounding only.
+// (attention_common.cuh), so the two paths differ by rounding only; exp is the hardware's __expf (a few
+// f32 ulps, below the bf16 rounding of P), and a key tile every query of the block sees by position,
+// with no key mask, skips the per-score visibility test.
 //
 // A block is 4 warps; a warp owns 16 rows of its tile's left operand (queries in the forward and in dQ,
 // keys in dK/dV), so a row's accumulator fragment sits in the 4 lanes of one quad and every row
@@ -229,12 +231,13 @@ __global__ void __launch_bounds__(kThreads)
     }
 
     float mx[2] = {kNegInf, kNegInf};
+    const bool full = nk == kBC && tile_visible(p, i0, i0 + nq, j0, j0 + nk);
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int half = e >> 1, col = nt * 8 + t2 + (e & 1);
-        const bool vis = kvis[col] && position_visible(p, i0 + r0 + 8 * half, j0 + col);
+        const bool vis = full || (kvis[col] && position_visible(p, i0 + r0 + 8 * half, j0 + col));
         s[nt][e] = vis ? p.scale * s[nt][e] : kNegInf;
         mx[half] = nan_max(mx[half], s[nt][e]);
       }
@@ -243,14 +246,14 @@ __global__ void __launch_bounds__(kThreads)
     for (int half = 0; half < 2; half++) {
       mnew[half] = nan_max(m[half], quad_max(mx[half]));
       // mnew = −∞: nothing visible so far; the row stays empty (α = 1, P = 0).
-      alpha[half] = mnew[half] == kNegInf ? 1.0f : expf(m[half] - mnew[half]);
+      alpha[half] = mnew[half] == kNegInf ? 1.0f : __expf(m[half] - mnew[half]);
     }
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int half = e >> 1, col = nt * 8 + t2 + (e & 1);
-        const float x = mnew[half] == kNegInf ? 0.0f : expf(s[nt][e] - mnew[half]);
+        const float x = mnew[half] == kNegInf ? 0.0f : __expf(s[nt][e] - mnew[half]);
         sum[half] += x;
         s[nt][e] = (p.drop && !keep[(r0 + 8 * half) * KLD + col]) ? 0.0f : x;
       }
@@ -368,14 +371,15 @@ __global__ void __launch_bounds__(kThreads)
         mma(dp[nt], ag, bv);  // dO·v
       }
     }
+    const bool full = nk == kBC && tile_visible(p, i0, i0 + nq, j0, j0 + nk);
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int row = r0 + 8 * (e >> 1), col = nt * 8 + t2 + (e & 1);
-        const bool vis = kvis[col] && position_visible(p, i0 + row, j0 + col);
+        const bool vis = full || (kvis[col] && position_visible(p, i0 + row, j0 + col));
         float pd, ds;
-        grad_entry(p, vis, ls[row], dls[row], keep[row * KLD + col] != 0, s[nt][e], dp[nt][e], pd, ds);
+        grad_entry<true>(p, vis, ls[row], dls[row], keep[row * KLD + col] != 0, s[nt][e], dp[nt][e], pd, ds);
         s[nt][e] = ds;
       }
 #pragma unroll
@@ -477,14 +481,15 @@ __global__ void __launch_bounds__(kThreads, 1)
           mma(dpt[nt], av, bg2);
         }
       }
+      const bool full = nk == kBC && tile_visible(p, i0, i0 + nq, j0, j0 + nk);
 #pragma unroll
       for (int nt = 0; nt < NT; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
           const int key = k0 + 8 * (e >> 1), qr = nt * 8 + t2 + (e & 1);
-          const bool vis = kvis[key] && position_visible(p, i0 + qr, j0 + key);
+          const bool vis = full || (kvis[key] && position_visible(p, i0 + qr, j0 + key));
           float pd, ds;
-          grad_entry(p, vis, ls[qr], dls[qr], keep[qr * KLD + key] != 0, st[nt][e], dpt[nt][e], pd, ds);
+          grad_entry<true>(p, vis, ls[qr], dls[qr], keep[qr * KLD + key] != 0, st[nt][e], dpt[nt][e], pd, ds);
           st[nt][e] = pd;
           dpt[nt][e] = ds;
         }

@@ -136,6 +136,10 @@ export function attentionTests(ctx: Ctx): void {
         { tq: 9, tk: 140 },
         { tq: 140, tk: 9 },
         { p: 0.2, mask: true, offset: 11 },
+        // Whole key tiles visible (no mask; a backend may skip its per-score test there): not causal,
+        // and a window wider than the sequence.
+        { causal: false, tq: 64, tk: 128 },
+        { d: 128, tq: 130, tk: 130, window: 200 },
       ];
       for (const c of cases) lowPrecisionCase(ctx, { ...base, ...c });
     },
