@@ -24,6 +24,8 @@
 #include <cuda_bf16.h>
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <cstdint>
 #include <type_traits>
 
@@ -85,6 +87,44 @@ __device__ __forceinline__ void frag_b_trans2(uint32_t (&b0)[2], uint32_t (&b1)[
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(b0[0]), "=r"(b0[1]), "=r"(b1[0]), "=r"(b1[1])
                : "r"(addr));
+}
+
+// ldmatrix forms of frag_a and of two frag_b calls (VERA_CUDA_ATTN_LDMATRIX=1, experimental until
+// measured on a GPU): one ldmatrix.x4 instead of four (A) or four (two B fragments) 32-bit shared loads,
+// the same registers. Lanes 8·m..8·m + 7 address the rows of 8 × 8 matrix m: for A, m's bit 0 picks
+// the row half (m0 or m0 + 8) and bit 1 the k half; for B stored [n][k], bit 0 the k half and bit 1
+// the n-tile (n0 or n0 + 8). Rows are 16-byte aligned: LD·2 bytes is a multiple of 16.
+template <int LD>
+__device__ __forceinline__ void frag_a_ldm(uint32_t (&a)[4], const bf16* T, int m0, int k0, int lane) {
+  const bf16* p = T + (m0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + k0 + (lane >> 4) * 8;
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+               : "r"(addr));
+}
+template <int LD>
+__device__ __forceinline__ void frag_b2_ldm(uint32_t (&b0)[2], uint32_t (&b1)[2], const bf16* T, int n0, int k0,
+                                            int lane) {
+  const bf16* p = T + (n0 + (lane & 7) + (lane >> 4) * 8) * LD + k0 + ((lane >> 3) & 1) * 8;
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(b0[0]), "=r"(b0[1]), "=r"(b1[0]), "=r"(b1[1])
+               : "r"(addr));
+}
+// The A fragment and the B fragments of n-tiles n0, n0 + 8 through either form.
+template <bool LDM, int LD>
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* T, int m0, int k0, int lane) {
+  if (LDM) frag_a_ldm<LD>(a, T, m0, k0, lane);
+  else frag_a<LD>(a, T, m0, k0, lane);
+}
+template <bool LDM, int LD>
+__device__ __forceinline__ void load_b2(uint32_t (&b0)[2], uint32_t (&b1)[2], const bf16* T, int n0, int k0, int lane) {
+  if (LDM) {
+    frag_b2_ldm<LD>(b0, b1, T, n0, k0, lane);
+  } else {
+    frag_b<LD>(b0, T, n0, k0, lane);
+    frag_b<LD>(b1, T, n0 + 8, k0, lane);
+  }
 }
 
 // The A fragment of k-chunk kk from accumulators c[n-tile][4] (the C → A identity above).
@@ -178,7 +218,7 @@ struct Smem {
 // ---- forward ---------------------------------------------------------------------------------------
 
 // One block per (batch, query head, query tile), heaviest tile first (as the f32 forward).
-template <int DMAX, class T>
+template <int DMAX, class T, bool LDM>
 __global__ void __launch_bounds__(kThreads)
     tc_forward_kernel(const Params p, T* __restrict__ out, float* __restrict__ lse, int ntiles) {
   using S = Smem<DMAX>;
@@ -221,12 +261,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
       uint32_t a[4];
-      frag_a<LD>(a, Qs, warp * 16, kc * 16, lane);
+      load_a<LDM, LD>(a, Qs, warp * 16, kc * 16, lane);
 #pragma unroll
-      for (int nt = 0; nt < NT; nt++) {
-        uint32_t bb[2];
-        frag_b<LD>(bb, Ks, nt * 8, kc * 16, lane);
-        mma(s[nt], a, bb);
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t b0[2], b1[2];
+        load_b2<LDM, LD>(b0, b1, Ks, nt * 8, kc * 16, lane);
+        mma(s[nt], a, b0);
+        mma(s[nt + 1], a, b1);
       }
     }
 
@@ -306,7 +347,7 @@ __global__ void __launch_bounds__(kThreads)
 // ---- backward --------------------------------------------------------------------------------------
 
 // dQ of (batch, query head, query tile): loops over the key tiles the tile may see.
-template <int DMAX, class T>
+template <int DMAX, class T, bool LDM>
 __global__ void __launch_bounds__(kThreads)
     tc_dq_kernel(const Params p, const Grad gr, T* __restrict__ dq, int ntiles) {
   using S = Smem<DMAX>;
@@ -360,15 +401,17 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
       uint32_t aq[4], ag[4];
-      frag_a<LD>(aq, Qs, warp * 16, kc * 16, lane);
-      frag_a<LD>(ag, Gs, warp * 16, kc * 16, lane);
+      load_a<LDM, LD>(aq, Qs, warp * 16, kc * 16, lane);
+      load_a<LDM, LD>(ag, Gs, warp * 16, kc * 16, lane);
 #pragma unroll
-      for (int nt = 0; nt < NT; nt++) {
-        uint32_t bk[2], bv[2];
-        frag_b<LD>(bk, Ks, nt * 8, kc * 16, lane);
-        frag_b<LD>(bv, Vs, nt * 8, kc * 16, lane);
-        mma(s[nt], aq, bk);   // q·k
-        mma(dp[nt], ag, bv);  // dO·v
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t bk0[2], bk1[2], bv0[2], bv1[2];
+        load_b2<LDM, LD>(bk0, bk1, Ks, nt * 8, kc * 16, lane);
+        load_b2<LDM, LD>(bv0, bv1, Vs, nt * 8, kc * 16, lane);
+        mma(s[nt], aq, bk0);  // q·k
+        mma(s[nt + 1], aq, bk1);
+        mma(dp[nt], ag, bv0);  // dO·v
+        mma(dp[nt + 1], ag, bv1);
       }
     }
     const bool full = nk == kBC && tile_visible(p, i0, i0 + nq, j0, j0 + nk);
@@ -413,7 +456,7 @@ __global__ void __launch_bounds__(kThreads)
 // dK, dV of (batch, kv head, key tile): loops over the group's query heads and the query tiles that may
 // see the key tile; K and V stay in shared memory, dK and dV in registers. Deterministic: each output is
 // one thread's, its sum in a fixed order.
-template <int DMAX, class T>
+template <int DMAX, class T, bool LDM>
 __global__ void __launch_bounds__(kThreads, 1)
     tc_dkdv_kernel(const Params p, const Grad gr, T* __restrict__ dk, T* __restrict__ dv, int ntiles) {
   using S = Smem<DMAX>;
@@ -470,15 +513,17 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int kc = 0; kc < KC; kc++) {
         uint32_t ak[4], av[4];
-        frag_a<LD>(ak, Ks, warp * 16, kc * 16, lane);
-        frag_a<LD>(av, Vs, warp * 16, kc * 16, lane);
+        load_a<LDM, LD>(ak, Ks, warp * 16, kc * 16, lane);
+        load_a<LDM, LD>(av, Vs, warp * 16, kc * 16, lane);
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-          uint32_t bq[2], bg2[2];
-          frag_b<LD>(bq, Qs, nt * 8, kc * 16, lane);
-          frag_b<LD>(bg2, Gs, nt * 8, kc * 16, lane);
-          mma(st[nt], ak, bq);
-          mma(dpt[nt], av, bg2);
+        for (int nt = 0; nt < NT; nt += 2) {
+          uint32_t bq0[2], bq1[2], bg0[2], bg1[2];
+          load_b2<LDM, LD>(bq0, bq1, Qs, nt * 8, kc * 16, lane);
+          load_b2<LDM, LD>(bg0, bg1, Gs, nt * 8, kc * 16, lane);
+          mma(st[nt], ak, bq0);
+          mma(st[nt + 1], ak, bq1);
+          mma(dpt[nt], av, bg0);
+          mma(dpt[nt + 1], av, bg1);
         }
       }
       const bool full = nk == kBC && tile_visible(p, i0, i0 + nq, j0, j0 + nk);
@@ -555,6 +600,22 @@ bool with_tc_head(int d, F&& f) {
   return true;
 }
 
+// VERA_CUDA_ATTN_LDMATRIX=1: fragments through ldmatrix (load_a, load_b2), experimental.
+bool use_ldmatrix() {
+  static const bool on = [] {
+    const char* e = std::getenv("VERA_CUDA_ATTN_LDMATRIX");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  return on;
+}
+
+// Calls f(std::integral_constant<bool, LDM>) with the fragment form in use.
+template <class F>
+void with_ldm(F&& f) {
+  if (use_ldmatrix()) f(std::true_type{});
+  else f(std::false_type{});
+}
+
 }  // namespace
 
 bool tc_forward(const Params& p, void* out, bool bf16v, float* lse, int64_t b, const char* kn) {
@@ -562,14 +623,17 @@ bool tc_forward(const Params& p, void* out, bool bf16v, float* lse, int64_t b, c
   return with_tc_head(p.d, [&](auto dm) {
     constexpr int DMAX = decltype(dm)::value;
     cu::with_float(bf16v ? DType::BF16 : DType::F32, [&](auto t) {
+     with_ldm([&](auto ldm) {
       using T = decltype(t);
+      constexpr bool LDM = decltype(ldm)::value;
       constexpr size_t smem = Smem<DMAX>::forward;
-      auto kernel = tc_forward_kernel<DMAX, T>;
+      auto kernel = tc_forward_kernel<DMAX, T, LDM>;
       static const bool ready = (allow_smem(kernel, smem, kn), true);
       (void)ready;
       const int64_t ntiles = (p.tq + kBR - 1) / kBR;
       kernel<<<grid_of(kn, b * p.hq * ntiles), kThreads, smem, cu::stream()>>>(p, static_cast<T*>(out), lse, (int)ntiles);
       cu::launched(kn);
+     });
     });
   });
 }
@@ -579,10 +643,12 @@ bool tc_backward(const Params& p, const Grad& gr, void* dq, void* dk, void* dv, 
   return with_tc_head(p.d, [&](auto dm) {
     constexpr int DMAX = decltype(dm)::value;
     cu::with_float(bf16v ? DType::BF16 : DType::F32, [&](auto t) {
+     with_ldm([&](auto ldm) {
       using T = decltype(t);
+      constexpr bool LDM = decltype(ldm)::value;
       constexpr size_t kv_smem = Smem<DMAX>::dkdv, q_smem = Smem<DMAX>::dq;
-      auto kv_kernel = tc_dkdv_kernel<DMAX, T>;
-      auto q_kernel = tc_dq_kernel<DMAX, T>;
+      auto kv_kernel = tc_dkdv_kernel<DMAX, T, LDM>;
+      auto q_kernel = tc_dq_kernel<DMAX, T, LDM>;
       static const bool ready = (allow_smem(kv_kernel, kv_smem, kn), allow_smem(q_kernel, q_smem, kn), true);
       (void)ready;
       const int64_t kv_tiles = (p.tk + kBC - 1) / kBC;
@@ -596,6 +662,7 @@ bool tc_backward(const Params& p, const Grad& gr, void* dq, void* dk, void* dv, 
         q_kernel<<<grid_of(kn, b * p.hq * q_tiles), kThreads, q_smem, cu::stream()>>>(p, gr, static_cast<T*>(dq), (int)q_tiles);
         cu::launched(kn);
       }
+     });
     });
   });
 }
