@@ -23,7 +23,8 @@
         "native/src/loss.cc",
         "native/src/rope.cc",
         "native/src/dropout.cc",
-        "native/src/adamw.cc"
+        "native/src/adamw.cc",
+        "native/src/scale.cc"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

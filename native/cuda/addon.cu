@@ -403,31 +403,6 @@ napi_value name_list(napi_env env, const char* const (&names)[N], const char* hi
   return arr;
 }
 
-// The fused kernels only this addon has (kernels.h): op code in slot 0 for the gated ones.
-KERNEL(GatedActivation, "gatedActivation", {
-  const int op = a.op();
-  View out = a.view("output"), g = a.view("gate"), u = a.view("up");
-  gated_activation(op, out, g, u);
-  return nullptr;
-})
-KERNEL(GatedActivationBackward, "gatedActivationBackward", {
-  const int op = a.op();
-  View dg = a.view("dgate", true), du = a.view("dup", true), g = a.view("gate"), u = a.view("up"), dy = a.view("dy");
-  gated_activation_backward(op, dg, du, g, u, dy);
-  return nullptr;
-})
-KERNEL(ScaleFold, "scaleFold", {
-  View out = a.view("output"), w = a.view("w"), r = a.view("rowScale", true), c = a.view("colScale", true);
-  scale_fold(out, w, r, c);
-  return nullptr;
-})
-KERNEL(ScaleGrads, "scaleGrads", {
-  View rg = a.view("rowGrad", true), cg = a.view("colGrad", true), g = a.view("g"), w = a.view("w");
-  View r = a.view("rowScale", true), c = a.view("colScale", true);
-  scale_grads(rg, cg, g, w, r, c);
-  return nullptr;
-})
-
 // Fused kernels this addon implements (every one of them); VERA_CUDA_COMPOSITE=name,name,... hides
 // some, so fused() gives their composites (for measurements and debugging).
 KERNEL(FusedKernels, "fusedKernels", {
@@ -462,8 +437,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"alloc", Alloc},   {"free", Free},         {"upload", Upload},         {"readFile", ReadFile},
       {"download", Download}, {"downloadAsync", DownloadAsync}, {"memory", Memory}, {"resetPeakMemory", ResetPeakMemory}, {"profileReport", ProfileReport}, {"emptyCache", EmptyCache},
       {"sync", Sync},     {"deviceInfo", DeviceInfo}, {"fusedKernels", FusedKernels},
-      {"bf16Kernels", Bf16Kernels}, {"gatedActivation", GatedActivation},
-      {"gatedActivationBackward", GatedActivationBackward}, {"scaleFold", ScaleFold}, {"scaleGrads", ScaleGrads},
+      {"bf16Kernels", Bf16Kernels},
   };
   for (const Fn& f : fns) {
     napi_value fn;

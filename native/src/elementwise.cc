@@ -397,4 +397,81 @@ void where(const View& out, const View& cond, const View& a, const View& b) {
   });
 }
 
+// ---- the gated MLP activation: out = f(gate) · up and its gradients, one pass each way --------------
+// f and f' as the unary and unaryGrad kernels form them (un<>, grad_f<>), every product an f32
+// multiply, so the values are those of the composite (src/ops/composite/gated.ts) on this backend.
+namespace {
+
+template <int G>
+constexpr int unary_of() {
+  if constexpr (G == G_GELU) return U_GELU;
+  else if constexpr (G == G_GELU_TANH) return U_GELU_TANH;
+  else if constexpr (G == G_SILU) return U_SILU;
+  else if constexpr (G == G_TANH) return U_TANH;
+  else if constexpr (G == G_SIGMOID) return U_SIGMOID;
+  else return U_RELU;
+}
+
+template <int G>
+void gated_run(float* o, const float* g, const float* u, int64_t n) {
+  parallel_blocks(n, G == G_RELU ? kGrainCheap : kGrainHeavy, [&](int64_t lo, int64_t hi) {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) o[i] = un<unary_of<G>()>(g[i]) * u[i];
+  });
+}
+
+template <int G>
+void gated_backward_run(float* dg, float* du, const float* g, const float* u, const float* dy, int64_t n) {
+  parallel_blocks(n, G == G_RELU ? kGrainCheap : kGrainHeavy, [&](int64_t lo, int64_t hi) {
+    if (dg) {
+#pragma omp simd
+      for (int64_t i = lo; i < hi; i++) dg[i] = (dy[i] * u[i]) * grad_f<G>(g[i]);
+    }
+    if (du) {
+#pragma omp simd
+      for (int64_t i = lo; i < hi; i++) du[i] = dy[i] * un<unary_of<G>()>(g[i]);
+    }
+  });
+}
+
+template <class F>
+void with_gated_op(const char* k, int op, F&& f) {
+  switch (op) {
+    case G_GELU: return f(std::integral_constant<int, G_GELU>{});
+    case G_GELU_TANH: return f(std::integral_constant<int, G_GELU_TANH>{});
+    case G_SILU: return f(std::integral_constant<int, G_SILU>{});
+    case G_TANH: return f(std::integral_constant<int, G_TANH>{});
+    case G_SIGMOID: return f(std::integral_constant<int, G_SIGMOID>{});
+    case G_RELU: return f(std::integral_constant<int, G_RELU>{});
+  }
+  fail(k, "unknown activation code %d", op);
+}
+
+const float* gated_in(const char* k, const char* what, const View& v, const View& ref) {
+  need_f32_contig(k, what, v);
+  need_same_shape(k, what, v, ref);
+  return v.f();
+}
+
+}  // namespace
+
+void gated_activation(int op, const View& out, const View& gate, const View& up) {
+  const char* k = "gatedActivation";
+  const float* g = gated_in(k, "gate", gate, gate);
+  const float* u = gated_in(k, "up", up, gate);
+  float* o = const_cast<float*>(gated_in(k, "output", out, gate));
+  with_gated_op(k, op, [&](auto G) { gated_run<decltype(G)::value>(o, g, u, gate.numel()); });
+}
+
+void gated_activation_backward(int op, const View& dgate, const View& dup, const View& gate, const View& up,
+                               const View& dy) {
+  const char* k = "gatedActivationBackward";
+  const float* g = gated_in(k, "gate", gate, gate);
+  const float* u = gated_in(k, "up", up, gate);
+  const float* d = gated_in(k, "dy", dy, gate);
+  float* dg = dgate.present ? const_cast<float*>(gated_in(k, "dgate", dgate, gate)) : nullptr;
+  float* du = dup.present ? const_cast<float*>(gated_in(k, "dup", dup, gate)) : nullptr;
+  with_gated_op(k, op, [&](auto G) { gated_backward_run<decltype(G)::value>(dg, du, g, u, d, gate.numel()); });
+}
+
 }  // namespace vera

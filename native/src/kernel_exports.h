@@ -214,6 +214,31 @@ KERNEL(AdamW, "adamw", {
 })
 
 
+// The gated MLP activation (op code in slot 0) and the scale folds.
+KERNEL(GatedActivation, "gatedActivation", {
+  const int op = a.op();
+  View out = a.view("output"), g = a.view("gate"), u = a.view("up");
+  gated_activation(op, out, g, u);
+  return nullptr;
+})
+KERNEL(GatedActivationBackward, "gatedActivationBackward", {
+  const int op = a.op();
+  View dg = a.view("dgate", true), du = a.view("dup", true), g = a.view("gate"), u = a.view("up"), dy = a.view("dy");
+  gated_activation_backward(op, dg, du, g, u, dy);
+  return nullptr;
+})
+KERNEL(ScaleFold, "scaleFold", {
+  View out = a.view("output"), w = a.view("w"), r = a.view("rowScale", true), c = a.view("colScale", true);
+  scale_fold(out, w, r, c);
+  return nullptr;
+})
+KERNEL(ScaleGrads, "scaleGrads", {
+  View rg = a.view("rowGrad", true), cg = a.view("colGrad", true), g = a.view("g"), w = a.view("w");
+  View r = a.view("rowScale", true), c = a.view("colScale", true);
+  scale_grads(rg, cg, g, w, r, c);
+  return nullptr;
+})
+
 }  // namespace kernel_exports
 
 // Registers every kernel wrapper on `exports` and the op-name tables under exports.names (the
@@ -253,6 +278,10 @@ inline void export_kernels(napi_env env, napi_value exports) {
       {"rope", Rope},
       {"dropout", Dropout},
       {"adamw", AdamW},
+      {"gatedActivation", GatedActivation},
+      {"gatedActivationBackward", GatedActivationBackward},
+      {"scaleFold", ScaleFold},
+      {"scaleGrads", ScaleGrads},
   };
   for (const Fn& f : fns) {
     napi_value fn;

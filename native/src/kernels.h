@@ -92,8 +92,8 @@ void cross_entropy(const View& loss, const View& lse, const View& logits, const 
 void cross_entropy_backward(const View& dlogits, const View& dloss, const View& logits, const View& lse,
                             const View& targets, int64_t ignore_index, double label_smoothing);
 
-// Fused kernels only vera_cuda implements (native/cuda/gated.cu, scale.cu); the CPU addon has no
-// exports for them, so its backend runs their composites (src/ops/composite/gated.ts, scale.ts).
+// The gated MLP activation (elementwise.cc; native/cuda/gated.cu) and per-feature scalings folded into
+// a weight (scale.cc; native/cuda/scale.cu).
 void gated_activation(int op, const View& out, const View& gate, const View& up);
 void gated_activation_backward(int op, const View& dgate, const View& dup, const View& gate, const View& up,
                                const View& dy);

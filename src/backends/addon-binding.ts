@@ -85,15 +85,11 @@ export interface Addon {
   rope(out: H, x: H, cos: H, sin: H): void;
   dropout(out: H, a: H): void;
   adamw(param: H, grad: H, m: H, v: H): void;
-  /** Optional fused kernels (vera_cuda has them; the CPU addon reaches them through their composites). */
-  gatedActivation?(out: H, gate: H, up: H): void;
-  gatedActivationBackward?(dgate: H, dup: H, gate: H, up: H, dy: H): void;
-  scaleFold?(out: H, w: H, rowScale: H, colScale: H): void;
-  scaleGrads?(rowGrad: H, colGrad: H, g: H, w: H, rowScale: H, colScale: H): void;
+  gatedActivation(out: H, gate: H, up: H): void;
+  gatedActivationBackward(dgate: H, dup: H, gate: H, up: H, dy: H): void;
+  scaleFold(out: H, w: H, rowScale: H, colScale: H): void;
+  scaleGrads(rowGrad: H, colGrad: H, g: H, w: H, rowScale: H, colScale: H): void;
 }
-
-/** Fused kernels an addon may leave out: AddonBackend then has no such method (fused() composes it). */
-const OPTIONAL_KERNELS = ['gatedActivation', 'gatedActivationBackward', 'scaleFold', 'scaleGrads'] as const;
 
 /** A block of an addon's memory; `handle` is the addon's external. */
 export class AddonBuffer implements BackendBuffer {
@@ -146,8 +142,6 @@ export class AddonBackend implements Backend {
     this.#binary = codeTable(addon.names.binary);
     this.#grad = codeTable(addon.names.unaryGrad);
     this.#reduce = codeTable(addon.names.reduce);
-    for (const k of OPTIONAL_KERNELS)
-      if (typeof addon[k] !== 'function') Object.defineProperty(this, k, { value: undefined, enumerable: false });
   }
 
   // ---- descriptor packing ---------------------------------------------------------------------
@@ -486,18 +480,18 @@ export class AddonBackend implements Backend {
   gatedActivation(out: View, gate: View, up: View, op: UnaryGradOp): void {
     this.#d[0] = this.#op(this.#grad, 'gatedActivation', op);
     this.#put(this.#put(this.#put(this.#first, out), gate), up);
-    this.#a.gatedActivation!(h(out), h(gate), h(up));
+    this.#a.gatedActivation(h(out), h(gate), h(up));
   }
 
   gatedActivationBackward(dgate: View | null, dup: View | null, gate: View, up: View, dy: View, op: UnaryGradOp): void {
     this.#d[0] = this.#op(this.#grad, 'gatedActivationBackward', op);
     this.#put(this.#put(this.#put(this.#putOpt(this.#putOpt(this.#first, dgate), dup), gate), up), dy);
-    this.#a.gatedActivationBackward!(h(dgate), h(dup), h(gate), h(up), h(dy));
+    this.#a.gatedActivationBackward(h(dgate), h(dup), h(gate), h(up), h(dy));
   }
 
   scaleFold(out: View, w: View, rowScale: View | null, colScale: View | null): void {
     this.#putOpt(this.#putOpt(this.#put(this.#put(this.#first, out), w), rowScale), colScale);
-    this.#a.scaleFold!(h(out), h(w), h(rowScale), h(colScale));
+    this.#a.scaleFold(h(out), h(w), h(rowScale), h(colScale));
   }
 
   scaleGrads(
@@ -510,7 +504,7 @@ export class AddonBackend implements Backend {
   ): void {
     const p = this.#put(this.#put(this.#putOpt(this.#putOpt(this.#first, rowGrad), colGrad), g), w);
     this.#putOpt(this.#putOpt(p, rowScale), colScale);
-    this.#a.scaleGrads!(h(rowGrad), h(colGrad), h(g), h(w), h(rowScale), h(colScale));
+    this.#a.scaleGrads(h(rowGrad), h(colGrad), h(g), h(w), h(rowScale), h(colScale));
   }
 
   adamw(param: View, grad: View, m: View, v: View, hp: AdamWParams): void {

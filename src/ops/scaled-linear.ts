@@ -60,13 +60,44 @@ export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tens
   const trains = s.requiresGrad && isGradEnabled();
   const balance = x.backend.gemmFlopsPerByte;
   if (balance === undefined || !foldsScale(rows, out, inF, trains, balance))
-    return mul(linear(inScale ? mul(x, inScale) : x, weight), s);
+    return scaleColumns(linear(inScale ? scaleColumns(x, inScale) : x, weight), s);
   if (master && (master.dtype === 'bf16' || master.shape[0] !== out || master.shape[1] !== inF)) {
     throw new ShapeError(
       `[scaledLinear] Master ${master.dtype} ${fmtShape(master.shape)} is not a float copy of weight ${fmtShape(weight.shape)}`,
     );
   }
   return foldedLinear(x, weight, s, master, inScale);
+}
+
+/**
+ * a ⊙ s for a [..., n] and s [n] (a per-feature scale, VeRA's λ): mul(a, s)'s values, with s's gradient
+ * Σ_rows dy ⊙ a summed by one kernel (backend.scaleGrads' column sums) instead of a [rows, n] product
+ * and a reduction. s is kept f32 (or f64) and gets a gradient of its dtype.
+ */
+export function scaleColumns(a: Tensor, s: Tensor): Tensor {
+  const n = a.shape[a.rank - 1];
+  if (s.rank !== 1 || s.shape[0] !== n)
+    throw new ShapeError(
+      `[scaleColumns] Scale ${fmtShape(s.shape)} does not fit ${fmtShape(a.shape)} (expected [${n}])`,
+    );
+  const y = noGrad(() => mul(a, s));
+  const rows = numel(a.shape.slice(0, -1));
+  return recordReads(
+    'scaleColumns',
+    y,
+    [a, s],
+    (dy, needs) =>
+      scope(() => {
+        const da = needs[0] ? mul(dy, s) : null;
+        if (!needs[1]) return [da, null];
+        const op = 'scaleColumns backward';
+        const [d2, a2] = [contiguous(reshape(dy, [rows, n])), contiguous(reshape(a, [rows, n]))];
+        const ds = alloc(s.backend, [n], wide(s));
+        fused(s.backend).scaleGrads(null, ds.view(op), d2.view(op), a2.view(op), null, null);
+        return [da, castTo(ds, s.dtype)];
+      }),
+    [s.requiresGrad && a, a.requiresGrad && s],
+  );
 }
 
 /** The dtype the scale kernels compute t's terms in: f64 for f64 tensors (js gradient checks), else f32. */

@@ -30,6 +30,43 @@ function withBalance(b: Backend, balance: number): Backend {
 const FOLD = 1e12; // every trained product folds
 const SCALE = 1e-12; // none does
 
+for (const tb of testBackends()) {
+  describe(`scaleColumns on ${tb.name}`, () => {
+    test('gradients of a and s (s summed over every leading axis)', () => {
+      gradcheck(tb, 'scaleColumns', (a, v) => ops.scaleColumns(a, v), [
+        randData(tb, [2, 3, 7], 31),
+        randData(tb, [7], 32),
+      ]);
+    });
+
+    test('the values and gradients of mul(a, s)', () => {
+      const run = (f: (a: Tensor, v: Tensor) => Tensor): number[][] =>
+        scope(() => {
+          const a = randData(tb, [5, 9], 33).setRequiresGrad(true);
+          const v = randData(tb, [9], 34).setRequiresGrad(true);
+          const y = f(a, v);
+          backward(ops.sum(ops.mul(y, randData(tb, [5, 9], 35))));
+          return [y.toNumbers(), a.grad!.toNumbers(), v.grad!.toNumbers()];
+        });
+      const [got, want] = [run(ops.scaleColumns), run(ops.mul)];
+      const tol = tb.dtype === 'f64' ? 1e-12 : 1e-6;
+      for (let k = 0; k < 3; k++)
+        want[k]!.forEach((w, i) =>
+          assert.ok(Math.abs(got[k]![i]! - w) <= tol * (1 + Math.abs(w)), `output ${k}[${i}]`),
+        );
+    });
+
+    test('a scale that does not fit names both shapes', () => {
+      scope(() => {
+        assert.throws(
+          () => ops.scaleColumns(randData(tb, [2, 3], 36), randData(tb, [4], 37)),
+          /Scale \(4\) does not fit \(2, 3\)/,
+        );
+      });
+    });
+  });
+}
+
 describe('scaledLinear cost model', () => {
   test('a GPU-like balance folds training-sized products, a CPU-like one does not, one row never', () => {
     // Llama-2-7B q_proj with VeRA r = 1024, 4×512 tokens: H100-like balance folds, a CPU's does not.

@@ -1,0 +1,90 @@
+// Per-feature scalings folded into a weight and their gradients (VeRA's λ_b and λ_d folded into B), on
+// f32 views (bf16 ones reach these through the widening fallback):
+//   scaleFold:  out[o, k] = (w[o, k] · r[o]) · c[k]
+//   scaleGrads: rowGrad[o] = Σ_k (g·w)[o, k] · c[k],  colGrad[k] = Σ_o (g·w)[o, k] · r[o]
+// Each product an f32 multiply and each sum in double in index order, as the js reference forms them:
+// row sums split by rows, column sums by columns, so the order does not depend on the thread count.
+#include <vector>
+
+#include "kernels.h"
+#include "views.h"
+
+namespace vera {
+
+namespace {
+
+const float* matrix_of(const char* k, const char* what, const View& v) {
+  need_f32_contig(k, what, v);
+  if (v.ndim != 2) fail(k, "%s must be a matrix [O, K], got shape %s", what, v.shape_str().c_str());
+  return v.f();
+}
+
+const float* vector_of(const char* k, const char* what, const View& v, int64_t n) {
+  if (!v.present) return nullptr;
+  need_f32_contig(k, what, v);
+  need_numel(k, what, v, n);
+  return v.f();
+}
+
+}  // namespace
+
+void scale_fold(const View& out, const View& w, const View& row_scale, const View& col_scale) {
+  const char* k = "scaleFold";
+  const float* wp = matrix_of(k, "w", w);
+  float* op = const_cast<float*>(matrix_of(k, "output", out));
+  need_same_shape(k, "output", out, w);
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  const float* r = vector_of(k, "rowScale", row_scale, rows);
+  const float* c = vector_of(k, "colScale", col_scale, cols);
+  parallel_rows(rows, cols, kGrainCheap, [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; o++) {
+      const float ro = r ? r[o] : 1.0f;
+      const float* wr = wp + o * cols;
+      float* orow = op + o * cols;
+      for (int64_t j = 0; j < cols; j++) {
+        float v = wr[j];
+        if (r) v *= ro;
+        if (c) v *= c[j];
+        orow[j] = v;
+      }
+    }
+  });
+}
+
+void scale_grads(const View& row_grad, const View& col_grad, const View& g, const View& w, const View& row_scale,
+                 const View& col_scale) {
+  const char* k = "scaleGrads";
+  const float* gp = matrix_of(k, "g", g);
+  const float* wp = matrix_of(k, "w", w);
+  need_same_shape(k, "g", g, w);
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  const float* r = vector_of(k, "rowScale", row_scale, rows);
+  const float* c = vector_of(k, "colScale", col_scale, cols);
+  float* rg = const_cast<float*>(vector_of(k, "rowGrad", row_grad, rows));
+  float* cg = const_cast<float*>(vector_of(k, "colGrad", col_grad, cols));
+  if (rg)
+    parallel_rows(rows, cols, kGrainCheap, [&](int64_t lo, int64_t hi) {
+      for (int64_t o = lo; o < hi; o++) {
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++) {
+          const float p = gp[o * cols + j] * wp[o * cols + j];
+          s += c ? p * c[j] : p;
+        }
+        rg[o] = (float)s;
+      }
+    });
+  if (cg)
+    parallel_rows(cols, rows, kGrainCheap, [&](int64_t lo, int64_t hi) {
+      std::vector<double> acc((size_t)(hi - lo), 0.0);
+      for (int64_t o = 0; o < rows; o++) {
+        const float ro = r ? r[o] : 1.0f;
+        for (int64_t j = lo; j < hi; j++) {
+          const float p = gp[o * cols + j] * wp[o * cols + j];
+          acc[(size_t)(j - lo)] += r ? p * ro : p;
+        }
+      }
+      for (int64_t j = lo; j < hi; j++) cg[j] = (float)acc[(size_t)(j - lo)];
+    });
+}
+
+}  // namespace vera
