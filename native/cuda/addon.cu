@@ -409,7 +409,7 @@ KERNEL(FusedKernels, "fusedKernels", {
   static const char* const names[] = {"softmax",      "softmaxBackward",      "layerNorm", "layerNormBackward", "rmsNorm",
                                       "rmsNormBackward", "crossEntropy",     "crossEntropyBackward", "rope",      "dropout",
                                       "adamw",           "attention",        "attentionBackward", "gatedActivation",
-                                      "gatedActivationBackward", "scaleFold", "scaleGrads"};
+                                      "gatedActivationBackward", "scaleFold", "scaleGrads", "scaleAdd"};
   return name_list(a.env, names, "VERA_CUDA_COMPOSITE");
 })
 
@@ -422,7 +422,7 @@ KERNEL(Bf16Kernels, "bf16Kernels", {
                                       "topk",      "embedding",    "embeddingBackward", "gather",
                                       "layerNorm", "layerNormBackward", "rmsNorm", "rmsNormBackward",
                                       "rope",      "dropout",      "attention",   "attentionBackward",
-                                      "gatedActivation", "gatedActivationBackward", "scaleFold", "scaleGrads"};
+                                      "gatedActivation", "gatedActivationBackward", "scaleFold", "scaleGrads", "scaleAdd"};
   return name_list(a.env, names, "VERA_CUDA_BF16_FALLBACK");
 })
 

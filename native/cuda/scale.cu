@@ -1,6 +1,7 @@
 // Per-feature scalings folded into a weight and their gradients (VeRA's λ_b and λ_d folded into B):
 //   scaleFold:  out[o, k] = (w[o, k] · r[o]) · c[k]
 //   scaleGrads: rowGrad[o] = Σ_k (g·w)[o, k] · c[k],  colGrad[k] = Σ_o (g·w)[o, k] · r[o]
+//   scaleAdd:   out[i, k] = a[i, k] + v[i, k] · s[k]  (a scaled adapter output onto the base's)
 // w, out and g are contiguous [O, K] (f32 or bf16 each); the scales and gradients are f32 vectors,
 // either scale absent (ones). Values are formed as the composite (src/ops/composite/scale.ts) forms
 // them (each product an f32 multiply: the exact product rounded once, as an f32 temporary holds it), so
@@ -149,6 +150,19 @@ void sum_parts(float* out, const float* part, int64_t parts, int64_t n) {
   sum_parts_kernel<<<(unsigned)((n + 31) / 32), dim3(32, 32), 0, cu::stream()>>>(out, part, parts, n);
 }
 
+// out = a + v ⊙ s (s per column): rows over blockIdx.y, columns over threads; the product rounded
+// before the add (__fmul_rn: no contraction into an FMA), as the composite's f32 temporary holds it.
+__global__ void __launch_bounds__(cu::kThreads)
+    scale_add_kernel(void* out, bool out_bf16, Mat a, Mat v, const float* s, int64_t rows, int64_t cols) {
+  for (int64_t o = blockIdx.y; o < rows; o += gridDim.y)
+    for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < cols; k += (int64_t)gridDim.x * blockDim.x) {
+      const int64_t i = o * cols + k;
+      const float y = __fadd_rn(ldm(a, i), __fmul_rn(ldm(v, i), s[k]));
+      if (out_bf16) static_cast<uint16_t*>(out)[i] = cu::f32_to_bf16_bits(y);
+      else static_cast<float*>(out)[i] = y;
+    }
+}
+
 Mat mat_of(const char* k, const char* what, const View& v) {
   need_float_contig(k, what, v);
   if (v.ndim != 2) fail(k, "%s must be a matrix [O, K], got shape %s", what, v.shape_str().c_str());
@@ -221,6 +235,24 @@ void scale_grads(const View& row_grad, const View& col_grad, const View& g, cons
   cu::launched(k);
   if (rg) sum_parts(rg, row_part, tiles, rows);
   if (cg) sum_parts(cg, col_part, chunks, cols);
+  cu::launched(k);
+}
+
+void scale_add(const View& out, const View& a, const View& v, const View& s) {
+  const char* k = "scaleAdd";
+  const Mat vm = mat_of(k, "v", v), am = mat_of(k, "a", a);
+  mat_of(k, "output", out);
+  need_same_shape(k, "a", a, v);
+  need_same_shape(k, "output", out, v);
+  const int64_t rows = v.shape[0], cols = v.shape[1];
+  if (!s.present) fail(k, "s is required");
+  const float* sp = vec_of(k, "s", s, cols);
+  if (rows * cols == 0) return;
+  void* o = static_cast<char*>(out.base) + out.offset * dtype_bytes(out.dtype);
+  const int64_t gx = std::min<int64_t>((cols + cu::kThreads - 1) / cu::kThreads, 64);
+  const int64_t gy = std::min<int64_t>(rows, std::max<int64_t>(1, (int64_t)cu::sm_count() * 16 / gx));
+  scale_add_kernel<<<dim3((unsigned)gx, (unsigned)std::min<int64_t>(gy, 65535)), cu::kThreads, 0, cu::stream()>>>(
+      o, out.dtype == DType::BF16, am, vm, sp, rows, cols);
   cu::launched(k);
 }
 

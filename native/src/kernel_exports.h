@@ -232,6 +232,11 @@ KERNEL(ScaleFold, "scaleFold", {
   scale_fold(out, w, r, c);
   return nullptr;
 })
+KERNEL(ScaleAdd, "scaleAdd", {
+  View out = a.view("output"), x = a.view("a"), v = a.view("v"), s = a.view("s");
+  scale_add(out, x, v, s);
+  return nullptr;
+})
 KERNEL(ScaleGrads, "scaleGrads", {
   View rg = a.view("rowGrad", true), cg = a.view("colGrad", true), g = a.view("g"), w = a.view("w");
   View r = a.view("rowScale", true), c = a.view("colScale", true);
@@ -282,6 +287,7 @@ inline void export_kernels(napi_env env, napi_value exports) {
       {"gatedActivationBackward", GatedActivationBackward},
       {"scaleFold", ScaleFold},
       {"scaleGrads", ScaleGrads},
+      {"scaleAdd", ScaleAdd},
   };
   for (const Fn& f : fns) {
     napi_value fn;

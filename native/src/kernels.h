@@ -100,6 +100,7 @@ void gated_activation_backward(int op, const View& dgate, const View& dup, const
 void scale_fold(const View& out, const View& w, const View& row_scale, const View& col_scale);
 void scale_grads(const View& row_grad, const View& col_grad, const View& g, const View& w, const View& row_scale,
                  const View& col_scale);
+void scale_add(const View& out, const View& a, const View& v, const View& s);
 
 // rope.cc
 void rope(const View& out, const View& x, const View& cos, const View& sin, bool inverse);

@@ -2,6 +2,7 @@
 // f32 views (bf16 ones reach these through the widening fallback):
 //   scaleFold:  out[o, k] = (w[o, k] · r[o]) · c[k]
 //   scaleGrads: rowGrad[o] = Σ_k (g·w)[o, k] · c[k],  colGrad[k] = Σ_o (g·w)[o, k] · r[o]
+//   scaleAdd:   out[i, k] = a[i, k] + v[i, k] · s[k]
 // Each product an f32 multiply and each sum in double in index order, as the js reference forms them:
 // row sums split by rows, column sums by columns, so the order does not depend on the thread count.
 #include <vector>
@@ -76,15 +77,42 @@ void scale_grads(const View& row_grad, const View& col_grad, const View& g, cons
   if (cg)
     parallel_rows(cols, rows, kGrainCheap, [&](int64_t lo, int64_t hi) {
       std::vector<double> acc((size_t)(hi - lo), 0.0);
+      double* __restrict a = acc.data() - lo;
       for (int64_t o = 0; o < rows; o++) {
         const float ro = r ? r[o] : 1.0f;
-        for (int64_t j = lo; j < hi; j++) {
-          const float p = gp[o * cols + j] * wp[o * cols + j];
-          acc[(size_t)(j - lo)] += r ? p * ro : p;
+        const float* __restrict gr = gp + o * cols;
+        const float* __restrict wr = wp + o * cols;
+        if (r) {
+#pragma omp simd
+          for (int64_t j = lo; j < hi; j++) a[j] += (double)((gr[j] * wr[j]) * ro);
+        } else {
+#pragma omp simd
+          for (int64_t j = lo; j < hi; j++) a[j] += (double)(gr[j] * wr[j]);
         }
       }
-      for (int64_t j = lo; j < hi; j++) cg[j] = (float)acc[(size_t)(j - lo)];
+      for (int64_t j = lo; j < hi; j++) cg[j] = (float)a[j];
     });
+}
+
+void scale_add(const View& out, const View& a, const View& v, const View& s) {
+  const char* k = "scaleAdd";
+  const float* vp = matrix_of(k, "v", v);
+  const float* ap = matrix_of(k, "a", a);
+  float* op = const_cast<float*>(matrix_of(k, "output", out));
+  need_same_shape(k, "a", a, v);
+  need_same_shape(k, "output", out, v);
+  const int64_t rows = v.shape[0], cols = v.shape[1];
+  const float* sp = vector_of(k, "s", s, cols);
+  if (!sp) fail(k, "s is required");
+  parallel_rows(rows, cols, kGrainCheap, [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; o++) {
+      const float* vr = vp + o * cols;
+      const float* ar = ap + o * cols;
+      float* orow = op + o * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; j++) orow[j] = ar[j] + vr[j] * sp[j];
+    }
+  });
 }
 
 }  // namespace vera

@@ -65,9 +65,14 @@ export abstract class AdapterLayer extends Module implements LinearLike {
     }
     for (const name of this.activeAdapters) {
       if (!this.adapterNames().includes(name)) continue;
-      y = ops.add(y, this.contribution(name, x));
+      y = this.addContribution(name, x, y);
     }
     return y;
+  }
+
+  /** y + this adapter's contribution; a method may add it in a fused pass. */
+  protected addContribution(name: string, x: Tensor, y: Tensor): Tensor {
+    return ops.add(y, this.contribution(name, x));
   }
 
   /**

@@ -89,6 +89,7 @@ export interface Addon {
   gatedActivationBackward(dgate: H, dup: H, gate: H, up: H, dy: H): void;
   scaleFold(out: H, w: H, rowScale: H, colScale: H): void;
   scaleGrads(rowGrad: H, colGrad: H, g: H, w: H, rowScale: H, colScale: H): void;
+  scaleAdd(out: H, a: H, v: H, s: H): void;
 }
 
 /** A block of an addon's memory; `handle` is the addon's external. */
@@ -505,6 +506,11 @@ export class AddonBackend implements Backend {
     const p = this.#put(this.#put(this.#putOpt(this.#putOpt(this.#first, rowGrad), colGrad), g), w);
     this.#putOpt(this.#putOpt(p, rowScale), colScale);
     this.#a.scaleGrads(h(rowGrad), h(colGrad), h(g), h(w), h(rowScale), h(colScale));
+  }
+
+  scaleAdd(out: View, a: View, v: View, s: View): void {
+    this.#put(this.#put(this.#put(this.#put(this.#first, out), a), v), s);
+    this.#a.scaleAdd(h(out), h(a), h(v), h(s));
   }
 
   adamw(param: View, grad: View, m: View, v: View, hp: AdamWParams): void {

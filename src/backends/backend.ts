@@ -237,6 +237,7 @@ export const FUSED_KERNELS = [
   'gatedActivationBackward',
   'scaleFold',
   'scaleGrads',
+  'scaleAdd',
 ] as const;
 
 export type FusedKernelName = (typeof FUSED_KERNELS)[number];
@@ -484,4 +485,10 @@ export interface Backend {
     rowScale: View | null,
     colScale: View | null,
   ): void;
+  /**
+   * out[i, k] = a[i, k] + v[i, k] · s[k] for contiguous [R, N] views out, a, v (f32 or bf16 each) and a
+   * contiguous f32 s [N]: v · s an f32 product, added as binary 'add' adds (a scaled adapter output
+   * added to the base's in one pass).
+   */
+  scaleAdd?(out: View, a: View, v: View, s: View): void;
 }

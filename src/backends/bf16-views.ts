@@ -43,6 +43,7 @@ const ROLES: Record<string, readonly Role[] | ((args: readonly unknown[]) => rea
   gatedActivationBackward: ['out', 'out', 'in', 'in', 'in', '-'],
   scaleFold: ['out', 'in', 'in', 'in'],
   scaleGrads: ['out', 'out', 'in', 'in', 'in', 'in'],
+  scaleAdd: ['out', 'in', 'in', 'in'],
 };
 
 /** The kernels withBf16Views knows: every kernel with float views except adamw. */

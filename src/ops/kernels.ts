@@ -9,7 +9,7 @@ import { bf16Fallback } from '../backends/bf16-views.js';
 import { adamw } from './composite/adamw.js';
 import { dropout } from './composite/dropout.js';
 import { gatedActivation, gatedActivationBackward } from './composite/gated.js';
-import { scaleFold, scaleGrads } from './composite/scale.js';
+import { scaleAdd, scaleFold, scaleGrads } from './composite/scale.js';
 import { attention, attentionBackward } from './composite/attention.js';
 import { crossEntropy, crossEntropyBackward } from './composite/loss.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './composite/norm.js';
@@ -37,6 +37,7 @@ const COMPOSITES: { [K in FusedKernelName]: Composite<K> } = {
   gatedActivationBackward,
   scaleFold,
   scaleGrads,
+  scaleAdd,
 };
 
 const cache = new WeakMap<Backend, FusedKernels>();

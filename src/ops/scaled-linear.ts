@@ -18,11 +18,11 @@ import { ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { cast, mul, mulScalar } from './elementwise.js';
+import { add, cast, mul, mulScalar } from './elementwise.js';
 import { linear, matmul } from './matmul.js';
 import { fused } from './kernels.js';
 import { contiguous, reshape, transpose } from './movement.js';
-import { alloc } from './util.js';
+import { alloc, mixedDType } from './util.js';
 
 /** Bytes moved per element by one f32 elementwise pass that reads `reads` tensors and writes one. */
 const pass = (reads: number): number => 4 * (reads + 1);
@@ -41,13 +41,22 @@ export function foldsScale(rows: number, out: number, inF: number, scaleTrains: 
 }
 
 /**
- * ((x ⊙ inScale)·Wᵀ) ⊙ s: x [..., in], weight [out, in] (f32, or bf16: the GEMMs then run in bf16),
+ * ((x ⊙ inScale)·Wᵀ) ⊙ s (+ addTo): x [..., in], weight [out, in] (f32, or bf16: the GEMMs then run in bf16),
  * s [out] (f32), inScale [in] (f32, optional: VeRA's λ_d). `master`, when given, is the f32 tensor a
  * bf16 weight was rounded from; the fold scales it instead of widening the bf16 copy. Folded, both
  * scales go into the weight (s ⊙ W ⊙ inScale), so the op keeps only x for the backward — shared by
- * every target reading it — and no scaled copy of x or of the weight.
+ * every target reading it — and no scaled copy of x or of the weight. With `addTo` (a base layer's
+ * output of the result's shape) the sum is returned; scaling the output, that is one pass
+ * (backend.scaleAdd) instead of a scale and an add.
  */
-export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tensor, inScale?: Tensor): Tensor {
+export function scaledLinear(
+  x: Tensor,
+  weight: Tensor,
+  s: Tensor,
+  master?: Tensor,
+  inScale?: Tensor,
+  addTo?: Tensor,
+): Tensor {
   if (weight.rank !== 2 || s.rank !== 1 || s.shape[0] !== weight.shape[0]) {
     throw new ShapeError(`[scaledLinear] Scale ${fmtShape(s.shape)} does not fit weight ${fmtShape(weight.shape)}`);
   }
@@ -59,20 +68,23 @@ export function scaledLinear(x: Tensor, weight: Tensor, s: Tensor, master?: Tens
   const rows = numel(x.shape.slice(0, -1));
   const trains = s.requiresGrad && isGradEnabled();
   const balance = x.backend.gemmFlopsPerByte;
-  if (balance === undefined || !foldsScale(rows, out, inF, trains, balance))
-    return scaleColumns(linear(inScale ? scaleColumns(x, inScale) : x, weight), s);
+  if (balance === undefined || !foldsScale(rows, out, inF, trains, balance)) {
+    const v = linear(inScale ? scaleColumns(x, inScale) : x, weight);
+    return addTo ? scaledAdd(addTo, v, s) : scaleColumns(v, s);
+  }
   if (master && (master.dtype === 'bf16' || master.shape[0] !== out || master.shape[1] !== inF)) {
     throw new ShapeError(
       `[scaledLinear] Master ${master.dtype} ${fmtShape(master.shape)} is not a float copy of weight ${fmtShape(weight.shape)}`,
     );
   }
-  return foldedLinear(x, weight, s, master, inScale);
+  const y = foldedLinear(x, weight, s, master, inScale);
+  return addTo ? add(addTo, y) : y;
 }
 
 /**
- * a ⊙ s for a [..., n] and s [n] (a per-feature scale, VeRA's λ): mul(a, s)'s values, with s's gradient
- * Σ_rows dy ⊙ a summed by one kernel (backend.scaleGrads' column sums) instead of a [rows, n] product
- * and a reduction. s is kept f32 (or f64) and gets a gradient of its dtype.
+ * a ⊙ s for a [..., n] and s [n] (a per-feature scale, VeRA's λ): mul(a, s)'s values, with s's
+ * gradient Σ_rows dy ⊙ a from one column-sum kernel (backend.scaleGrads) instead of a [rows, n]
+ * product and a reduction. s is kept f32 (or f64) and gets a gradient of its dtype.
  */
 export function scaleColumns(a: Tensor, s: Tensor): Tensor {
   const n = a.shape[a.rank - 1];
@@ -81,22 +93,55 @@ export function scaleColumns(a: Tensor, s: Tensor): Tensor {
       `[scaleColumns] Scale ${fmtShape(s.shape)} does not fit ${fmtShape(a.shape)} (expected [${n}])`,
     );
   const y = noGrad(() => mul(a, s));
-  const rows = numel(a.shape.slice(0, -1));
+  return recordReads('scaleColumns', y, [a, s], (dy, needs) => scaleBackward(dy, a, s, needs[0]!, needs[1]!), [
+    s.requiresGrad && a,
+    a.requiresGrad && s,
+  ]);
+}
+
+/** The gradients of v ⊙ s from dy: [dv = dy ⊙ s, ds = Σ_rows dy ⊙ v (one column-sum kernel)], each when wanted. */
+function scaleBackward(dy: Tensor, v: Tensor, s: Tensor, wantV: boolean, wantS: boolean): (Tensor | null)[] {
+  return scope(() => {
+    const dv = wantV ? mul(dy, s) : null;
+    if (!wantS) return [dv, null];
+    const n = v.shape[v.rank - 1]!;
+    const rows = numel(v.shape.slice(0, -1));
+    const op = 'scale backward';
+    const m = (t: Tensor) => ({ ...t.view(op), shape: [rows, n], strides: [n, 1] });
+    const [d, vc] = [contiguous(dy), contiguous(v)];
+    const ds = alloc(s.backend, [n], wide(s));
+    fused(s.backend).scaleGrads(null, ds.view(op), m(d), m(vc), null, null);
+    return [dv, castTo(ds, s.dtype)];
+  });
+}
+
+/**
+ * a + v ⊙ s for a and v [..., n] of one shape and s [n] (a scaled adapter output added to the base's):
+ * add(a, mul(v, s))'s values in one pass (backend.scaleAdd), v's and s's gradients as scaleColumns'.
+ */
+export function scaledAdd(a: Tensor, v: Tensor, s: Tensor): Tensor {
+  const n = v.shape[v.rank - 1]!;
+  if (a.rank !== v.rank || a.shape.some((d, i) => d !== v.shape[i]))
+    throw new ShapeError(`[scaledAdd] ${fmtShape(a.shape)} and ${fmtShape(v.shape)} differ in shape`);
+  if (s.rank !== 1 || s.shape[0] !== n)
+    throw new ShapeError(`[scaledAdd] Scale ${fmtShape(s.shape)} does not fit ${fmtShape(v.shape)} (expected [${n}])`);
+  const rows = numel(v.shape.slice(0, -1));
+  const op = 'scaledAdd';
+  const y = noGrad(() =>
+    scope(() => {
+      const out = alloc(v.backend, v.shape, mixedDType(op, v.shape, a, v, s));
+      const [ac, vc] = [contiguous(a), contiguous(v)];
+      const m = (t: Tensor) => ({ ...t.view(op), shape: [rows, n], strides: [n, 1] });
+      fused(v.backend).scaleAdd(m(out), m(ac), m(vc), floatView(s, op));
+      return out;
+    }),
+  );
   return recordReads(
-    'scaleColumns',
+    op,
     y,
-    [a, s],
-    (dy, needs) =>
-      scope(() => {
-        const da = needs[0] ? mul(dy, s) : null;
-        if (!needs[1]) return [da, null];
-        const op = 'scaleColumns backward';
-        const [d2, a2] = [contiguous(reshape(dy, [rows, n])), contiguous(reshape(a, [rows, n]))];
-        const ds = alloc(s.backend, [n], wide(s));
-        fused(s.backend).scaleGrads(null, ds.view(op), d2.view(op), a2.view(op), null, null);
-        return [da, castTo(ds, s.dtype)];
-      }),
-    [s.requiresGrad && a, a.requiresGrad && s],
+    [a, v, s],
+    (dy, needs) => [needs[0] ? dy : null, ...scaleBackward(dy, v, s, needs[1]!, needs[2]!)],
+    [s.requiresGrad && v, v.requiresGrad && s],
   );
 }
 

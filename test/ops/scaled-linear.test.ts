@@ -67,6 +67,55 @@ for (const tb of testBackends()) {
   });
 }
 
+for (const tb of testBackends()) {
+  describe(`scaledAdd on ${tb.name}`, () => {
+    test('gradients of a, v and s', () => {
+      gradcheck(tb, 'scaledAdd', (a, v, c) => ops.scaledAdd(a, v, c), [
+        randData(tb, [2, 3, 7], 41),
+        randData(tb, [2, 3, 7], 42),
+        randData(tb, [7], 43),
+      ]);
+    });
+
+    test('the values and gradients of add(a, mul(v, s)); scaledLinear with addTo adds to it', () => {
+      const run = (f: (a: Tensor, v: Tensor, c: Tensor) => Tensor): number[][] =>
+        scope(() => {
+          const a = randData(tb, [4, 6], 44).setRequiresGrad(true);
+          const v = randData(tb, [4, 6], 45).setRequiresGrad(true);
+          const c = randData(tb, [6], 46).setRequiresGrad(true);
+          backward(ops.sum(ops.mul(f(a, v, c), randData(tb, [4, 6], 47))));
+          return [f(a, v, c).toNumbers(), a.grad!.toNumbers(), v.grad!.toNumbers(), c.grad!.toNumbers()];
+        });
+      const want = run((a, v, c) => ops.add(a, ops.mul(v, c)));
+      const tol = tb.dtype === 'f64' ? 1e-12 : 1e-6;
+      const near = (got: number[][], what: string) =>
+        want.forEach((w, k) =>
+          w.forEach((x, i) => assert.ok(Math.abs(got[k]![i]! - x) <= tol * (1 + Math.abs(x)), `${what} ${k}[${i}]`)),
+        );
+      near(run(ops.scaledAdd), 'scaledAdd');
+      // scaledLinear(x, W, s, …, addTo) = addTo + scaledLinear(x, W, s), either formulation.
+      for (const bal of [FOLD, SCALE]) {
+        const b = { ...tb, backend: withBalance(tb.backend, bal) };
+        const [got, ref] = [true, false].map((fused) =>
+          scope(() => {
+            const x = randData(b, [5, 3], 48);
+            const w = randData(b, [4, 3], 49);
+            const c = randData(b, [4], 50);
+            const base = randData(b, [5, 4], 51);
+            const y = fused
+              ? ops.scaledLinear(x, w, c, undefined, undefined, base)
+              : ops.add(base, ops.scaledLinear(x, w, c));
+            return y.toNumbers();
+          }),
+        );
+        got!.forEach((g, i) =>
+          assert.ok(Math.abs(g - ref![i]!) <= tol * (1 + Math.abs(ref![i]!)), `addTo ${bal} [${i}]`),
+        );
+      }
+    });
+  });
+}
+
 describe('scaledLinear cost model', () => {
   test('a GPU-like balance folds training-sized products, a CPU-like one does not, one row never', () => {
     // Llama-2-7B q_proj with VeRA r = 1024, 4×512 tokens: H100-like balance folds, a CPU's does not.

@@ -173,6 +173,15 @@ export class VeraLinear extends AdapterLayer {
   }
 
   protected contribution(name: string, x: Tensor): Tensor {
+    return this.#scaled(name, x);
+  }
+
+  /** The base output plus λ_b ⊙ (…) in one pass where the output is scaled (scaledLinear's addTo). */
+  protected override addContribution(name: string, x: Tensor, y: Tensor): Tensor {
+    return this.#scaled(name, x, y);
+  }
+
+  #scaled(name: string, x: Tensor, addTo?: Tensor): Tensor {
     const p = this.#dropout.get(name) ?? 0;
     // Dropout draws its own mask in every layer (PEFT's per-layer nn.Dropout): nothing to share then.
     const h =
@@ -187,6 +196,7 @@ export class VeraLinear extends AdapterLayer {
       this.vera_lambda_b.get(name)!,
       this.#slices(name)[1],
       this.vera_lambda_d.get(name)!,
+      addTo,
     );
   }
 

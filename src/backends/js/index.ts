@@ -22,7 +22,7 @@ import {
 import { embedding, embeddingBackward, gather, scatterAdd } from './indexing.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { matmul } from './matmul.js';
-import { adamw, dropout, rope, scaleFold, scaleGrads } from './misc.js';
+import { adamw, dropout, rope, scaleAdd, scaleFold, scaleGrads } from './misc.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './norm.js';
 import { argmax, reduce, topk } from './reduce.js';
 
@@ -123,4 +123,5 @@ export class JsBackend implements Backend {
   gatedActivationBackward = gatedActivationBackward;
   scaleFold = scaleFold;
   scaleGrads = scaleGrads;
+  scaleAdd = scaleAdd;
 }

@@ -143,3 +143,15 @@ export function scaleGrads(
     sums.forEach((x, i) => (d[s + i] = x));
   }
 }
+
+export function scaleAdd(out: View, a: View, v: View, s: View): void {
+  const [r, n] = scaleViews('scaleAdd', out, v, null, s);
+  scaleViews('scaleAdd', a, v, null, null);
+  const [od, ad, vd] = [floats(out, 'scaleAdd'), floats(a, 'scaleAdd'), floats(v, 'scaleAdd')];
+  const [os, as, vs] = [out, a, v].map((x) => contiguousStart(x, 'scaleAdd')) as [number, number, number];
+  const c = vec(s, 'scaleAdd');
+  // v · s is an intermediate of the composite's temporary: rounded to f32 unless the views are f64.
+  const held = v.dtype === 'f64' ? (x: number) => x : Math.fround;
+  for (let i = 0; i < r; i++)
+    for (let j = 0; j < n; j++) od[os + i * n + j] = ad[as + i * n + j]! + held(vd[vs + i * n + j]! * c(j));
+}

@@ -77,3 +77,21 @@ export function scaleGrads(
     }
   });
 }
+
+/** backend.scaleAdd's semantics: out[i, k] = a[i, k] + v[i, k] · s[k]. */
+export function scaleAdd(b: Backend, out: View, a: View, v: View, s: View): void {
+  const [r, n] = matrix('scaleAdd', 'v', v);
+  for (const [what, m] of [
+    ['out', out],
+    ['a', a],
+  ] as const) {
+    const [r2, n2] = matrix('scaleAdd', what, m);
+    if (r2 !== r || n2 !== n) throw new Error(`[scaleAdd] ${what} (${r2}, ${n2}) does not match v (${r}, ${n})`);
+  }
+  vector('scaleAdd', 's', s, n);
+  withScratch(b, (sc) => {
+    const t = sc.tmp(wide(v), [r, n]);
+    b.binary('mul', t, v, perColumn(s, r, n));
+    b.binary('add', out, a, t);
+  });
+}

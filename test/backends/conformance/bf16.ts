@@ -466,6 +466,22 @@ export function bf16Tests(ctx: Ctx): void {
     },
   );
 
+  ctx.test(['scaleAdd'], 'bf16: scaleAdd of bf16 activations (an f32 scale)', () => {
+    assert.ok(has('scaleAdd'));
+    for (const [da, dv, dout] of [
+      ['bf16', 'bf16', 'bf16'],
+      ['f32', 'bf16', 'bf16'],
+      ['bf16', 'bf16', 'f32'],
+    ] as [DType, DType, DType][]) {
+      const a = rt(da, [9, 300]);
+      const v = rt(dv, [9, 300], -2, 2);
+      const sc = rt('f32', [300], -2, 2);
+      const out = zeros(dout, [9, 300]);
+      ctx.both((be, p) => ctx.k(be).scaleAdd(p(out), p(a), p(v), p(sc)));
+      check(ctx, 'scaleAdd', `scaleAdd ${tag(da, dv, dout)}`, out);
+    }
+  });
+
   ctx.test(['dropout'], 'bf16: dropout of bf16 views (the f32 Philox mask)', () => {
     assert.ok(has('dropout'));
     for (const [da, dout] of [

@@ -1,11 +1,11 @@
 // The fused kernels of the gated MLP and of VeRA's folded scalings: gatedActivation and its backward
 // for every activation with a fused derivative (inputs at an offset into a larger buffer, one gradient
 // or both), scaleFold with either scale or both, and scaleGrads over several column tiles and many row
-// chunks (the cuda kernel's partial sums), each gradient alone or both.
+// chunks (the cuda kernel's partial sums), each gradient alone or both, and scaleAdd.
 // Tolerances: the gated kernels form each value as the composite does (f32 intermediates), with the
 // activation and its derivative of the backend's own arithmetic: the suite's tolerances of unary
 // (2e-6 relative) and unaryGrad (1e-5 relative, 1e-7 absolute), which f32 activations (native's, cuda's
-// SiLU) meet; scaleFold is one or two f32 products, 1e-6 relative; scaleGrads sums K or O terms of
+// SiLU) meet; scaleFold and scaleAdd are one or two f32 operations, 1e-6 relative; scaleGrads sums K or O terms of
 // magnitude ≤ 1 in a backend-chosen order, 1e-5 relative and 1e-4 absolute (f32 summation error of
 // ~1000 such terms).
 
@@ -65,6 +65,20 @@ export function gatedScaleTests(ctx: Ctx): void {
       const out = ctx.zeros(F, [o, k]);
       ctx.both((be, v) => ctx.k(be).scaleFold(v(out), v(w), useR ? v(r) : null, useC ? v(c) : null));
       ctx.close('scaleFold', `scaleFold rows=${useR} cols=${useC}`, out, 1e-6, 1e-7);
+    }
+  });
+
+  ctx.test(['scaleAdd'], 'scaleAdd: a scaled [R, N] onto another, a at an offset', () => {
+    for (const [r, n] of [
+      [37, 129],
+      [1, 8],
+    ] as [number, number][]) {
+      const a = offsetRf([r, n]);
+      const v = ctx.rf([r, n], -2, 2);
+      const sc = ctx.rf([n], -2, 2);
+      const out = ctx.zeros(F, [r, n]);
+      ctx.both((be, p) => ctx.k(be).scaleAdd(p(out), p(a), p(v), p(sc)));
+      ctx.close('scaleAdd', `scaleAdd [${r}, ${n}]`, out, 1e-6, 1e-7);
     }
   });
 
