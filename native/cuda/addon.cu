@@ -409,7 +409,9 @@ KERNEL(FusedKernels, "fusedKernels", {
   static const char* const names[] = {"softmax",      "softmaxBackward",      "layerNorm", "layerNormBackward", "rmsNorm",
                                       "rmsNormBackward", "crossEntropy",     "crossEntropyBackward", "rope",      "dropout",
                                       "adamw",           "attention",        "attentionBackward", "gatedActivation",
-                                      "gatedActivationBackward", "scaleFold", "scaleGrads", "scaleAdd"};
+                                      "gatedActivationBackward", "scaleFold", "scaleGrads"};
+  // scaleAdd (scale.cu) is built but not listed until it has passed conformance on a GPU (written
+  // 2026-12-07 after that day's device time was spent): until then fused() gives its composite.
   return name_list(a.env, names, "VERA_CUDA_COMPOSITE");
 })
 
@@ -422,7 +424,7 @@ KERNEL(Bf16Kernels, "bf16Kernels", {
                                       "topk",      "embedding",    "embeddingBackward", "gather",
                                       "layerNorm", "layerNormBackward", "rmsNorm", "rmsNormBackward",
                                       "rope",      "dropout",      "attention",   "attentionBackward",
-                                      "gatedActivation", "gatedActivationBackward", "scaleFold", "scaleGrads", "scaleAdd"};
+                                      "gatedActivation", "gatedActivationBackward", "scaleFold", "scaleGrads"};
   return name_list(a.env, names, "VERA_CUDA_BF16_FALLBACK");
 })
 
