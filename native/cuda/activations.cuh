@@ -59,6 +59,8 @@ __device__ inline double grad_op(int op, double x) {
 // itself (exact), are computed in f32 without cancellation (1 − σ(x) as e·σ(x), e = exp(−x)): a few f32
 // ulps from the double forms, the accuracy of an f32 backend's activations (native's). The GELUs and
 // tanh take a computed argument whose f32 rounding exp and erfc would amplify, so they stay in double.
+// WANT_DF = false (the forward) skips f'.
+template <bool WANT_DF = true>
 __device__ inline void act_grad(int op, float x, float* f, float* df) {
   switch (op) {
     case G_SILU:
@@ -67,25 +69,21 @@ __device__ inline void act_grad(int op, float x, float* f, float* df) {
       const float e = expf(-fabsf(x)), inv = 1.f / (1.f + e);
       const float s = x >= 0 ? inv : e * inv, oms = x >= 0 ? e * inv : inv;
       if (x != x) {
-        *f = *df = x;
+        *f = x;
+        if (WANT_DF) *df = x;
         return;
       }
-      if (op == G_SIGMOID) {
-        *f = s;
-        *df = s * oms;
-      } else {
-        *f = x * s;
-        *df = s * (1.f + x * oms);
-      }
+      *f = op == G_SIGMOID ? s : x * s;
+      if (WANT_DF) *df = op == G_SIGMOID ? s * oms : s * (1.f + x * oms);
       return;
     }
     case G_RELU:
       *f = x > 0 ? x : (x != x ? x : 0.f);
-      *df = x > 0 ? 1.f : 0.f;
+      if (WANT_DF) *df = x > 0 ? 1.f : 0.f;
       return;
     default:
       *f = (float)act_op(op, x);
-      *df = (float)grad_op(op, x);
+      if (WANT_DF) *df = (float)grad_op(op, x);
   }
 }
 

@@ -44,8 +44,8 @@ __global__ void __launch_bounds__(cu::kThreads) gated_kernel(int op, Vec out, Ve
     for (int j = 0; j < kUnroll; j++) {
       const int64_t i = base + (int64_t)j * blockDim.x;
       if (i >= n) break;
-      float a, da;
-      cu::act_grad(op, g[j], &a, &da);
+      float a;
+      cu::act_grad<false>(op, g[j], &a, nullptr);
       stv(out, i, a * u[j]);
     }
   }
@@ -85,8 +85,8 @@ __global__ void __launch_bounds__(cu::kThreads)
     cu::ld8(up + 8 * c, u);
 #pragma unroll
     for (int j = 0; j < 8; j++) {
-      float a, da;
-      cu::act_grad(op, g[j], &a, &da);
+      float a;
+      cu::act_grad<false>(op, g[j], &a, nullptr);
       y[j] = a * u[j];
     }
     cu::st8(out + 8 * c, y);

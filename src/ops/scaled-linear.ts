@@ -1,15 +1,18 @@
-// y = (x·Wᵀ) ⊙ s, s scaling each output feature: VeRA's λ_b after its B projection. Two formulations
-// give the same function:
+// y = ((x ⊙ inScale)·Wᵀ) ⊙ s, s scaling each output feature (VeRA's λ_b after its B projection),
+// inScale each input feature (λ_d). Two formulations give the same function:
 //   scale the output:  u = x·Wᵀ, y = u ⊙ s        — elementwise passes over [rows, out] (the backward's
 //                                                    dy ⊙ s and Σ dy ⊙ u), u saved for the backward;
-//   fold into W:       y = x·(s ⊙ W)ᵀ              — elementwise passes over [out, in] only, and when s
-//                                                    is trained, one more GEMM: dW' = dyᵀ·x, ds = Σ dW' ⊙ W.
+//   fold into W:       y = x·(s ⊙ W ⊙ inScale)ᵀ    — passes over [out, in] only (backend.scaleFold, in
+//                                                    the forward and again in the backward), and when a
+//                                                    scale trains one more GEMM, G = dyᵀ·x, whose
+//                                                    products with W give both scales' gradients
+//                                                    (backend.scaleGrads).
 // Which is cheaper depends on the machine: the fold trades memory traffic for GEMM work, a bargain on
 // a GPU (hundreds of FLOPs per byte moved) and a loss on a CPU. Backends state that balance
 // (Backend.gemmFlopsPerByte) and the op picks the cheaper side from the shapes, so model code stays
 // the same on every backend; a backend that states none gets PEFT's order of operations (the output
-// scaled), so CPU results stay bit-identical to the unfused formula. Over a bf16 weight the folded weight is rounded to bf16, keeping the GEMM
-// in bf16 as torch.autocast runs it.
+// scaled), so CPU outputs stay bit-identical to the unfused formula. Over a bf16 weight the folded
+// weight is rounded to bf16, keeping the GEMM in bf16 as torch.autocast runs it.
 
 import { isGradEnabled, noGrad, recordReads } from '../autograd/graph.js';
 import type { View } from '../backends/backend.js';
@@ -34,7 +37,7 @@ const pass = (reads: number): number => 4 * (reads + 1);
 export function foldsScale(rows: number, out: number, inF: number, scaleTrains: boolean, balance: number): boolean {
   // Output side: the forward's u ⊙ s; trained: dy ⊙ s, dy ⊙ u and its reduction over rows.
   const outputSide = rows * out * (pass(2) + (scaleTrains ? pass(2) + pass(2) + pass(1) : pass(2)));
-  // Weight side: s ⊙ W (and its bf16 rounding); trained: the dW' GEMM, dW' ⊙ W and its reduction.
+  // Weight side: the fold (reads W and s, writes W'); trained: the G GEMM and the pass over G and W.
   const gemm = scaleTrains ? (2 * rows * out * inF) / balance : 0;
   const weightSide = out * inF * (pass(2) + pass(1) + (scaleTrains ? pass(2) + pass(1) : 0)) + gemm;
   return weightSide < outputSide;

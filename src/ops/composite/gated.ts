@@ -3,7 +3,7 @@
 // forms the same values without writing the intermediates.
 
 import type { Backend, UnaryGradOp, UnaryOp, View } from '../../backends/backend.js';
-import { isContiguous, withScratch } from './scratch.js';
+import { isContiguous, wideDType, withScratch } from './scratch.js';
 
 function check(op: string, views: readonly (View | null)[], names: readonly string[]): void {
   const first = views.find((v): v is View => v !== null)!;
@@ -15,14 +15,11 @@ function check(op: string, views: readonly (View | null)[], names: readonly stri
   });
 }
 
-/** The temporaries' dtype: f64 where the views are (the js backend's gradient checks), else f32. */
-const wide = (v: View) => (v.dtype === 'f64' ? 'f64' : 'f32');
-
 /** backend.gatedActivation's semantics: out = f(gate) · up. */
 export function gatedActivation(b: Backend, out: View, gate: View, up: View, op: UnaryGradOp): void {
   check('gatedActivation', [out, gate, up], ['out', 'gate', 'up']);
   withScratch(b, (s) => {
-    const a = s.tmp(wide(out), gate.shape);
+    const a = s.tmp(wideDType(out), gate.shape);
     b.unary(op as UnaryOp, a, gate);
     b.binary('mul', out, a, up);
   });
@@ -40,7 +37,7 @@ export function gatedActivationBackward(
 ): void {
   check('gatedActivationBackward', [dgate, dup, gate, up, dy], ['dgate', 'dup', 'gate', 'up', 'dy']);
   withScratch(b, (s) => {
-    const t = s.tmp(wide(dy), gate.shape);
+    const t = s.tmp(wideDType(dy), gate.shape);
     if (dgate) {
       b.binary('mul', t, dy, up);
       b.unaryGrad(op, dgate, gate, t);

@@ -3,7 +3,7 @@
 // broadcast binary products and a reduction over f32 (f64 on js) temporaries.
 
 import type { Backend, View } from '../../backends/backend.js';
-import { isContiguous, perColumn, perRow, withScratch } from './scratch.js';
+import { isContiguous, perColumn, perRow, wideDType, withScratch } from './scratch.js';
 
 function matrix(op: string, what: string, v: View): [number, number] {
   if (v.shape.length !== 2 || !isContiguous(v))
@@ -16,8 +16,6 @@ function vector(op: string, what: string, v: View | null, n: number): void {
     throw new Error(`[${op}] ${what} (${v.shape.join(', ')}) must be a contiguous vector of ${n}`);
 }
 
-const wide = (v: View) => (v.dtype === 'f64' ? 'f64' : 'f32');
-
 /** backend.scaleFold's semantics: out[o, k] = (w[o, k] · rowScale[o]) · colScale[k]. */
 export function scaleFold(b: Backend, out: View, w: View, rowScale: View | null, colScale: View | null): void {
   const [o, k] = matrix('scaleFold', 'w', w);
@@ -29,7 +27,7 @@ export function scaleFold(b: Backend, out: View, w: View, rowScale: View | null,
   if (!rowScale || !colScale)
     return b.binary('mul', out, w, rowScale ? perRow(rowScale, o, k) : perColumn(colScale!, o, k));
   withScratch(b, (s) => {
-    const t = s.tmp(wide(w), [o, k]);
+    const t = s.tmp(wideDType(w), [o, k]);
     b.binary('mul', t, w, perRow(rowScale, o, k));
     b.binary('mul', out, t, perColumn(colScale, o, k));
   });
@@ -57,7 +55,7 @@ export function scaleGrads(
   vector('scaleGrads', 'colGrad', colGrad, k);
   if (!rowGrad && !colGrad) return;
   withScratch(b, (s) => {
-    const dt = wide(g);
+    const dt = wideDType(g);
     const p = s.tmp(dt, [o, k]);
     b.binary('mul', p, g, w);
     const term = s.tmp(dt, [o, k]);
@@ -90,7 +88,7 @@ export function scaleAdd(b: Backend, out: View, a: View, v: View, s: View): void
   }
   vector('scaleAdd', 's', s, n);
   withScratch(b, (sc) => {
-    const t = sc.tmp(wide(v), [r, n]);
+    const t = sc.tmp(wideDType(v), [r, n]);
     b.binary('mul', t, v, perColumn(s, r, n));
     b.binary('add', out, a, t);
   });

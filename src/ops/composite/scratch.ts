@@ -6,6 +6,11 @@ import type { Backend, BackendBuffer, View } from '../../backends/backend.js';
 import type { DType } from '../../backends/dtype.js';
 import { contiguousStrides, isContiguous as denseStrides, numel } from '../../tensor/shape.js';
 
+/** The dtype of a composite's intermediate for views like v: f64 where they are (js gradient checks), else f32. */
+export function wideDType(v: View): DType {
+  return v.dtype === 'f64' ? 'f64' : 'f32';
+}
+
 /** Whether a view is row-major dense from its offset (size-1 axes may have any stride). */
 export function isContiguous(v: View): boolean {
   return denseStrides(v.shape, v.strides);
