@@ -93,6 +93,62 @@ function findNccl(nvcc) {
   return dirs.map((d) => join(d, 'libnccl.so.2')).find((f) => existsSync(f)) ?? null;
 }
 
+/** pip's site-packages folders (PyTorch's environment holds the nvidia-* wheels there). */
+function sitePackages() {
+  const r = spawnSync('python3', ['-c', 'import site; print("\\n".join(site.getsitepackages()))'], {
+    encoding: 'utf8',
+  });
+  return (r.stdout ?? '').split('\n').filter(Boolean);
+}
+
+/**
+ * cuDNN ≥ 9 for the fused attention (native/cuda/attention_cudnn.cc): { include, lib, frontend, nvrtc } with
+ * cudnn.h and libcudnn.so.9 ($VERA_CUDNN_DIR, pip's nvidia-cudnn-cu13/cu12 wheels, the toolkit, the
+ * system), plus NVIDIA's header-only cudnn-frontend (cudnn_frontend.h: $VERA_CUDNN_FRONTEND, pip's
+ * nvidia-cudnn-frontend, /usr/include, /usr/local/include) and the toolkit's nvrtc.h. { missing: why }
+ * when one is absent: the addon is then built without it and attention runs its own kernels.
+ */
+function findCudnn(nvcc, extraIncludes) {
+  if (process.env.VERA_CUDNN === '0') return { missing: 'VERA_CUDNN=0' };
+  const roots = [
+    process.env.VERA_CUDNN_DIR,
+    resolve(dirname(nvcc), '..'),
+    '/usr/local/cuda',
+    '/usr',
+    '/opt/cudnn13/nvidia/cudnn',
+  ];
+  for (const sp of sitePackages()) roots.push(join(sp, 'nvidia', 'cudnn'));
+  let found = null;
+  for (const r of roots.filter(Boolean)) {
+    const include = [join(r, 'include'), join(r, 'include', 'x86_64-linux-gnu')].find((d) =>
+      existsSync(join(d, 'cudnn_graph.h')),
+    );
+    const lib = [join(r, 'lib'), join(r, 'lib64'), join(r, 'lib', 'x86_64-linux-gnu')].find((d) =>
+      existsSync(join(d, 'libcudnn.so.9')),
+    );
+    if (include && lib) {
+      found = { include, lib };
+      break;
+    }
+  }
+  if (!found) return { missing: 'cuDNN 9 not found (cudnn_graph.h and libcudnn.so.9; set VERA_CUDNN_DIR)' };
+  const fronts = [process.env.VERA_CUDNN_FRONTEND, ...sitePackages().map((sp) => join(sp, 'include'))];
+  fronts.push('/usr/include', '/usr/local/include', '/opt/cudnn-frontend/include');
+  const frontend = fronts.filter(Boolean).find((d) => existsSync(join(d, 'cudnn_frontend.h')));
+  if (!frontend)
+    return {
+      missing:
+        'cudnn-frontend not found (cudnn_frontend.h; pip install nvidia-cudnn-frontend or set VERA_CUDNN_FRONTEND)',
+    };
+  // The frontend includes nvrtc.h (its runtime-compiled engines; it opens libnvrtc itself when used).
+  const nvrtcDirs = [join(resolve(dirname(nvcc), '..'), 'include'), ...extraIncludes];
+  for (const sp of sitePackages())
+    nvrtcDirs.push(join(sp, 'nvidia', 'cu13', 'include'), join(sp, 'nvidia', 'cuda_nvrtc', 'include'));
+  const nvrtc = nvrtcDirs.find((d) => existsSync(join(d, 'nvrtc.h')));
+  if (!nvrtc) return { missing: "nvrtc.h not found (the CUDA toolkit's NVRTC headers, which cudnn-frontend includes)" };
+  return { ...found, frontend, nvrtc };
+}
+
 function findNodeInclude() {
   const c = [
     process.env.VERA_NODE_INCLUDE,
@@ -117,6 +173,16 @@ function cublasLinkDirs(lib) {
   rmSync(join(dir, 'libcublasLt.so'), { force: true });
   symlinkSync(join(lib, f), join(dir, 'libcublasLt.so'));
   return [dir, lib];
+}
+
+/** A -L directory giving -lcudnn (pip ships only libcudnn.so.9): build/cuda/cudnn with a link. */
+function cudnnLinkDir(lib) {
+  if (existsSync(join(lib, 'libcudnn.so'))) return lib;
+  const dir = join(OBJ, 'cudnn');
+  mkdirSync(dir, { recursive: true });
+  rmSync(join(dir, 'libcudnn.so'), { force: true });
+  symlinkSync(join(lib, 'libcudnn.so.9'), join(dir, 'libcudnn.so'));
+  return dir;
 }
 
 function runAll(jobs, parallel) {
@@ -188,6 +254,7 @@ export async function buildCuda({ quiet = false } = {}) {
     return 'up-to-date';
   }
   const ncclLib = findNccl(nvcc);
+  const cudnn = findCudnn(nvcc, [cublas.include]);
   const arch = process.env.VERA_CUDA_ARCH ?? 'sm_90';
   const cc = arch.replace(/^sm_/, '');
   const flags = [
@@ -204,6 +271,9 @@ export async function buildCuda({ quiet = false } = {}) {
     nodeInc,
     '-I',
     cublas.include,
+    ...(cudnn.missing
+      ? []
+      : ['-DVERA_CUDNN=1', '-isystem', cudnn.include, '-isystem', cudnn.frontend, '-isystem', cudnn.nvrtc]),
   ];
   mkdirSync(OBJ, { recursive: true });
   mkdirSync(dirname(OUT), { recursive: true });
@@ -214,7 +284,7 @@ export async function buildCuda({ quiet = false } = {}) {
     .filter(([s, o]) => mtime(o) < Math.max(mtime(s), headerTime, mtime(fileURLToPath(import.meta.url))))
     .map(([s, o]) => [nvcc, [...flags, '-x', s.endsWith('.cu') ? 'cu' : 'c++', '-c', s, '-o', o], basename(s)]);
   log(
-    `cuda: nvcc ${ver.join('.')} for ${arch}: compiling ${jobs.length} of ${sources.length} files (cuBLASLt from ${cublas.lib}; NCCL ${ncclLib ? `from ${ncclLib}` : 'not found: data-parallel training on cuda will look for libnccl.so.2 at run time'})`,
+    `cuda: nvcc ${ver.join('.')} for ${arch}: compiling ${jobs.length} of ${sources.length} files (cuBLASLt from ${cublas.lib}; NCCL ${ncclLib ? `from ${ncclLib}` : 'not found: data-parallel training on cuda will look for libnccl.so.2 at run time'}; cuDNN attention ${cudnn.missing ? `off: ${cudnn.missing}` : `from ${cudnn.lib}`})`,
   );
   const failed = await runAll(jobs, Math.max(1, Math.min(cpus().length, 16)));
   if (failed) {
@@ -231,6 +301,7 @@ export async function buildCuda({ quiet = false } = {}) {
       OUT,
       ...cublasLinkDirs(cublas.lib).map((d) => `-L${d}`),
       '-lcublasLt',
+      ...(cudnn.missing ? [] : [`-L${cudnnLinkDir(cudnn.lib)}`, '-lcudnn', `-Xlinker=-rpath=${cudnn.lib}`]),
       '-ldl',
       `-Xlinker=-rpath=${cublas.lib}`,
     ],
@@ -242,7 +313,10 @@ export async function buildCuda({ quiet = false } = {}) {
     log('cuda: link failed');
     return 'failed';
   }
-  writeFileSync(join(OBJ, 'built-with.txt'), `${nvcc} ${ver.join('.')} ${arch} cublasLt ${cublas.lib}\n`);
+  writeFileSync(
+    join(OBJ, 'built-with.txt'),
+    `${nvcc} ${ver.join('.')} ${arch} cublasLt ${cublas.lib} cudnn ${cudnn.missing ? 'off' : cudnn.lib}\n`,
+  );
   log(`cuda: built ${OUT.slice(ROOT.length + 1)}`);
   return 'built';
 }

@@ -23,6 +23,12 @@ fi
 if [ ! -f /tmp/inc/node/node_api.h ]; then mkdir -p /tmp/inc && tar xJf .gpu/node-include.tar.xz -C /tmp/inc; fi
 [ -d node_modules ] || tar xJf .gpu/nm.tar.xz
 export VERA_NODE_INCLUDE=/tmp/inc/node
+# NVIDIA's header-only cudnn-frontend for cuDNN's fused attention (the host has cuDNN, not the frontend):
+#   made with `tar cJf .gpu/cudnn-frontend.tar.xz -C DIR cudnn-frontend` (DIR/cudnn-frontend/include).
+if [ -f .gpu/cudnn-frontend.tar.xz ]; then
+  [ -d /tmp/cudnn-frontend ] || tar xJf .gpu/cudnn-frontend.tar.xz -C /tmp
+  export VERA_CUDNN_FRONTEND=/tmp/cudnn-frontend/include VERA_REQUIRE_CUDNN=1
+fi
 if ls .gpu/peft-*.whl >/dev/null 2>&1 && [ ! -d /tmp/site/peft ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/peft-*.whl
 fi

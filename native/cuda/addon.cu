@@ -15,6 +15,7 @@
 
 #include "../src/kernel_exports.h"
 #include "../src/napi_glue.h"
+#include "attention_cudnn.h"
 #include "device.cuh"
 
 using namespace vera;
@@ -386,6 +387,15 @@ KERNEL(DeviceInfo, "deviceInfo", {
   return o;
 })
 
+// cuDNN's fused attention as this process uses it (attention_cudnn.cc): JSON with whether it was built
+// in, cuDNN's version, the calls it took and declined, and the last decline's reason.
+KERNEL(CudnnAttention, "cudnnAttention", {
+  const std::string s = attn::cudnn_info();
+  napi_value v;
+  napi_create_string_utf8(a.env, s.c_str(), s.size(), &v);
+  return v;
+})
+
 // A JS array of `names` without those listed in the comma-separated environment variable `hide_env`.
 template <size_t N>
 napi_value name_list(napi_env env, const char* const (&names)[N], const char* hide_env) {
@@ -409,9 +419,7 @@ KERNEL(FusedKernels, "fusedKernels", {
   static const char* const names[] = {"softmax",      "softmaxBackward",      "layerNorm", "layerNormBackward", "rmsNorm",
                                       "rmsNormBackward", "crossEntropy",     "crossEntropyBackward", "rope",      "dropout",
                                       "adamw",           "attention",        "attentionBackward", "gatedActivation",
-                                      "gatedActivationBackward", "scaleFold", "scaleGrads"};
-  // scaleAdd (scale.cu) is built but not listed until it has passed conformance on a GPU (written
-  // 2026-12-07 after that day's device time was spent): until then fused() gives its composite.
+                                      "gatedActivationBackward", "scaleFold", "scaleGrads", "scaleAdd"};
   return name_list(a.env, names, "VERA_CUDA_COMPOSITE");
 })
 
@@ -424,7 +432,7 @@ KERNEL(Bf16Kernels, "bf16Kernels", {
                                       "topk",      "embedding",    "embeddingBackward", "gather",
                                       "layerNorm", "layerNormBackward", "rmsNorm", "rmsNormBackward",
                                       "rope",      "dropout",      "attention",   "attentionBackward",
-                                      "gatedActivation", "gatedActivationBackward", "scaleFold", "scaleGrads"};
+                                      "gatedActivation", "gatedActivationBackward", "scaleFold", "scaleGrads", "scaleAdd"};
   return name_list(a.env, names, "VERA_CUDA_BF16_FALLBACK");
 })
 
@@ -438,7 +446,7 @@ napi_value Init(napi_env env, napi_value exports) {
   static const Fn fns[] = {
       {"alloc", Alloc},   {"free", Free},         {"upload", Upload},         {"readFile", ReadFile},
       {"download", Download}, {"downloadAsync", DownloadAsync}, {"memory", Memory}, {"resetPeakMemory", ResetPeakMemory}, {"profileReport", ProfileReport}, {"emptyCache", EmptyCache},
-      {"sync", Sync},     {"deviceInfo", DeviceInfo}, {"fusedKernels", FusedKernels},
+      {"sync", Sync},     {"deviceInfo", DeviceInfo}, {"cudnnAttention", CudnnAttention}, {"fusedKernels", FusedKernels},
       {"bf16Kernels", Bf16Kernels},
   };
   for (const Fn& f : fns) {

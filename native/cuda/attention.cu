@@ -44,6 +44,7 @@
 #include <cstdint>
 
 #include "attention_common.cuh"
+#include "attention_cudnn.h"
 #include "bf16.cuh"
 #include "device.cuh"
 #include "kernels.h"
@@ -584,9 +585,26 @@ struct Widened {
       : mem((size_t)v.numel() * sizeof(float), k), view(dense_like(v, DType::F32, mem.p, fill)) {}
 };
 
+// The call as cuDNN's fused attention takes it (attention_cudnn.cc): bf16, no key mask, no dropout.
+bool cudnn_may(const View& q, const AttentionOpts& o) {
+  return o.low_precision && q.dtype == DType::BF16 && !o.key_mask.present && !o.dropout.on;
+}
+
+attn::CudnnCall cudnn_call(const Dims& d, const View& q, const View& k, const View& v, const AttentionOpts& o) {
+  attn::CudnnCall c;
+  c.b = d.b, c.tq = d.tq, c.tk = d.tk, c.hq = d.hq, c.hkv = d.hkv, c.d = d.d;
+  c.q = data_of(q), c.k = data_of(k), c.v = data_of(v);
+  for (int i = 0; i < 3; i++) c.qs[i] = q.strides[i], c.ks[i] = k.strides[i], c.vs[i] = v.strides[i];
+  c.causal = o.causal;
+  c.window = o.window;
+  c.scale = o.scale;
+  return c;
+}
+
 }  // namespace
 
-// bf16 views (bf16 activations): with lowPrecision the tensor-core kernels read and write them as they
+// bf16 views (bf16 activations): with lowPrecision cuDNN's fused attention where it takes the call,
+// else the tensor-core kernels read and write them as they
 // are; otherwise (or where those kernels cannot take the call: head size above 128, no tensor cores)
 // they are widened into f32 temporaries, the f32 kernels run, and the outputs are rounded once.
 void attention(const View& out, const View& lse, const View& q, const View& k, const View& v, const AttentionOpts& o) {
@@ -601,6 +619,7 @@ void attention(const View& out, const View& lse, const View& q, const View& k, c
   need_numel(kn, "lse", lse, d.b * d.hq * d.tq);
   if (d.b * d.hq * d.tq == 0) return;  // nothing to write
   const bool bf16 = q.dtype == DType::BF16;
+  if (cudnn_may(q, o) && attn::cudnn_forward(cudnn_call(d, q, k, v, o), data_of(out), lse.f(), kn)) return;
   const Params p = make_params(d, q, k, v, o);
   if (o.low_precision && tc_forward(p, data_of(out), bf16, lse.f(), d.b, kn)) {
     if (bf16 && cu::profiling()) cu::profile_label("attention (bf16 views, tensor cores)");
@@ -637,6 +656,12 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
   need_numel(kn, "lse", lse, d.b * d.hq * d.tq);
   if (d.d == 0) return;  // dq, dk, dv are empty
   const bool bf16 = q.dtype == DType::BF16;
+  if (cudnn_may(q, o) && out.contiguous()) {
+    const int64_t dos[3] = {dout.strides[0], dout.strides[1], dout.strides[2]};
+    if (attn::cudnn_backward(cudnn_call(d, q, k, v, o), data_of(out), data_of(dout), dos, lse.f(), data_of(dq),
+                             data_of(dk), data_of(dv), kn))
+      return;
+  }
   const Params p = make_params(d, q, k, v, o);
   const int64_t rows = d.b * d.hq * d.tq;
   auto delta_of = [&](float* delta) {

@@ -29,6 +29,8 @@ export interface CudaAddon extends Addon {
   bf16Kernels?(): string[];
   resetPeakMemory(): void;
   profileReport(): string;
+  /** JSON of attention_cudnn.cc's use of cuDNN (absent in an addon older than it). */
+  cudnnAttention?(): string;
   ncclVersion(): { version: number; library: string };
   ncclUniqueId(): Uint8Array;
   ncclInit(id: Uint8Array, size: number, rank: number): void;
@@ -41,6 +43,16 @@ export interface CudaAddon extends Addon {
 }
 
 const REDUCE_OPS = { sum: 0, max: 1, min: 2 } as const;
+
+/** CudaBackend.cudnnAttention's answer. */
+export interface CudnnAttentionStats {
+  built: boolean;
+  version: number;
+  forward: number;
+  backward: number;
+  declined: number;
+  reason: string;
+}
 
 /** Totals of one label of the kernel profile (VERA_CUDA_PROFILE=1). */
 export interface ProfileEntry {
@@ -129,6 +141,17 @@ export class CudaBackend extends AddonBackend {
    */
   profileReport(): Record<string, ProfileEntry> | null {
     return JSON.parse(this.#c.profileReport()) as Record<string, ProfileEntry> | null;
+  }
+
+  /**
+   * cuDNN's fused attention in this process: whether the addon was built with it, cuDNN's version
+   * (major·10000 + minor·100 + patch; 0 when not loaded), the attention calls it took and those it
+   * declined (left to our kernels), with the last decline's reason.
+   */
+  cudnnAttention(): CudnnAttentionStats {
+    const raw = this.#c.cudnnAttention?.();
+    if (!raw) return { built: false, version: 0, forward: 0, backward: 0, declined: 0, reason: '' };
+    return { reason: '', ...(JSON.parse(raw) as Omit<CudnnAttentionStats, 'reason'>) };
   }
 
   /** NCCL between the processes of a data-parallel run (native/cuda/nccl.cu opens it on first use). */

@@ -503,7 +503,7 @@ export function bf16Tests(ctx: Ctx): void {
 
   ctx.test(['attention', 'attentionBackward'], 'bf16: attention on bf16 q, k, v, out and gradients', () => {
     assert.ok(has('attention') && has('attentionBackward'));
-    type Case = Omit<AttnCase, 'window'> & { low: boolean }; // with lowPrecision or without
+    type Case = AttnCase & { low: boolean }; // with lowPrecision or without
     const base: Case = {
       b: 2,
       tq: 70,
@@ -512,6 +512,7 @@ export function bf16Tests(ctx: Ctx): void {
       hkv: 2,
       d: 64,
       causal: true,
+      window: 0,
       mask: false,
       fused: false,
       low: true,
@@ -523,6 +524,13 @@ export function bf16Tests(ctx: Ctx): void {
       { d: 128, tq: 130, tk: 130, hkv: 1, fused: true },
       { d: 80, mask: true, hkv: 4 },
       { tq: 9, tk: 140, p: 0.2 },
+      // What CUDA hands to cuDNN's fused attention (no mask, no dropout): causal with Tq < Tk (aligned
+      // bottom-right), not causal, a sliding window, a window wider than the sequence, groups of 4.
+      { tq: 9, tk: 140 },
+      { causal: false, tq: 64, tk: 128 },
+      { tq: 100, tk: 100, window: 20, fused: true },
+      { d: 128, tq: 130, tk: 130, window: 200 },
+      { hq: 8, hkv: 2, tq: 256, tk: 256 },
       { low: false, d: 16, tq: 33, tk: 33, mask: true },
       { low: false, d: 64, fused: true },
     ];
@@ -553,7 +561,7 @@ export function bf16Tests(ctx: Ctx): void {
       const opts = (p: (x: Pair) => View): AttentionOpts => ({
         scale: 1 / Math.sqrt(c.d),
         causal: c.causal,
-        window: 0,
+        window: c.window,
         keyMask: keyMask ? p(keyMask) : null,
         dropout: c.p > 0 ? { p: c.p, seed: 5, offset: 17 } : null,
         lowPrecision: c.low,
