@@ -2,13 +2,17 @@
 // Builds the CUDA backend's addon, build/Release/vera_cuda.node, from native/cuda/*.cu and the
 // shared native/src/names.cc with nvcc (≥ 11.8): every source compiled in parallel into
 // build/cuda/*.o, linked with cuBLASLt (CUDA's runtime linked statically, so only the driver and
-// libcublasLt are needed at run time; an rpath points at the cuBLASLt found here). Called by
+// libcublasLt are needed at run time; an rpath points at the cuBLASLt found here). Where cuDNN 9 and
+// the header-only cudnn-frontend are found, native/cuda/attention_cudnn.cc is built with
+// -DVERA_CUDNN=1 and linked with libcudnn (cuDNN's fused attention); otherwise it compiles to a stub
+// that always declines, and attention stays on our own kernels. Called by
 // scripts/setup.mjs when nvcc is present; also runnable alone (`node scripts/build-cuda.mjs`).
 // Plain Node ESM without dependencies. Exits 0 having built or with nothing to do, 1 on failure,
 // and prints one line saying why when there is no nvcc (status 0: the CPU build never needs CUDA).
 // Env: VERA_CUDA_ARCH (default sm_90: H100/H200; e.g. sm_80 for an A100), NVCC or CUDA_HOME,
 //      VERA_CUBLAS_DIR (a directory with include/cublasLt.h and lib/ or lib64/libcublasLt.so*),
-//      VERA_NODE_INCLUDE (a directory holding node_api.h).
+//      VERA_NODE_INCLUDE (a directory holding node_api.h), VERA_CUDNN_DIR, VERA_CUDNN_FRONTEND
+//      (cuDNN's and cudnn-frontend's locations), VERA_CUDNN=0 (build without cuDNN), VERA_NCCL_LIB.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
