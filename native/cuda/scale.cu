@@ -2,6 +2,7 @@
 //   scaleFold:  out[o, k] = (w[o, k] · r[o]) · c[k]
 //   scaleGrads: rowGrad[o] = Σ_k (g·w)[o, k] · c[k],  colGrad[k] = Σ_o (g·w)[o, k] · r[o]
 //   scaleAdd:   out[i, k] = a[i, k] + v[i, k] · s[k]  (a scaled adapter output onto the base's)
+//   scaleBackward: dv[i, k] = dy[i, k] · s[k], ds[k] = Σ_i dy[i, k] · v[i, k]  (v ⊙ s's gradients)
 // w, out and g are contiguous [O, K] (f32 or bf16 each); the scales and gradients are f32 vectors,
 // either scale absent (ones). Values are formed as the composite (src/ops/composite/scale.ts) forms
 // them (each product an f32 multiply: the exact product rounded once, as an f32 temporary holds it), so
@@ -163,6 +164,18 @@ __global__ void __launch_bounds__(cu::kThreads)
     }
 }
 
+// dv = dy ⊙ s (s per column), each product an f32 multiply rounded to dv's dtype.
+__global__ void __launch_bounds__(cu::kThreads)
+    scale_rows_kernel(void* out, bool out_bf16, Mat dy, const float* s, int64_t rows, int64_t cols) {
+  for (int64_t o = blockIdx.y; o < rows; o += gridDim.y)
+    for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < cols; k += (int64_t)gridDim.x * blockDim.x) {
+      const int64_t i = o * cols + k;
+      const float y = __fmul_rn(ldm(dy, i), s[k]);
+      if (out_bf16) static_cast<uint16_t*>(out)[i] = cu::f32_to_bf16_bits(y);
+      else static_cast<float*>(out)[i] = y;
+    }
+}
+
 Mat mat_of(const char* k, const char* what, const View& v) {
   need_float_contig(k, what, v);
   if (v.ndim != 2) fail(k, "%s must be a matrix [O, K], got shape %s", what, v.shape_str().c_str());
@@ -253,6 +266,29 @@ void scale_add(const View& out, const View& a, const View& v, const View& s) {
   const int64_t gy = std::min<int64_t>(rows, std::max<int64_t>(1, (int64_t)cu::sm_count() * 16 / gx));
   scale_add_kernel<<<dim3((unsigned)gx, (unsigned)std::min<int64_t>(gy, 65535)), cu::kThreads, 0, cu::stream()>>>(
       o, out.dtype == DType::BF16, am, vm, sp, rows, cols);
+  cu::launched(k);
+}
+
+// Two passes here (dv, then ds through scale_grads' column sums): the CPU's one-pass form saves memory
+// traffic that the GPU's VeRA path (λ_b folded into B, src/ops/scaled-linear.ts) does not spend.
+void scale_backward(const View& dv, const View& ds, const View& dy, const View& v, const View& s) {
+  const char* k = "scaleBackward";
+  const Mat gm = mat_of(k, "dy", dy);
+  mat_of(k, "v", v);
+  need_same_shape(k, "v", v, dy);
+  const int64_t rows = dy.shape[0], cols = dy.shape[1];
+  if (!s.present) fail(k, "s is required");
+  const float* sp = vec_of(k, "s", s, cols);
+  if (ds.present) scale_grads(View{}, ds, dy, v, View{}, View{});
+  if (!dv.present) return;
+  mat_of(k, "dv", dv);
+  need_same_shape(k, "dv", dv, dy);
+  if (rows * cols == 0) return;
+  void* o = static_cast<char*>(dv.base) + dv.offset * dtype_bytes(dv.dtype);
+  const int64_t gx = std::min<int64_t>((cols + cu::kThreads - 1) / cu::kThreads, 64);
+  const int64_t gy = std::min<int64_t>(rows, std::max<int64_t>(1, (int64_t)cu::sm_count() * 16 / gx));
+  scale_rows_kernel<<<dim3((unsigned)gx, (unsigned)std::min<int64_t>(gy, 65535)), cu::kThreads, 0, cu::stream()>>>(
+      o, dv.dtype == DType::BF16, gm, sp, rows, cols);
   cu::launched(k);
 }
 

@@ -237,6 +237,11 @@ KERNEL(ScaleAdd, "scaleAdd", {
   scale_add(out, x, v, s);
   return nullptr;
 })
+KERNEL(ScaleBackward, "scaleBackward", {
+  View dv = a.view("dv", true), ds = a.view("ds", true), dy = a.view("dy"), v = a.view("v"), s = a.view("s");
+  scale_backward(dv, ds, dy, v, s);
+  return nullptr;
+})
 KERNEL(ScaleGrads, "scaleGrads", {
   View rg = a.view("rowGrad", true), cg = a.view("colGrad", true), g = a.view("g"), w = a.view("w");
   View r = a.view("rowScale", true), c = a.view("colScale", true);
@@ -288,6 +293,7 @@ inline void export_kernels(napi_env env, napi_value exports) {
       {"scaleFold", ScaleFold},
       {"scaleGrads", ScaleGrads},
       {"scaleAdd", ScaleAdd},
+      {"scaleBackward", ScaleBackward},
   };
   for (const Fn& f : fns) {
     napi_value fn;

@@ -101,6 +101,7 @@ void scale_fold(const View& out, const View& w, const View& row_scale, const Vie
 void scale_grads(const View& row_grad, const View& col_grad, const View& g, const View& w, const View& row_scale,
                  const View& col_scale);
 void scale_add(const View& out, const View& a, const View& v, const View& s);
+void scale_backward(const View& dv, const View& ds, const View& dy, const View& v, const View& s);
 
 // rope.cc
 void rope(const View& out, const View& x, const View& cos, const View& sin, bool inverse);

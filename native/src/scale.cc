@@ -3,10 +3,14 @@
 //   scaleFold:  out[o, k] = (w[o, k] · r[o]) · c[k]
 //   scaleGrads: rowGrad[o] = Σ_k (g·w)[o, k] · c[k],  colGrad[k] = Σ_o (g·w)[o, k] · r[o]
 //   scaleAdd:   out[i, k] = a[i, k] + v[i, k] · s[k]
+//   scaleBackward: dv[i, k] = dy[i, k] · s[k] (rounded to dv's dtype), ds[k] = Σ_i dy[i, k] · v[i, k]
+//     — the gradients of v ⊙ s in one pass; dy, v and dv may be bf16 (the others f32), so a dv that
+//     feeds a bf16 GEMM is written as the GEMM's operand, not widened and rounded again
 // Each product an f32 multiply and each sum in double in index order, as the js reference forms them:
 // row sums split by rows, column sums by columns, so the order does not depend on the thread count.
 #include <vector>
 
+#include "gemm_pack.h"
 #include "kernels.h"
 #include "views.h"
 
@@ -112,6 +116,77 @@ void scale_add(const View& out, const View& a, const View& v, const View& s) {
 #pragma omp simd
       for (int64_t j = 0; j < cols; j++) orow[j] = ar[j] + vr[j] * sp[j];
     }
+  });
+}
+
+namespace {
+
+// A contiguous f32 or bf16 matrix [R, N] for scaleBackward (its rows read as floats).
+void need_float_matrix(const char* k, const char* what, const View& v) {
+  if (v.dtype != DType::F32 && v.dtype != DType::BF16)
+    fail(k, "%s must be f32 or bf16, got %s", what, dtype_name(v.dtype));
+  need_contig(k, what, v);
+  if (v.ndim != 2) fail(k, "%s must be a matrix [R, N], got shape %s", what, v.shape_str().c_str());
+}
+
+// Elements [lo, hi) of row i of a contiguous [R, N] f32 or bf16 matrix as floats: a pointer into it
+// (f32) or into `tmp` after widening (bf16).
+const float* row_floats(const View& v, int64_t i, int64_t lo, int64_t hi, float* tmp) {
+  const int64_t n = v.shape[1];
+  if (v.dtype == DType::F32) return v.f() + i * n + lo;
+  const uint16_t* src = v.ptr<uint16_t>() + i * n + lo;
+#pragma omp simd
+  for (int64_t j = 0; j < hi - lo; j++) tmp[j] = bf16_to_f32(src[j]);
+  return tmp;
+}
+
+}  // namespace
+
+void scale_backward(const View& dv, const View& ds, const View& dy, const View& v, const View& s) {
+  const char* k = "scaleBackward";
+  need_float_matrix(k, "dy", dy);
+  need_float_matrix(k, "v", v);
+  need_same_shape(k, "v", v, dy);
+  if (dv.present) {
+    need_float_matrix(k, "dv", dv);
+    need_same_shape(k, "dv", dv, dy);
+  }
+  const int64_t rows = dy.shape[0], cols = dy.shape[1];
+  const float* sp = vector_of(k, "s", s, cols);
+  if (!sp) fail(k, "s is required");
+  float* dsp = const_cast<float*>(vector_of(k, "ds", ds, cols));
+  if (!dv.present && !dsp) return;
+  // Column blocks per thread, every row of a block summed in row order (double, as scaleGrads'
+  // column sums): ds does not depend on the thread count.
+  parallel_rows(cols, rows, kGrainCheap, [&](int64_t lo, int64_t hi) {
+    const int64_t n = hi - lo;
+    std::vector<double> acc(dsp ? (size_t)n : 0, 0.0);
+    std::vector<float> tmp((size_t)(3 * n));
+    float* __restrict ty = tmp.data();
+    float* __restrict tv = ty + n;
+    float* __restrict tp = tv + n;
+    const float* __restrict sc = sp + lo;
+    for (int64_t i = 0; i < rows; i++) {
+      const float* __restrict g = row_floats(dy, i, lo, hi, ty);
+      if (dsp) {
+        const float* __restrict x = row_floats(v, i, lo, hi, tv);
+        double* __restrict a = acc.data();
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) a[j] += (double)(g[j] * x[j]);
+      }
+      if (!dv.present) continue;
+      if (dv.dtype == DType::F32) {
+        float* __restrict o = dv.f() + i * cols + lo;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) o[j] = g[j] * sc[j];
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) tp[j] = g[j] * sc[j];
+        round_to_bf16(dv.ptr<uint16_t>() + i * cols + lo, tp, n);
+      }
+    }
+    if (dsp)
+      for (int64_t j = 0; j < n; j++) dsp[lo + j] = (float)acc[(size_t)j];
   });
 }
 

@@ -90,6 +90,7 @@ export interface Addon {
   scaleFold(out: H, w: H, rowScale: H, colScale: H): void;
   scaleGrads(rowGrad: H, colGrad: H, g: H, w: H, rowScale: H, colScale: H): void;
   scaleAdd(out: H, a: H, v: H, s: H): void;
+  scaleBackward(dv: H, ds: H, dy: H, v: H, s: H): void;
 }
 
 /** A block of an addon's memory; `handle` is the addon's external. */
@@ -511,6 +512,11 @@ export class AddonBackend implements Backend {
   scaleAdd(out: View, a: View, v: View, s: View): void {
     this.#put(this.#put(this.#put(this.#put(this.#first, out), a), v), s);
     this.#a.scaleAdd(h(out), h(a), h(v), h(s));
+  }
+
+  scaleBackward(dv: View | null, ds: View | null, dy: View, v: View, s: View): void {
+    this.#put(this.#put(this.#put(this.#putOpt(this.#putOpt(this.#first, dv), ds), dy), v), s);
+    this.#a.scaleBackward(h(dv), h(ds), h(dy), h(v), h(s));
   }
 
   adamw(param: View, grad: View, m: View, v: View, hp: AdamWParams): void {

@@ -238,6 +238,7 @@ export const FUSED_KERNELS = [
   'scaleFold',
   'scaleGrads',
   'scaleAdd',
+  'scaleBackward',
 ] as const;
 
 export type FusedKernelName = (typeof FUSED_KERNELS)[number];
@@ -491,4 +492,11 @@ export interface Backend {
    * added to the base's in one pass).
    */
   scaleAdd?(out: View, a: View, v: View, s: View): void;
+  /**
+   * The gradients of v ⊙ s from dy, for contiguous [R, N] views dy, v (f32 or bf16) and a contiguous f32
+   * s [N]: dv[i, k] = dy[i, k] · s[k] (an f32 product, rounded to dv's dtype: a bf16 dv is the operand a
+   * bf16 GEMM would round it to) and ds[k] = Σ_i dy[i, k] · v[i, k] (f32), either absent (null). One
+   * pass where mul, a column sum and the GEMM's rounding took three.
+   */
+  scaleBackward?(dv: View | null, ds: View | null, dy: View, v: View, s: View): void;
 }

@@ -44,6 +44,7 @@ const ROLES: Record<string, readonly Role[] | ((args: readonly unknown[]) => rea
   scaleFold: ['out', 'in', 'in', 'in'],
   scaleGrads: ['out', 'out', 'in', 'in', 'in', 'in'],
   scaleAdd: ['out', 'in', 'in', 'in'],
+  scaleBackward: ['out', 'out', 'in', 'in', 'in'],
 };
 
 /** The kernels withBf16Views knows: every kernel with float views except adamw. */

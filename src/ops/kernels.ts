@@ -9,7 +9,7 @@ import { bf16Fallback } from '../backends/bf16-views.js';
 import { adamw } from './composite/adamw.js';
 import { dropout } from './composite/dropout.js';
 import { gatedActivation, gatedActivationBackward } from './composite/gated.js';
-import { scaleAdd, scaleFold, scaleGrads } from './composite/scale.js';
+import { scaleAdd, scaleBackward, scaleFold, scaleGrads } from './composite/scale.js';
 import { attention, attentionBackward } from './composite/attention.js';
 import { crossEntropy, crossEntropyBackward } from './composite/loss.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './composite/norm.js';
@@ -38,6 +38,7 @@ const COMPOSITES: { [K in FusedKernelName]: Composite<K> } = {
   scaleFold,
   scaleGrads,
   scaleAdd,
+  scaleBackward,
 };
 
 const cache = new WeakMap<Backend, FusedKernels>();

@@ -71,10 +71,8 @@ export function scaledLinear(
   const rows = numel(x.shape.slice(0, -1));
   const trains = s.requiresGrad && isGradEnabled();
   const balance = x.backend.gemmFlopsPerByte;
-  if (balance === undefined || !foldsScale(rows, out, inF, trains, balance)) {
-    const v = linear(inScale ? scaleColumns(x, inScale) : x, weight);
-    return addTo ? scaledAdd(addTo, v, s) : scaleColumns(v, s);
-  }
+  if (balance === undefined || !foldsScale(rows, out, inF, trains, balance))
+    return outputScaledLinear(inScale ? scaleColumns(x, inScale) : x, weight, s, addTo);
   if (master && (master.dtype === 'bf16' || master.shape[0] !== out || master.shape[1] !== inF)) {
     throw new ShapeError(
       `[scaledLinear] Master ${master.dtype} ${fmtShape(master.shape)} is not a float copy of weight ${fmtShape(weight.shape)}`,
@@ -82,6 +80,54 @@ export function scaledLinear(
   }
   const y = foldedLinear(x, weight, s, master, inScale);
   return addTo ? add(addTo, y) : y;
+}
+
+/**
+ * (x·Wᵀ) ⊙ s (+ addTo), the output scaled, as one graph node: linear then scaledAdd (or scaleColumns)
+ * give its values, the same f32 products and roundings. Its backward is one pass over [rows, out]
+ * (backend.scaleBackward) for dv = dy ⊙ s and ds = Σ_rows dy ⊙ v, where the composed ops took a mul, a
+ * column sum and the dX GEMM's rounding of dv: over a bf16 weight dv is written in bf16, the operand
+ * that GEMM reads (the same bits it would round to). v = x·Wᵀ is kept only when s trains.
+ */
+function outputScaledLinear(x: Tensor, weight: Tensor, s: Tensor, addTo?: Tensor): Tensor {
+  const [out, inF] = weight.shape as [number, number];
+  const rows = numel(x.shape.slice(0, -1));
+  const v = noGrad(() => linear(x, weight));
+  const y = noGrad(() => (addTo ? scaledAdd(addTo, v, s) : mul(v, s)));
+  const keepV = s.requiresGrad;
+  if (!keepV) v.dispose();
+  const inputs = addTo ? [x, weight, s, addTo] : [x, weight, s];
+  const rule = (dy: Tensor, needs: readonly boolean[]): (Tensor | null)[] =>
+    scope(() => {
+      const [nx, nw, ns] = [needs[0]!, needs[1]!, needs[2]!];
+      const op = 'scaledLinear backward';
+      const m = (t: Tensor) => ({ ...t.view(op), shape: [rows, out], strides: [out, 1] });
+      const dy2 = contiguous(reshape(dy, [rows, out]));
+      // bf16 when only the dX GEMM reads dv (a bf16 weight never trains); else the gradients' float dtype.
+      const dvType = weight.dtype === 'bf16' && !nw ? 'bf16' : wide(dy);
+      const dv = nx || nw ? alloc(x.backend, [rows, out], dvType) : null;
+      const ds = ns ? alloc(s.backend, [out], wide(s)) : null;
+      if (dv || ds)
+        fused(x.backend).scaleBackward(
+          dv ? m(dv) : null,
+          ds ? ds.view(op) : null,
+          m(dy2),
+          m(ns ? v : dy2),
+          floatView(s, op),
+        );
+      const dx = nx ? reshape(matmul(dv!, weight), x.shape) : null;
+      const dw = nw ? matmul(transpose(dv!), reshape(x, [rows, inF])) : null;
+      const grads = [dx, dw, ds ? castTo(ds, s.dtype) : null];
+      return addTo ? [...grads, needs[3] ? dy : null] : grads;
+    });
+  return recordReads(
+    'scaledLinear',
+    y,
+    inputs,
+    rule,
+    [x.requiresGrad && weight, weight.requiresGrad && x, s],
+    keepV ? [v] : [],
+  );
 }
 
 /**

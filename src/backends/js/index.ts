@@ -22,7 +22,7 @@ import {
 import { embedding, embeddingBackward, gather, scatterAdd } from './indexing.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { matmul } from './matmul.js';
-import { adamw, dropout, rope, scaleAdd, scaleFold, scaleGrads } from './misc.js';
+import { adamw, dropout, rope, scaleAdd, scaleBackward, scaleFold, scaleGrads } from './misc.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './norm.js';
 import { argmax, reduce, topk } from './reduce.js';
 
@@ -124,4 +124,5 @@ export class JsBackend implements Backend {
   scaleFold = scaleFold;
   scaleGrads = scaleGrads;
   scaleAdd = scaleAdd;
+  scaleBackward = scaleBackward;
 }

@@ -155,3 +155,23 @@ export function scaleAdd(out: View, a: View, v: View, s: View): void {
   for (let i = 0; i < r; i++)
     for (let j = 0; j < n; j++) od[os + i * n + j] = ad[as + i * n + j]! + held(vd[vs + i * n + j]! * c(j));
 }
+
+export function scaleBackward(dv: View | null, ds: View | null, dy: View, v: View, s: View): void {
+  const [r, n] = scaleViews('scaleBackward', dy, v, null, s);
+  if (dv) scaleViews('scaleBackward', dv, v, null, null);
+  if (ds && sizeOf(ds.shape) !== n) throw new Error(`[js scaleBackward] ds must have ${n} elements`);
+  const [yd, vd] = [floats(dy, 'scaleBackward'), floats(v, 'scaleBackward')];
+  const [ys, vs] = [contiguousStart(dy, 'scaleBackward'), contiguousStart(v, 'scaleBackward')];
+  const c = vec(s, 'scaleBackward');
+  // Each product an f32 multiply (f64 for f64 views), as the composite's temporaries hold them.
+  const held = dy.dtype === 'f64' ? (x: number) => x : Math.fround;
+  if (dv) {
+    const [od, os] = [floats(dv, 'scaleBackward'), contiguousStart(dv, 'scaleBackward')];
+    for (let i = 0; i < r * n; i++) od[os + i] = held(yd[ys + i]! * c(i % n));
+  }
+  if (!ds) return;
+  const sums = new Float64Array(n);
+  for (let i = 0; i < r; i++) for (let j = 0; j < n; j++) sums[j] += held(yd[ys + i * n + j]! * vd[vs + i * n + j]!);
+  const [d, o] = [floats(ds, 'scaleBackward'), contiguousStart(ds, 'scaleBackward')];
+  sums.forEach((x, j) => (d[o + j] = x));
+}

@@ -10,6 +10,8 @@ export class NativeBackend extends AddonBackend {
   readonly #n: NativeAddon;
   /** f32 unless VERA_ACTIVATIONS=bf16: a reference mode for the cuda backend's bf16 activations. */
   readonly activationDType?: 'bf16';
+  /** Kernels that take bf16 views themselves (the GEMMs and casts aside): scaleBackward writes a bf16 dv. */
+  readonly bf16Kernels: ReadonlySet<string> = new Set(['scaleBackward']);
 
   constructor(addon: NativeAddon = loadAddon()) {
     super(addon, 'native', 'cpu');

@@ -93,3 +93,18 @@ export function scaleAdd(b: Backend, out: View, a: View, v: View, s: View): void
     b.binary('add', out, a, t);
   });
 }
+
+/** backend.scaleBackward's semantics: dv[i, k] = dy[i, k] · s[k], ds[k] = Σ_i dy[i, k] · v[i, k]. */
+export function scaleBackward(b: Backend, dv: View | null, ds: View | null, dy: View, v: View, s: View): void {
+  const [r, n] = matrix('scaleBackward', 'dy', dy);
+  const [r2, n2] = matrix('scaleBackward', 'v', v);
+  if (r2 !== r || n2 !== n) throw new Error(`[scaleBackward] v (${r2}, ${n2}) does not match dy (${r}, ${n})`);
+  if (dv) {
+    const [r3, n3] = matrix('scaleBackward', 'dv', dv);
+    if (r3 !== r || n3 !== n) throw new Error(`[scaleBackward] dv (${r3}, ${n3}) does not match dy (${r}, ${n})`);
+  }
+  vector('scaleBackward', 's', s, n);
+  vector('scaleBackward', 'ds', ds, n);
+  if (dv) b.binary('mul', dv, dy, perColumn(s, r, n));
+  if (ds) scaleGrads(b, null, ds, dy, v, null, null);
+}

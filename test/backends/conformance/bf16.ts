@@ -482,6 +482,24 @@ export function bf16Tests(ctx: Ctx): void {
     }
   });
 
+  ctx.test(['scaleBackward'], 'bf16: scaleBackward writing a bf16 dv, and reading bf16 dy and v', () => {
+    assert.ok(has('scaleBackward'));
+    for (const [dy, dv, dd] of [
+      ['f32', 'f32', 'bf16'],
+      ['bf16', 'bf16', 'f32'],
+      ['bf16', 'bf16', 'bf16'],
+    ] as [DType, DType, DType][]) {
+      const g = rt(dy, [70, 1030]);
+      const v = rt(dv, [70, 1030], -2, 2);
+      const sc = rt('f32', [1030], -2, 2);
+      const out = zeros(dd, [70, 1030]);
+      const ds = zeros('f32', [1030]);
+      ctx.both((be, p) => ctx.k(be).scaleBackward(p(out), p(ds), p(g), p(v), p(sc)));
+      check(ctx, 'scaleBackward', `scaleBackward dv ${tag(dy, dv, dd)}`, out);
+      check(ctx, 'scaleBackward', `scaleBackward ds ${tag(dy, dv, dd)}`, ds, 1e-5, 1e-5);
+    }
+  });
+
   ctx.test(['dropout'], 'bf16: dropout of bf16 views (the f32 Philox mask)', () => {
     assert.ok(has('dropout'));
     for (const [da, dout] of [

@@ -1,7 +1,8 @@
 // The fused kernels of the gated MLP and of VeRA's folded scalings: gatedActivation and its backward
 // for every activation with a fused derivative (inputs at an offset into a larger buffer, one gradient
 // or both), scaleFold with either scale or both, and scaleGrads over several column tiles and many row
-// chunks (the cuda kernel's partial sums), each gradient alone or both, and scaleAdd.
+// chunks (the cuda kernel's partial sums), each gradient alone or both, scaleAdd, and scaleBackward
+// (dv an f32 product, 1e-6 relative; ds a column sum as scaleGrads').
 // Tolerances: the gated kernels form each value as the composite does (f32 intermediates), with the
 // activation and its derivative of the backend's own arithmetic: the suite's tolerances of unary
 // (2e-6 relative) and unaryGrad (1e-5 relative, 1e-7 absolute), which f32 activations (native's, cuda's
@@ -79,6 +80,30 @@ export function gatedScaleTests(ctx: Ctx): void {
       const out = ctx.zeros(F, [r, n]);
       ctx.both((be, p) => ctx.k(be).scaleAdd(p(out), p(a), p(v), p(sc)));
       ctx.close('scaleAdd', `scaleAdd [${r}, ${n}]`, out, 1e-6, 1e-7);
+    }
+  });
+
+  ctx.test(['scaleBackward'], 'scaleBackward: dv and ds together or alone, dy at an offset', () => {
+    // [70, 1030]: several column blocks and rows per block on a threaded backend.
+    for (const [r, n] of [
+      [37, 129],
+      [70, 1030],
+      [1, 8],
+    ] as [number, number][]) {
+      const dy = offsetRf([r, n]);
+      const v = ctx.rf([r, n], -2, 2);
+      const sc = ctx.rf([n], -2, 2);
+      for (const [wantV, wantS] of [
+        [true, true],
+        [true, false],
+        [false, true],
+      ]) {
+        const dv = ctx.zeros(F, [r, n]);
+        const ds = ctx.zeros(F, [n]);
+        ctx.both((be, p) => ctx.k(be).scaleBackward(wantV ? p(dv) : null, wantS ? p(ds) : null, p(dy), p(v), p(sc)));
+        if (wantV) ctx.close('scaleBackward', `scaleBackward [${r}, ${n}] dv`, dv, 1e-6, 1e-7);
+        if (wantS) ctx.close('scaleBackward', `scaleBackward [${r}, ${n}] ds`, ds, 1e-5, 1e-4);
+      }
     }
   });
 
