@@ -182,6 +182,27 @@ for (const tb0 of testBackends()) {
       assert.ok(without - withPre >= 3 * copy * 0.99, `held ${withPre} B vs ${without} B`);
     });
 
+    if (tb0.dtype === 'f32')
+      test('scaled output over a bf16 weight: the bits of linear, mul and add, its dv written in bf16', () => {
+        const tb = variants[1]![1];
+        const run = (fused: boolean): number[][] =>
+          scope(() => {
+            const x = randData(tb, [3, 4, 40], 60).setRequiresGrad(true);
+            const w = ops.cast(randData(tb, [30, 40], 61), 'bf16');
+            const s = randData(tb, [30], 62).setRequiresGrad(true);
+            const base = randData(tb, [3, 4, 30], 63).setRequiresGrad(true);
+            const y = fused
+              ? ops.scaledLinear(x, w, s, undefined, undefined, base)
+              : ops.add(base, ops.mul(ops.linear(x, w), s));
+            backward(ops.sum(ops.mul(y, randData(tb, [3, 4, 30], 64))));
+            return [y, x.grad!, base.grad!, s.grad!].map((t) => t.toNumbers());
+          });
+        const [got, want] = [run(true), run(false)];
+        for (const [k, what] of ['y', 'dx', 'dbase'].entries()) assert.deepEqual(got[k], want[k], what);
+        // ds: the same f32 products summed in another order.
+        want[3]!.forEach((w, i) => assert.ok(Math.abs(got[3]![i]! - w) <= 1e-5 * (1 + Math.abs(w)), `ds[${i}]`));
+      });
+
     test('both formulations give the same values and gradients (batched input)', () => {
       const run = (tb: TestBackend): number[][] =>
         scope(() => {
