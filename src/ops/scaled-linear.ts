@@ -35,7 +35,9 @@ const pass = (reads: number): number => 4 * (reads + 1);
  * 1/balance bytes each.
  */
 export function foldsScale(rows: number, out: number, inF: number, scaleTrains: boolean, balance: number): boolean {
-  // Output side: the forward's u ⊙ s; trained: dy ⊙ s, dy ⊙ u and its reduction over rows.
+  // Output side: the forward's u ⊙ s; trained: dy ⊙ s, dy ⊙ u and its reduction over rows (the passes
+  // of scaleBackward's composite, which a backend that states a balance — cuda — runs until it lists its
+  // own one-pass kernel; backends without a balance never fold).
   const outputSide = rows * out * (pass(2) + (scaleTrains ? pass(2) + pass(2) + pass(1) : pass(2)));
   // Weight side: the fold (reads W and s, writes W'); trained: the G GEMM and the pass over G and W.
   const gemm = scaleTrains ? (2 * rows * out * inF) / balance : 0;
