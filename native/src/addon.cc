@@ -209,6 +209,15 @@ KERNEL(GetThreads, "getThreads", {
   return r;
 })
 
+// out = f(x), grad = f'(x): a native-only fused kernel (kernels.h), so it is exported here rather than
+// with the kernels both addons share (kernel_exports.h).
+KERNEL(UnaryWithGrad, "unaryWithGrad", {
+  const int op = a.op();
+  View out = a.view("output"), grad = a.view("grad"), x = a.view("x");
+  unary_with_grad(op, out, grad, x);
+  return nullptr;
+})
+
 KERNEL(Bf16GemmImpl, "bf16GemmImpl", {
   const std::string impl = bf16_gemm_impl();
   napi_value r;
@@ -294,6 +303,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setThreads", SetThreads},
       {"lowerPriority", LowerPriority},
       {"bf16GemmImpl", Bf16GemmImpl},
+      {"unaryWithGrad", UnaryWithGrad},
   };
   for (const Fn& f : fns) {
     napi_value fn;

@@ -474,4 +474,36 @@ void gated_activation_backward(int op, const View& dgate, const View& dup, const
   with_gated_op(k, op, [&](auto G) { gated_backward_run<decltype(G)::value>(dg, du, g, u, d, gate.numel()); });
 }
 
+// ---- an activation and its derivative in one pass: out = f(x), grad = f'(x) -------------------------
+// The values of unary and unaryGrad (dy = 1) bit for bit; the GELUs share the costly part of the two.
+namespace {
+
+template <int G>
+VERA_INLINE void value_and_grad(float x, float& y, float& g) {
+  if constexpr (G == G_GELU_TANH) vgelu_tanh_both(x, y, g);
+  else if constexpr (G == G_GELU) gelu_erf_both(x, y, g);
+  else {
+    y = un<unary_of<G>()>(x);
+    g = grad_f<G>(x);
+  }
+}
+
+template <int G>
+void unary_with_grad_run(float* o, float* g, const float* x, int64_t n) {
+  parallel_blocks(n, G == G_RELU ? kGrainCheap : kGrainHeavy, [&](int64_t lo, int64_t hi) {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) value_and_grad<G>(x[i], o[i], g[i]);
+  });
+}
+
+}  // namespace
+
+void unary_with_grad(int op, const View& out, const View& grad, const View& x) {
+  const char* k = "unaryWithGrad";
+  const float* xp = gated_in(k, "x", x, x);
+  float* o = const_cast<float*>(gated_in(k, "output", out, x));
+  float* g = const_cast<float*>(gated_in(k, "grad", grad, x));
+  with_gated_op(k, op, [&](auto G) { unary_with_grad_run<decltype(G)::value>(o, g, xp, x.numel()); });
+}
+
 }  // namespace vera

@@ -33,6 +33,9 @@ void unary(int op, const View& out, const View& a);
 void scalar(int op, const View& out, const View& a, double s);
 void binary(int op, const View& out, const View& a, const View& b);
 void unary_grad(int op, const View& dx, const View& x, const View& dy);
+// out = f(x) and grad = f'(x) in one pass (contiguous f32 views of one shape), op a UnaryGradOp.
+// Native only: the cuda addon does not export it.
+void unary_with_grad(int op, const View& out, const View& grad, const View& x);
 void where(const View& out, const View& cond, const View& a, const View& b);
 
 // reduce.cc

@@ -82,14 +82,19 @@ constexpr float kGeluC = 0.044715f;
 constexpr double kGeluM = -2.0 * 0.7978845608028654;  // −2·√(2/π)
 constexpr float kGeluMh = (float)kGeluM, kGeluMl = (float)(kGeluM - (double)kGeluMh);
 constexpr float kGeluKh = 0.044715f, kGeluKl = (float)(0.044715 - (double)kGeluKh);
-VERA_INLINE float vexp_gelu(float x0, float cap) {
-  const float x = x0 > 30.0f ? 30.0f : (x0 < -30.0f ? -30.0f : x0);  // e^{−2u} is 0 or inf beyond
+// The argument −2u = ah + al of e^{−2u} (x clamped to ±30, beyond which e^{−2u} is 0 or inf).
+VERA_INLINE void gelu_tanh_arg(float x0, float& ah, float& al) {
+  const float x = x0 > 30.0f ? 30.0f : (x0 < -30.0f ? -30.0f : x0);
   const float p = x * x, pl = std::fma(x, x, -p);
   const float q = p * x, ql = std::fma(p, x, -q) + pl * x;                      // x³ = q + ql
   const float r = kGeluKh * q, rl = std::fma(kGeluKh, q, -r) + (kGeluKh * ql + kGeluKl * q);  // k·x³
   const float s = x + r, bb = s - x, sl = ((x - (s - bb)) + (r - bb)) + rl;   // two-sum
-  float ah = kGeluMh * s;
-  const float al = std::fma(kGeluMh, s, -ah) + (kGeluMh * sl + kGeluMl * s);
+  ah = kGeluMh * s;
+  al = std::fma(kGeluMh, s, -ah) + (kGeluMh * sl + kGeluMl * s);
+}
+VERA_INLINE float vexp_gelu(float x0, float cap) {
+  float ah, al;
+  gelu_tanh_arg(x0, ah, al);
   ah = ah > cap ? cap : ah;
   return vexp(ah) * (1.0f + al);
 }
@@ -97,13 +102,24 @@ VERA_INLINE float vexp_gelu(float x0, float cap) {
 // 0.5·x·(1 + tanh(u)) = x·sigmoid(2u) = x / (1 + e^{−2u}): no cancellation for negative x.
 VERA_INLINE float vgelu_tanh(float x) { return x / (1.0f + vexp_gelu(x, 200.0f)); }
 
-// d/dx gelu_tanh = s + 2x·s(1−s)·u' with s = sigmoid(2u), 1−s = e/(1+e), e = exp(−2u).
-VERA_INLINE float vgelu_tanh_grad(float x) {
+// d/dx gelu_tanh = s + 2x·s(1−s)·u' with s = sigmoid(2u), 1−s = e/(1+e), e = exp(−2u) (capped at e^80).
+VERA_INLINE float vgelu_tanh_grad_e(float x, float e) {
   const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluC * x * x);
-  const float e = vexp_gelu(x, 80.0f);
   const float s = 1.0f / (1.0f + e);
   const float oms = e * s;
   return s + 2.0f * x * s * oms * du;
+}
+VERA_INLINE float vgelu_tanh_grad(float x) { return vgelu_tanh_grad_e(x, vexp_gelu(x, 80.0f)); }
+
+// Both at once, bit-identical to the two functions above: the argument and (below the derivative's cap)
+// the exponential are shared.
+VERA_INLINE void vgelu_tanh_both(float x, float& y, float& g) {
+  float ah, al;
+  gelu_tanh_arg(x, ah, al);
+  const float e = vexp(ah > 200.0f ? 200.0f : ah) * (1.0f + al);
+  const float e80 = ah > 80.0f ? vexp(80.0f) * (1.0f + al) : e;
+  y = x / (1.0f + e);
+  g = vgelu_tanh_grad_e(x, e80);
 }
 
 // x·sigmoid(x) and its derivative s·(1 + x·(1−s)).
@@ -181,8 +197,13 @@ VERA_INLINE float vnormal_cdf(float x) {
 
 // Exact GELU x·Φ(x) and its derivative Φ(x) + x·φ(x).
 VERA_INLINE float gelu_erf(float x) { return x * vnormal_cdf(x); }
-VERA_INLINE float gelu_erf_grad(float x) {
-  return vnormal_cdf(x) + x * 0.3989422804014327f * vexp_neg_half_sq(std::fabs(x));
+VERA_INLINE float gelu_erf_grad_c(float x, float c) { return c + x * 0.3989422804014327f * vexp_neg_half_sq(std::fabs(x)); }
+VERA_INLINE float gelu_erf_grad(float x) { return gelu_erf_grad_c(x, vnormal_cdf(x)); }
+// Both at once (Φ(x) shared), bit-identical to the two above.
+VERA_INLINE void gelu_erf_both(float x, float& y, float& g) {
+  const float c = vnormal_cdf(x);
+  y = x * c;
+  g = gelu_erf_grad_c(x, c);
 }
 
 // Natural log (Cephes logf: mantissa in [√½, √2), degree-8 polynomial, ~1 ulp). Subnormals are

@@ -63,6 +63,8 @@ export interface Addon {
   scalar(out: H, a: H): void;
   binary(out: H, a: H, b: H): void;
   unaryGrad(dx: H, x: H, dy: H): void;
+  /** Native only (the cuda addon leaves it out, and CudaBackend hides the method). */
+  unaryWithGrad?(out: H, grad: H, x: H): void;
   where(out: H, cond: H, a: H, b: H): void;
   reduce(out: H, a: H): void;
   argmax(out: H, a: H): void;
@@ -279,6 +281,12 @@ export class AddonBackend implements Backend {
     this.#d[0] = this.#op(this.#grad, 'unaryGrad', op);
     this.#put(this.#put(this.#put(this.#first, dx), x), dy);
     this.#a.unaryGrad(h(dx), h(x), h(dy));
+  }
+
+  unaryWithGrad(op: UnaryGradOp, out: View, grad: View, x: View): void {
+    this.#d[0] = this.#op(this.#grad, 'unaryWithGrad', op);
+    this.#put(this.#put(this.#put(this.#first, out), grad), x);
+    this.#a.unaryWithGrad!(h(out), h(grad), h(x));
   }
 
   where(out: View, cond: View, a: View, b: View): void {

@@ -239,6 +239,7 @@ export const FUSED_KERNELS = [
   'scaleGrads',
   'scaleAdd',
   'scaleBackward',
+  'unaryWithGrad',
 ] as const;
 
 export type FusedKernelName = (typeof FUSED_KERNELS)[number];
@@ -328,6 +329,12 @@ export interface Backend {
   binary(op: BinaryOp, out: View, a: View, b: View): void;
   /** dx = dy · f'(x); x and dy have out's shape (may be strided). */
   unaryGrad(op: UnaryGradOp, dx: View, x: View, dy: View): void;
+  /**
+   * An activation and its derivative in one pass: out = f(x) and grad = f'(x) (unary's and unaryGrad's
+   * values with dy = 1), contiguous views of one shape. An activation whose derivative costs about what
+   * its value does (the GELUs) saves f'(x) in the forward, so its backward is one product.
+   */
+  unaryWithGrad?(op: UnaryGradOp, out: View, grad: View, x: View): void;
   /** out = cond ? a : b, all three broadcast to out.shape; cond is 'bool'. */
   where(out: View, cond: View, a: View, b: View): void;
 

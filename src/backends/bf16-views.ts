@@ -16,6 +16,7 @@ const ROLES: Record<string, readonly Role[] | ((args: readonly unknown[]) => rea
   scalar: ['-', 'out', 'in', '-'],
   binary: ['-', 'out', 'in', 'in'],
   unaryGrad: ['-', 'out', 'in', 'in'],
+  unaryWithGrad: ['-', 'out', 'out', 'in'],
   where: ['out', '-', 'in', 'in'],
   reduce: ['-', 'out', 'in', '-'],
   argmax: ['-', 'in'],

@@ -3,13 +3,13 @@
 // use them; the rest differentiate through other elementwise ops.
 
 import type { BinaryOp, ScalarOp, UnaryGradOp, UnaryOp, View } from '../backends/backend.js';
-import { record, recordReads } from '../autograd/graph.js';
+import { isGradEnabled, record, recordReads } from '../autograd/graph.js';
 import { type DType, isFloat } from '../backends/dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../tensor/errors.js';
 import { scope } from '../tensor/scope.js';
 import { broadcastShapes, broadcastStrides } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { fused } from './kernels.js';
+import { fused, hasFused } from './kernels.js';
 import { contiguous } from './movement.js';
 import { alloc, allocLike, floatDType, mixedDType, sameBackend, sumToShape } from './util.js';
 
@@ -34,8 +34,26 @@ function unaryGradRaw(op: UnaryGradOp, x: Tensor, dy: Tensor): Tensor {
   return dx;
 }
 
-/** An activation whose derivative has a fused kernel: dx = dy · f'(x). */
+/** Activations whose derivative costs about what their value does, so one pass computing both pays. */
+const SAVES_DERIVATIVE: ReadonlySet<string> = new Set(['gelu', 'gelu_tanh']);
+
+/**
+ * An activation whose derivative has a fused kernel: dx = dy · f'(x). For the GELUs on a backend with
+ * its own unaryWithGrad (one pass for f and f'), a forward that records the graph saves f'(x) instead
+ * of x, so the backward is a product (the same values: f' is unaryGrad's with dy = 1); without that
+ * kernel, f and f' would be two passes over x, and the backward recomputes f'(x) in its one pass.
+ * (f32 only: a bf16 f'(x) would be rounded before the product, where unaryGrad rounds only dx.)
+ */
 function activation(op: UnaryOp & UnaryGradOp, a: Tensor): Tensor {
+  const saves = SAVES_DERIVATIVE.has(op) && a.dtype === 'f32' && a.requiresGrad && isGradEnabled();
+  if (saves && hasFused(a.backend, 'unaryWithGrad')) {
+    const x = contiguous(a);
+    const out = allocLike(x);
+    const grad = allocLike(x);
+    fused(a.backend).unaryWithGrad(op, out.view(op), grad.view(op), x.view(op));
+    if (x !== a) x.dispose();
+    return recordReads(op, out, [a], (dy) => [mul(dy, grad)], [grad], [grad]);
+  }
   const out = unaryRaw(op, a);
   return recordReads(op, out, [a], (dy) => [unaryGradRaw(op, a, dy)], [a]);
 }

@@ -7,6 +7,7 @@
 import { type Backend, FUSED_KERNELS, type FusedKernelName, type FusedKernels } from '../backends/backend.js';
 import { bf16Fallback } from '../backends/bf16-views.js';
 import { adamw } from './composite/adamw.js';
+import { unaryWithGrad } from './composite/activation.js';
 import { dropout } from './composite/dropout.js';
 import { gatedActivation, gatedActivationBackward } from './composite/gated.js';
 import { scaleAdd, scaleBackward, scaleFold, scaleGrads } from './composite/scale.js';
@@ -39,6 +40,7 @@ const COMPOSITES: { [K in FusedKernelName]: Composite<K> } = {
   scaleGrads,
   scaleAdd,
   scaleBackward,
+  unaryWithGrad,
 };
 
 const cache = new WeakMap<Backend, FusedKernels>();

@@ -210,6 +210,23 @@ export function elementwiseTests(ctx: Ctx): void {
     ctx.close('binary', 'binary in place (out = b)', y, 1e-7, 0);
   });
 
+  ctx.test(['unaryWithGrad'], 'unaryWithGrad: every op, value and derivative of one pass, odd and large sizes', () => {
+    for (const op of GRADS) {
+      for (const shape of [
+        [7, 13],
+        [33, 1025],
+      ] as [number, number][]) {
+        const x = ctx.rf(shape, -8, 8);
+        const out = ctx.zeros(F, shape);
+        const grad = ctx.zeros(F, shape);
+        ctx.both((be, v) => ctx.k(be).unaryWithGrad(op, v(out), v(grad), v(x)));
+        // unary's and unaryGrad's tolerances: the same values, formed once.
+        ctx.close('unaryWithGrad', `unaryWithGrad ${op} ${shape.join('x')} value`, out, 2e-6, 1e-14);
+        ctx.close('unaryWithGrad', `unaryWithGrad ${op} ${shape.join('x')} derivative`, grad, 1e-5, 1e-7);
+      }
+    }
+  });
+
   ctx.test(['unaryGrad'], 'unaryGrad: every op, strided x and dy', () => {
     for (const op of GRADS) {
       const x = ctx.ft(ctx.randf(13 * 7, -8, 8), [7, 13], [1, 7]);
