@@ -40,7 +40,8 @@ const SAVES_DERIVATIVE: ReadonlySet<string> = new Set(['gelu', 'gelu_tanh']);
 /**
  * An activation whose derivative has a fused kernel: dx = dy · f'(x). For the GELUs on a backend with
  * its own unaryWithGrad (one pass for f and f'), a forward that records the graph saves f'(x) instead
- * of x, so the backward is a product (the same values: f' is unaryGrad's with dy = 1); without that
+ * of x, so the backward is a product (the same values where f'(x) is formed in f32, as native forms
+ * it for unaryGrad too; js, which forms it in float64, within one rounding); without that
  * kernel, f and f' would be two passes over x, and the backward recomputes f'(x) in its one pass.
  * (f32 only: a bf16 f'(x) would be rounded before the product, where unaryGrad rounds only dx.)
  */

@@ -196,6 +196,24 @@ export function unaryGrad(op: UnaryGradOp, dx: View, x: View, dy: View): void {
   for (let i = 0; i < xo.length; i++) od[start + i] = gd[go[i]!]! * f(xd[xo[i]!]!);
 }
 
+/** out = f(x) and grad = f'(x): unary's and unaryGrad's values (dy = 1), one loop. */
+export function unaryWithGrad(op: UnaryGradOp, out: View, grad: View, x: View): void {
+  checkSameShape(`${op} with grad`, out, grad, x);
+  const f = UNARY[op];
+  const g = UNARY_GRAD[op];
+  if (!f || !g) throw new Error(`[js unaryWithGrad] Unknown op "${op}"`);
+  const od = floats(out, op);
+  const gd = floats(grad, op);
+  const xd = floats(x, op);
+  const [so, sg] = [contiguousStart(out, op), contiguousStart(grad, op)];
+  const xo = viewOffsets(x, op);
+  for (let i = 0; i < xo.length; i++) {
+    const v = xd[xo[i]!]!;
+    od[so + i] = f(v);
+    gd[sg + i] = g(v);
+  }
+}
+
 export function where(out: View, cond: View, a: View, b: View): void {
   checkSameShape('where', out, cond, a, b);
   const cd = bools(cond, 'where');

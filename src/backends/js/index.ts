@@ -17,6 +17,7 @@ import {
   scalar,
   unary,
   unaryGrad,
+  unaryWithGrad,
   where,
 } from './elementwise.js';
 import { embedding, embeddingBackward, gather, scatterAdd } from './indexing.js';
@@ -97,6 +98,7 @@ export class JsBackend implements Backend {
   scalar = scalar;
   binary = binary;
   unaryGrad = unaryGrad;
+  unaryWithGrad = unaryWithGrad;
   where = where;
   reduce = reduce;
   argmax = argmax;
